@@ -1,0 +1,202 @@
+//! Prints figures for the release path through a real daemon on loopback:
+//!
+//! - submit → Succeeded wall time, 3 environments, one wasm gate each (no
+//!   canary), one release at a time;
+//! - a change of production's configuration → all of 100 `WatchConfig`
+//!   subscribers have seen it, for a promotion and for a rollback.
+//!
+//! Run: `cargo bench -p gatehouse --bench release_flow`. Medians and p90 over
+//! the iterations below; the machine is shared, so compare runs side by side.
+
+use gatehouse::client::{self, Client};
+use gatehouse::proto;
+use gatehouse::server::{self, Settings};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const RELEASES: usize = 300;
+const WATCHERS: usize = 100;
+const CHANGES: usize = 100;
+
+const PIPELINE: &str = r#"
+name = "bench"
+[[environment]]
+name = "dev"
+  [[environment.gate]]
+  plugin = "config-lint"
+[[environment]]
+name = "staging"
+  [[environment.gate]]
+  plugin = "config-lint"
+[[environment]]
+name = "production"
+  [[environment.gate]]
+  plugin = "config-lint"
+"#;
+
+const DIRECT: &str = "name = \"direct\"\n[[environment]]\nname = \"production\"\n";
+
+fn candidate(n: usize) -> Vec<u8> {
+    format!(r#"{{"model":"m","prompt_template":"{{{{input}}}}","parameters":{{"temperature":0.1,"max_tokens":16}},"n":{n}}}"#).into_bytes()
+}
+
+async fn release(c: &mut Client, pipeline: &str, n: usize) -> u64 {
+    let id = c
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: pipeline.into(),
+            candidate: candidate(n),
+            metadata: Default::default(),
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+        .release
+        .expect("release")
+        .id;
+    let mut events = c
+        .releases
+        .watch_release(proto::WatchReleaseRequest { id })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut last = 0;
+    while let Some(e) = events.message().await.expect("event") {
+        last = e.phase;
+    }
+    assert_eq!(
+        last,
+        proto::ReleasePhase::Succeeded as i32,
+        "release {id} did not succeed"
+    );
+    id
+}
+
+fn summary(name: &str, mut xs: Vec<Duration>) {
+    xs.sort();
+    let pct = |p: f64| xs[((xs.len() as f64 * p) as usize).min(xs.len() - 1)];
+    println!(
+        "{name:<58} median {:>9.3} ms   p90 {:>9.3} ms   (n={})",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.9).as_secs_f64() * 1e3,
+        xs.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bench.toml"), PIPELINE).expect("write pipeline");
+    std::fs::write(dir.path().join("direct.toml"), DIRECT).expect("write pipeline");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        pipelines: vec![
+            dir.path().join("bench.toml"),
+            dir.path().join("direct.toml"),
+        ],
+        ..Settings::default()
+    };
+    let running = server::start(&settings).await.expect("start daemon");
+    let token = running.generated_admin_token.clone().expect("token");
+    let addr = format!("http://{}", running.addr);
+    let mut c = client::connect(&addr, Some(&token)).await.expect("connect");
+
+    // Warm up: connections, plugin instances, sled trees.
+    for n in 0..20 {
+        release(&mut c, "bench", 1_000_000 + n).await;
+    }
+    let mut walls = Vec::with_capacity(RELEASES);
+    for n in 0..RELEASES {
+        let t = Instant::now();
+        release(&mut c, "bench", n).await;
+        walls.push(t.elapsed());
+    }
+    summary("submit → Succeeded, 3 stages × 1 wasm gate", walls);
+
+    // 100 watchers of production, each on its own stream.
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, u64, Instant)>();
+    for w in 0..WATCHERS {
+        let mut wc = client::connect(&addr, Some(&token)).await.expect("connect");
+        let tx = seen_tx.clone();
+        tokio::spawn(async move {
+            let mut s = wc
+                .environments
+                .watch_config(proto::WatchConfigRequest {
+                    environment: "production".into(),
+                })
+                .await
+                .expect("watch config")
+                .into_inner();
+            while let Ok(Some(cfg)) = s.message().await {
+                if tx.send((w, cfg.generation, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let generation = |c: &mut Client| {
+        let mut c = c.clone();
+        async move {
+            c.environments
+                .get_config(proto::GetConfigRequest {
+                    environment: "production".into(),
+                })
+                .await
+                .expect("get config")
+                .into_inner()
+                .generation
+        }
+    };
+    // Every watcher first receives the current state.
+    let start_gen = generation(&mut c).await;
+    wait_all(&mut seen_rx, start_gen).await;
+
+    let mut promote = Vec::new();
+    let mut rollback = Vec::new();
+    for n in 0..CHANGES {
+        let t = Instant::now();
+        release(&mut c, "direct", 2_000_000 + n).await;
+        let g = generation(&mut c).await;
+        promote.push(wait_all(&mut seen_rx, g).await - t);
+
+        let t = Instant::now();
+        let r = c
+            .environments
+            .rollback_environment(proto::RollbackEnvironmentRequest {
+                environment: "production".into(),
+                reason: "bench".into(),
+            })
+            .await
+            .expect("rollback")
+            .into_inner();
+        let g = r.config.expect("config").generation;
+        rollback.push(wait_all(&mut seen_rx, g).await - t);
+    }
+    summary(
+        "promotion (submit, 1 stage, no gate) → 100 watchers saw it",
+        promote,
+    );
+    summary("rollback RPC → 100 watchers saw it", rollback);
+    running.stop().await.expect("stop");
+}
+
+/// Waits until every watcher reported generation `g` or later; returns when
+/// the last one did.
+async fn wait_all(rx: &mut mpsc::UnboundedReceiver<(usize, u64, Instant)>, g: u64) -> Instant {
+    let mut seen = [false; WATCHERS];
+    let mut count = 0;
+    let mut last = Instant::now();
+    while count < WATCHERS {
+        let (w, gen_seen, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("watchers stalled")
+            .expect("watchers gone");
+        if gen_seen >= g && !seen[w] {
+            seen[w] = true;
+            count += 1;
+            last = at;
+        }
+    }
+    last
+}

@@ -1,0 +1,107 @@
+//! Compiles the public API from `proto/` with protox (no system `protoc`), and
+//! builds the plugins the daemon embeds as WebAssembly components.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PROTOS: &[&str] = &[
+    "gatehouse/v1/releases.proto",
+    "gatehouse/v1/environments.proto",
+    "gatehouse/v1/audit.proto",
+];
+
+/// Plugin crates built for wasm32-wasip2, and whether the daemon embeds them as
+/// its default plugins (the others are test plugins loaded from disk).
+const PLUGINS: &[(&str, bool)] = &[
+    ("cost-estimator", true),
+    ("config-lint", true),
+    ("chaos-gate", false),
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest
+        .parent()
+        .ok_or("host/ has no parent")?
+        .to_path_buf();
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+
+    compile_protos(&root, &out)?;
+    build_plugins(&root, &out)?;
+    Ok(())
+}
+
+fn compile_protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let include = root.join("proto");
+    println!("cargo:rerun-if-changed={}", include.display());
+    let files: Vec<PathBuf> = PROTOS.iter().map(|p| include.join(p)).collect();
+    let fds = protox::compile(&files, [&include])?;
+    std::fs::write(out.join("gatehouse_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
+
+/// Builds every plugin crate for `wasm32-wasip2` in release mode, into a target
+/// directory of its own so this nested cargo never waits on the outer one.
+fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    for dir in ["plugin-sdk", "plugins", "tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = out.join("wasm");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (p, _) in PLUGINS {
+        cmd.args(["-p", p]);
+    }
+    // The outer build's flags and wrappers (clippy's driver, coverage flags)
+    // are for the host, not for the guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(format!("building the plugins for wasm32-wasip2 failed ({status}); run `rustup target add wasm32-wasip2`").into());
+    }
+    let mut consts = String::new();
+    for (p, embedded) in PLUGINS {
+        let stem = p.replace('-', "_");
+        let wasm = target_dir
+            .join("wasm32-wasip2/release")
+            .join(format!("{stem}.wasm"));
+        if !wasm.exists() {
+            return Err(format!("expected {} after building the plugins", wasm.display()).into());
+        }
+        let name = stem.to_uppercase();
+        let path = wasm.display().to_string();
+        consts.push_str(&format!(
+            "/// Where the build left the `{p}` plugin.\npub const {name}_PATH: &str = {path:?};\n"
+        ));
+        if *embedded {
+            consts.push_str(&format!(
+                "/// The `{p}` plugin, embedded.\npub const {name}_WASM: &[u8] = include_bytes!({path:?});\n"
+            ));
+        }
+    }
+    std::fs::write(out.join("plugin_paths.rs"), consts)?;
+    Ok(())
+}

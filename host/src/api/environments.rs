@@ -1,0 +1,86 @@
+//! `EnvironmentService`: what is live, the watch stream, rollback.
+
+use super::auth::{Permission, caller};
+use super::releases::async_stream;
+use super::{convert, errors::status};
+use crate::daemon::Daemon;
+use crate::proto::{self, environment_service_server::EnvironmentService};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct EnvironmentApi {
+    pub daemon: Arc<Daemon>,
+}
+
+#[tonic::async_trait]
+impl EnvironmentService for EnvironmentApi {
+    async fn list_environments(
+        &self,
+        req: Request<proto::ListEnvironmentsRequest>,
+    ) -> Result<Response<proto::ListEnvironmentsResponse>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let envs = self.daemon.environments().map_err(status)?;
+        Ok(Response::new(proto::ListEnvironmentsResponse {
+            environments: envs.iter().map(|c| convert::config(c)).collect(),
+        }))
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<proto::GetConfigRequest>,
+    ) -> Result<Response<proto::ActiveConfig>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let c = self
+            .daemon
+            .config(&req.get_ref().environment)
+            .map_err(status)?;
+        Ok(Response::new(convert::config(&c)))
+    }
+
+    type WatchConfigStream =
+        Pin<Box<dyn Stream<Item = Result<proto::ActiveConfig, Status>> + Send>>;
+
+    async fn watch_config(
+        &self,
+        req: Request<proto::WatchConfigRequest>,
+    ) -> Result<Response<Self::WatchConfigStream>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let mut rx = self
+            .daemon
+            .watch_config(&req.get_ref().environment)
+            .map_err(status)?;
+        Ok(Response::new(async_stream(move |tx| async move {
+            loop {
+                let current = convert::config(&rx.borrow_and_update());
+                if tx.send(Ok(current)).await.is_err() {
+                    return;
+                }
+                // A watcher that falls behind gets the newest state, not
+                // every intermediate one: configuration is a state, not a log.
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })))
+    }
+
+    async fn rollback_environment(
+        &self,
+        req: Request<proto::RollbackEnvironmentRequest>,
+    ) -> Result<Response<proto::RollbackEnvironmentResponse>, Status> {
+        let who = caller(&req)?;
+        who.require(Permission::Operate)?;
+        let r = req.into_inner();
+        let (config, down) = self
+            .daemon
+            .rollback_environment(&who.name, &r.environment, &r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::RollbackEnvironmentResponse {
+            config: Some(convert::config(&config)),
+            rolled_back_digest: down.hex(),
+        }))
+    }
+}

@@ -1,0 +1,35 @@
+//! The one place domain errors become gRPC statuses.
+
+use crate::configstore;
+use crate::daemon::Error;
+use crate::store::{self, Refusal};
+use tonic::Status;
+
+pub fn status(e: Error) -> Status {
+    let message = e.to_string();
+    match e {
+        Error::UnknownPipeline { .. } => Status::not_found(message),
+        Error::Candidate(_) | Error::Metadata { .. } => Status::invalid_argument(message),
+        Error::Environment(configstore::Error::UnknownEnvironment { .. }) => {
+            Status::not_found(message)
+        }
+        Error::Environment(configstore::Error::Store(s)) | Error::Store(s) => store_status(s),
+        Error::Pipeline(_) | Error::DuplicatePipeline(_) => Status::failed_precondition(message),
+        Error::Plugin(_) | Error::PluginFile { .. } => Status::failed_precondition(message),
+    }
+}
+
+fn store_status(e: store::Error) -> Status {
+    let message = e.to_string();
+    match e {
+        store::Error::Refused(Refusal::NotFound(_)) => Status::not_found(message),
+        store::Error::Refused(Refusal::Precondition(_)) => Status::failed_precondition(message),
+        store::Error::Refused(Refusal::Stale(_)) => Status::aborted(format!("{message}; retry")),
+        store::Error::Storage(sled::Error::Io(io)) if io.raw_os_error() == Some(28) => {
+            Status::resource_exhausted(format!(
+                "the data directory is full ({io}); free disk space, nothing was changed"
+            ))
+        }
+        store::Error::Storage(_) | store::Error::Corrupt { .. } => Status::internal(message),
+    }
+}

@@ -1,0 +1,62 @@
+//! The gRPC surface: authenticate, check the role, parse, call the domain,
+//! map its errors (in `errors`). No business logic lives here.
+
+pub mod audit;
+pub mod auth;
+mod convert;
+pub mod environments;
+mod errors;
+pub mod releases;
+
+use crate::daemon::Daemon;
+use crate::proto;
+use auth::Tokens;
+use std::sync::Arc;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+/// Every service, each behind the token check; health and reflection are
+/// open so probes and `grpcurl` work without a token.
+pub async fn routes(
+    daemon: Arc<Daemon>,
+    tokens: Tokens,
+) -> Result<Routes, tonic_reflection::server::Error> {
+    use proto::audit_service_server::AuditServiceServer;
+    use proto::environment_service_server::EnvironmentServiceServer;
+    use proto::release_service_server::ReleaseServiceServer;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ReleaseServiceServer<releases::ReleaseApi>>()
+        .await;
+    health
+        .set_serving::<EnvironmentServiceServer<environments::EnvironmentApi>>()
+        .await;
+    health
+        .set_serving::<AuditServiceServer<audit::AuditApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let releases = InterceptedService::new(
+        ReleaseServiceServer::new(releases::ReleaseApi {
+            daemon: daemon.clone(),
+        }),
+        tokens.clone(),
+    );
+    let environments = InterceptedService::new(
+        EnvironmentServiceServer::new(environments::EnvironmentApi {
+            daemon: daemon.clone(),
+        }),
+        tokens.clone(),
+    );
+    let audit =
+        InterceptedService::new(AuditServiceServer::new(audit::AuditApi { daemon }), tokens);
+    Ok(Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(releases)
+        .add_service(environments)
+        .add_service(audit))
+}

@@ -1,0 +1,174 @@
+//! `ReleaseService`: submit, inspect, watch, approve, abort.
+
+use super::auth::{Permission, caller};
+use super::{convert, errors::status};
+use crate::daemon::Daemon;
+use crate::pipeline::release::ReleaseId;
+use crate::proto::{self, release_service_server::ReleaseService};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct ReleaseApi {
+    pub daemon: Arc<Daemon>,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ReleaseService for ReleaseApi {
+    async fn submit_release(
+        &self,
+        req: Request<proto::SubmitReleaseRequest>,
+    ) -> Result<Response<proto::SubmitReleaseResponse>, Status> {
+        let who = caller(&req)?;
+        who.require(Permission::Submit)?;
+        let r = req.into_inner();
+        if r.pipeline.is_empty() {
+            return Err(Status::invalid_argument(
+                "pipeline is empty; name the pipeline to run (see `name` in pipeline.toml)",
+            ));
+        }
+        let metadata = r.metadata.into_iter().collect();
+        let (release, deduplicated, candidate_known) = self
+            .daemon
+            .submit(&who.name, &r.pipeline, r.candidate, metadata)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::SubmitReleaseResponse {
+            release: Some(convert::release(&release)),
+            deduplicated,
+            candidate_known,
+        }))
+    }
+
+    async fn get_release(
+        &self,
+        req: Request<proto::GetReleaseRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let r = self
+            .daemon
+            .release(ReleaseId(req.get_ref().id))
+            .map_err(status)?;
+        Ok(Response::new(convert::release(&r)))
+    }
+
+    async fn list_releases(
+        &self,
+        req: Request<proto::ListReleasesRequest>,
+    ) -> Result<Response<proto::ListReleasesResponse>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => 50,
+            n => n.min(1000) as usize,
+        };
+        let pipeline = (!r.pipeline.is_empty()).then_some(r.pipeline.as_str());
+        let releases = self.daemon.releases(pipeline, limit).map_err(status)?;
+        Ok(Response::new(proto::ListReleasesResponse {
+            releases: releases.iter().map(convert::release).collect(),
+        }))
+    }
+
+    type WatchReleaseStream = EventStream;
+
+    async fn watch_release(
+        &self,
+        req: Request<proto::WatchReleaseRequest>,
+    ) -> Result<Response<Self::WatchReleaseStream>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let id = ReleaseId(req.get_ref().id);
+        let daemon = self.daemon.clone();
+        // Subscribe before replaying, so nothing falls between the two.
+        let mut bus = daemon.store.subscribe();
+        let past = daemon.events_of(id).map_err(status)?;
+        let stream = async_stream(move |tx| async move {
+            let mut last = 0;
+            for e in past {
+                last = e.seq;
+                let end = ends_release(&e);
+                if tx.send(Ok(convert::event(&e))).await.is_err() || end {
+                    return;
+                }
+            }
+            if daemon.release(id).is_ok_and(|r| r.phase.is_terminal()) {
+                return;
+            }
+            loop {
+                let batch = match bus.recv().await {
+                    Ok(e) if e.release == Some(id.0) && e.seq > last => vec![(*e).clone()],
+                    Ok(_) => continue,
+                    // Fell behind the bus: catch up from the store.
+                    Err(RecvError::Lagged(_)) => match daemon.events_of(id) {
+                        Ok(all) => all.into_iter().filter(|e| e.seq > last).collect(),
+                        Err(e) => {
+                            let _ = tx.send(Err(status(e))).await;
+                            return;
+                        }
+                    },
+                    Err(RecvError::Closed) => return,
+                };
+                for e in batch {
+                    last = e.seq;
+                    let end = ends_release(&e);
+                    if tx.send(Ok(convert::event(&e))).await.is_err() || end {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn approve_stage(
+        &self,
+        req: Request<proto::ApproveStageRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        let who = caller(&req)?;
+        who.require(Permission::Operate)?;
+        let r = req.into_inner();
+        let release = self
+            .daemon
+            .approve(&who.name, ReleaseId(r.id), &r.environment, &r.comment)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::release(&release)))
+    }
+
+    async fn abort_release(
+        &self,
+        req: Request<proto::AbortReleaseRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        let who = caller(&req)?;
+        who.require(Permission::Operate)?;
+        let r = req.into_inner();
+        let release = self
+            .daemon
+            .abort(&who.name, ReleaseId(r.id), &r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::release(&release)))
+    }
+}
+
+fn ends_release(e: &crate::store::audit::AuditEvent) -> bool {
+    use crate::pipeline::release::PhaseName::*;
+    matches!(e.phase, Some(Succeeded | Failed | RolledBack | Aborted))
+}
+
+/// A response stream fed by a task; the task stops when the client goes away.
+pub(super) fn async_stream<T, F, Fut>(
+    body: F,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,111 @@
+//! `rollback` and `config`.
+
+use super::{Ctx, EXIT_OK, Output, rpc};
+use gatehouse::proto;
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back.
+    pub environment: String,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    pub environment: String,
+    /// Keep printing each new configuration as it goes live.
+    #[arg(long)]
+    pub watch: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let r = client
+        .environments
+        .rollback_environment(proto::RollbackEnvironmentRequest {
+            environment: a.environment.clone(),
+            reason: a.reason,
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let live = r
+        .config
+        .and_then(|c| c.active)
+        .map(|d| d.digest)
+        .unwrap_or_default();
+    println!(
+        "{}: rolled back from {} to {}",
+        a.environment,
+        short(&r.rolled_back_digest),
+        short(&live)
+    );
+    Ok(EXIT_OK)
+}
+
+pub async fn config(ctx: &Ctx, a: ConfigArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    if !a.watch {
+        let c = client
+            .environments
+            .get_config(proto::GetConfigRequest {
+                environment: a.environment,
+            })
+            .await
+            .map_err(rpc)?
+            .into_inner();
+        print_config(&c, a.output);
+        return Ok(EXIT_OK);
+    }
+    let mut stream = client
+        .environments
+        .watch_config(proto::WatchConfigRequest {
+            environment: a.environment,
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    while let Some(c) = stream.message().await.map_err(rpc)? {
+        print_config(&c, a.output);
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_config(c: &proto::ActiveConfig, output: Output) {
+    let active = c.active.as_ref();
+    match output {
+        Output::Json => println!(
+            "{}",
+            json!({
+                "environment": c.environment,
+                "generation": c.generation,
+                "digest": active.map(|d| d.digest.clone()),
+                "release_id": active.map(|d| d.release_id),
+                "config": active.and_then(|d| serde_json::from_slice::<serde_json::Value>(&d.config).ok()),
+                "canary_weight_percent": c.canary_weight_percent,
+            })
+        ),
+        Output::Text => match active {
+            None => println!(
+                "{} (generation {}): nothing deployed yet",
+                c.environment, c.generation
+            ),
+            Some(d) => println!(
+                "{} (generation {}): {} from release {}\n{}",
+                c.environment,
+                c.generation,
+                short(&d.digest),
+                d.release_id,
+                String::from_utf8_lossy(&d.config)
+            ),
+        },
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..12.min(digest.len())]
+}

@@ -1,0 +1,48 @@
+//! The command-line client: each subcommand is a thin gRPC call plus output
+//! for people (a terminal) or machines (`--output json`, plain lines).
+
+pub mod audit;
+pub mod demo;
+pub mod env;
+pub mod release;
+pub mod render;
+pub mod serve;
+pub mod token;
+
+use gatehouse::client::{self, Client};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_GATE_FAILED: u8 = 3;
+pub const EXIT_ROLLED_BACK: u8 = 4;
+pub const EXIT_ABORTED: u8 = 5;
+
+pub const EXIT_CODES: &str = "Exit codes: 0 success (for `submit --wait`: the release succeeded); \
+1 error (bad input, daemon unreachable, refused, audit chain broken); 2 usage; \
+3 a gate failed the release; 4 the release was rolled back; 5 the release was aborted.";
+
+/// Where the daemon is and how to authenticate.
+pub struct Ctx {
+    pub addr: String,
+    pub token: Option<String>,
+}
+
+impl Ctx {
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        Ok(client::connect(&self.addr, self.token.as_deref()).await?)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Output {
+    /// For people; colours and symbols on a terminal, plain lines otherwise.
+    #[default]
+    Text,
+    /// One JSON document (or one per line for streams), for machines.
+    Json,
+}
+
+/// Turns a gRPC status into an error a person can act on.
+pub fn rpc(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", status.message(), status.code())
+}

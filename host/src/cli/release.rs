@@ -1,0 +1,239 @@
+//! `submit`, `status`, `watch`, `approve`, `abort`.
+
+use super::render::{self, Style};
+use super::{Ctx, EXIT_ERROR, EXIT_OK, Output, rpc};
+use anyhow::Context;
+use gatehouse::client::Client;
+use gatehouse::proto;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// The candidate: a model configuration as JSON (`-` reads standard input).
+    pub candidate: PathBuf,
+    /// Pipeline to run it down.
+    #[arg(long, default_value = "model-config")]
+    pub pipeline: String,
+    /// Facts to record with it, e.g. --meta commit=3f2a1c --meta author=ana.
+    #[arg(long = "meta", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+    /// Follow the release until it ends; exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// A release id; without it, the latest releases.
+    pub id: Option<u64>,
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    pub id: u64,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    pub id: u64,
+    /// The environment being approved (the one the release waits at).
+    #[arg(long = "env")]
+    pub environment: String,
+    #[arg(long, default_value = "")]
+    pub comment: String,
+}
+
+#[derive(clap::Args)]
+pub struct AbortArgs {
+    pub id: u64,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
+    let bytes = if a.candidate.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("reading the candidate from standard input")?;
+        buf
+    } else {
+        std::fs::read(&a.candidate).with_context(|| format!("reading {}", a.candidate.display()))?
+    };
+    let mut client = ctx.connect().await?;
+    let resp = client
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: a.pipeline,
+            candidate: bytes,
+            metadata: a.meta.into_iter().collect::<HashMap<_, _>>(),
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let release = resp
+        .release
+        .context("the daemon answered without a release")?;
+    let style = Style::detect();
+    if a.output == Output::Text {
+        let note = if resp.deduplicated {
+            " (these bytes were already on their way: following that release)"
+        } else if resp.candidate_known {
+            " (these bytes were submitted before)"
+        } else {
+            ""
+        };
+        println!(
+            "release {} submitted: candidate {}{note}",
+            release.id,
+            &release.candidate_digest[..12]
+        );
+    }
+    if !a.wait {
+        if a.output == Output::Json {
+            println!("{}", render::release_json(&release));
+        }
+        return Ok(EXIT_OK);
+    }
+    let done = follow(&mut client, release.id, a.output, style).await?;
+    Ok(render::exit_code(&done))
+}
+
+/// Streams a release's events (as text lines, or JSON lines) and returns the
+/// release as it ended.
+pub async fn follow(
+    client: &mut Client,
+    id: u64,
+    output: Output,
+    style: Style,
+) -> anyhow::Result<proto::Release> {
+    let mut stream = client
+        .releases
+        .watch_release(proto::WatchReleaseRequest { id })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    while let Some(event) = stream.message().await.map_err(rpc)? {
+        match output {
+            Output::Text => println!("{}", style.event(&event)),
+            Output::Json => {}
+        }
+    }
+    let release = client
+        .releases
+        .get_release(proto::GetReleaseRequest { id })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    match output {
+        Output::Text => println!("{}", style.release(&release)),
+        Output::Json => println!("{}", render::release_json(&release)),
+    }
+    Ok(release)
+}
+
+pub async fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let style = Style::detect();
+    match a.id {
+        Some(id) => {
+            let r = client
+                .releases
+                .get_release(proto::GetReleaseRequest { id })
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            match a.output {
+                Output::Text => println!("{}", style.release(&r)),
+                Output::Json => println!("{}", render::release_json(&r)),
+            }
+        }
+        None => {
+            let list = client
+                .releases
+                .list_releases(proto::ListReleasesRequest {
+                    pipeline: a.pipeline.unwrap_or_default(),
+                    limit: a.limit,
+                })
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            match a.output {
+                Output::Json => {
+                    let all: Vec<_> = list.releases.iter().map(render::release_json).collect();
+                    println!("{}", serde_json::Value::Array(all));
+                }
+                Output::Text => {
+                    for r in &list.releases {
+                        println!(
+                            "{:>6}  {:<16} {:<12} {:<12} {}",
+                            r.id,
+                            render::phase_name(r.phase),
+                            r.environment,
+                            &r.candidate_digest[..12.min(r.candidate_digest.len())],
+                            r.reason
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn watch(ctx: &Ctx, a: WatchArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let r = follow(&mut client, a.id, a.output, Style::detect()).await?;
+    Ok(if r.terminal {
+        render::exit_code(&r)
+    } else {
+        EXIT_ERROR
+    })
+}
+
+pub async fn approve(ctx: &Ctx, a: ApproveArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let r = client
+        .releases
+        .approve_stage(proto::ApproveStageRequest {
+            id: a.id,
+            environment: a.environment,
+            comment: a.comment,
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    println!("{}", Style::detect().release(&r));
+    Ok(EXIT_OK)
+}
+
+pub async fn abort(ctx: &Ctx, a: AbortArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let r = client
+        .releases
+        .abort_release(proto::AbortReleaseRequest {
+            id: a.id,
+            reason: a.reason,
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    println!("{}", Style::detect().release(&r));
+    Ok(EXIT_OK)
+}

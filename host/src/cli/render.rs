@@ -1,0 +1,183 @@
+//! How releases and events look on a terminal, in plain lines, and in JSON.
+
+use gatehouse::proto::{self, ReleasePhase};
+use serde_json::json;
+use std::io::IsTerminal;
+
+pub fn phase_name(phase: i32) -> &'static str {
+    match ReleasePhase::try_from(phase).unwrap_or(ReleasePhase::Unspecified) {
+        ReleasePhase::Unspecified => "Unknown",
+        ReleasePhase::Pending => "Pending",
+        ReleasePhase::Gating => "Gating",
+        ReleasePhase::AwaitingApproval => "AwaitingApproval",
+        ReleasePhase::Applying => "Applying",
+        ReleasePhase::Canary => "Canary",
+        ReleasePhase::Promoted => "Promoted",
+        ReleasePhase::Succeeded => "Succeeded",
+        ReleasePhase::Failed => "Failed",
+        ReleasePhase::RolledBack => "RolledBack",
+        ReleasePhase::Aborted => "Aborted",
+    }
+}
+
+fn outcome_name(o: i32) -> &'static str {
+    match proto::Outcome::try_from(o).unwrap_or(proto::Outcome::Unspecified) {
+        proto::Outcome::Unspecified => "unknown",
+        proto::Outcome::Pass => "pass",
+        proto::Outcome::Warn => "warn",
+        proto::Outcome::Fail => "fail",
+        proto::Outcome::Inconclusive => "inconclusive",
+    }
+}
+
+/// Styles for a terminal, or none when output goes to a pipe or file.
+#[derive(Clone, Copy)]
+pub struct Style {
+    tty: bool,
+}
+
+impl Style {
+    pub fn detect() -> Style {
+        Style {
+            tty: std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.tty {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// One line for one event: live progress of a release.
+    pub fn event(&self, e: &proto::Event) -> String {
+        let (mark, color) = match e.kind.as_str() {
+            "gate.verdict"
+                if e.message.contains("→ fail") || e.message.contains("→ inconclusive") =>
+            {
+                ("✗", "31")
+            }
+            "gate.verdict" if e.message.contains("→ warn") => ("!", "33"),
+            "gate.verdict" => ("✓", "32"),
+            "env.applied" | "env.rolled_back" => ("→", "36"),
+            _ => match phase_name(e.phase) {
+                "Succeeded" => ("✓", "32;1"),
+                "Failed" | "RolledBack" | "Aborted" => ("✗", "31;1"),
+                _ => ("·", "2"),
+            },
+        };
+        if self.tty {
+            format!("{} {}", self.paint(color, mark), e.message)
+        } else {
+            format!("{} {} {}", e.seq, e.kind, e.message)
+        }
+    }
+
+    pub fn release(&self, r: &proto::Release) -> String {
+        let phase = phase_name(r.phase);
+        let color = match phase {
+            "Succeeded" => "32;1",
+            "Failed" | "RolledBack" | "Aborted" => "31;1",
+            _ => "33",
+        };
+        let mut out = format!(
+            "release {}  {}  pipeline {}  candidate {}",
+            r.id,
+            self.paint(color, phase),
+            r.pipeline,
+            &r.candidate_digest[..12.min(r.candidate_digest.len())]
+        );
+        if !r.environment.is_empty() {
+            out.push_str(&format!("  at {}", r.environment));
+        }
+        if !r.reason.is_empty() {
+            out.push_str(&format!("\n  reason: {}", r.reason));
+        }
+        for s in &r.stages {
+            let state = if s.promoted { "promoted" } else { "-" };
+            out.push_str(&format!("\n  {:<12} {state}", s.environment));
+            for g in &s.gates {
+                out.push_str(&format!(
+                    "\n    gate {:<16} {:<5} {}",
+                    g.gate,
+                    outcome_name(g.outcome),
+                    g.reason
+                ));
+            }
+            if s.approvals_required > 0 {
+                out.push_str(&format!(
+                    "\n    approvals {}/{} {}",
+                    s.approved_by.len(),
+                    s.approvals_required,
+                    s.approved_by.join(", ")
+                ));
+            }
+        }
+        out
+    }
+}
+
+pub fn release_json(r: &proto::Release) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "pipeline": r.pipeline,
+        "candidate_digest": r.candidate_digest,
+        "metadata": r.metadata,
+        "phase": phase_name(r.phase),
+        "environment": r.environment,
+        "reason": r.reason,
+        "failed_gate": r.failed_gate,
+        "terminal": r.terminal,
+        "submitted_by": r.submitted_by,
+        "submitted_at_ms": r.submitted_at_ms,
+        "updated_at_ms": r.updated_at_ms,
+        "stages": r.stages.iter().map(|s| json!({
+            "environment": s.environment,
+            "promoted": s.promoted,
+            "approvals_required": s.approvals_required,
+            "approved_by": s.approved_by,
+            "gates": s.gates.iter().map(|g| json!({
+                "gate": g.gate,
+                "plugin": g.plugin,
+                "plugin_digest": g.plugin_digest,
+                "outcome": outcome_name(g.outcome),
+                "score": g.score,
+                "reason": g.reason,
+                "blocking": g.blocking,
+                "duration_us": g.duration_us,
+                "measurements": g.measurements.iter().map(|m| json!({
+                    "name": m.name, "value": m.value, "unit": m.unit,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn event_json(e: &proto::Event) -> serde_json::Value {
+    json!({
+        "seq": e.seq,
+        "at_ms": e.at_ms,
+        "actor": e.actor,
+        "release_id": e.release_id,
+        "environment": e.environment,
+        "kind": e.kind,
+        "message": e.message,
+        "detail": serde_json::from_str::<serde_json::Value>(&e.detail_json).unwrap_or_default(),
+        "phase": phase_name(e.phase),
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    })
+}
+
+/// The exit code a finished release maps to.
+pub fn exit_code(r: &proto::Release) -> u8 {
+    match phase_name(r.phase) {
+        "Succeeded" => super::EXIT_OK,
+        "Failed" => super::EXIT_GATE_FAILED,
+        "RolledBack" => super::EXIT_ROLLED_BACK,
+        "Aborted" => super::EXIT_ABORTED,
+        _ => super::EXIT_ERROR,
+    }
+}

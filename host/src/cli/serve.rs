@@ -1,0 +1,66 @@
+//! `serve`: run the daemon until interrupted.
+
+use super::EXIT_OK;
+use gatehouse::server::{self, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The daemon's TOML config; flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to serve gRPC on (port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where releases, candidates and the audit log are kept.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A pipeline file to serve (repeatable); default: the bundled example.
+    #[arg(long = "pipeline")]
+    pub pipelines: Vec<PathBuf>,
+    /// A directory of extra gate plugins (*.wasm) to install at start.
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+}
+
+pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut settings = match &a.config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::default(),
+    };
+    if let Some(l) = a.listen {
+        settings.listen = l;
+    }
+    if let Some(d) = a.data_dir {
+        settings.data_dir = d;
+    }
+    if !a.pipelines.is_empty() {
+        settings.pipelines = a.pipelines;
+    }
+    if let Some(p) = a.plugin_dir {
+        settings.plugin_dir = Some(p);
+    }
+    let running = server::start(&settings).await?;
+    // Stdout carries what a person or a supervising script needs: the address,
+    // and a generated token exactly once.
+    if let Some(token) = &running.generated_admin_token {
+        println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
+    }
+    println!("gatehouse listening on {}", running.addr);
+    running
+        .run_until(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("interrupted; stopping");
+            }
+        })
+        .await?;
+    Ok(EXIT_OK)
+}

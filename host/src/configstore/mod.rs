@@ -1,0 +1,281 @@
+//! The built-in environment: which candidate is live in each environment, and
+//! the stream services watch to hot-reload it.
+//!
+//! Rules: a change is made inside a [`Store`] transaction (so it commits
+//! together with the release's phase and its audit event), and only after
+//! that commit is it published to watchers, who always see a state that is
+//! already on disk. Applying the digest that is already live changes nothing.
+
+use crate::digest::Digest;
+use crate::pipeline::release::ReleaseId;
+use crate::store::{self, Refusal, Store, Tx, TxResult, refuse};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// How many earlier deployments an environment remembers for rollback.
+const HISTORY: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub digest: Digest,
+    pub release: ReleaseId,
+    pub deployed_at_ms: i64,
+}
+
+/// What is live in one environment, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvState {
+    pub name: String,
+    /// Increases with every change.
+    pub generation: u64,
+    pub active: Option<Deployment>,
+    /// Earlier deployments, oldest first; rollback restores the last.
+    pub history: Vec<Deployment>,
+    pub canary: Option<Deployment>,
+    pub canary_weight_percent: u32,
+}
+
+impl EnvState {
+    fn empty(name: &str) -> EnvState {
+        EnvState {
+            name: name.to_string(),
+            generation: 0,
+            active: None,
+            history: Vec::new(),
+            canary: None,
+            canary_weight_percent: 0,
+        }
+    }
+}
+
+/// An environment's state with the bytes of what it runs, as watchers get it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    pub state: EnvState,
+    pub active_bytes: Option<Arc<Vec<u8>>>,
+    pub canary_bytes: Option<Arc<Vec<u8>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "environment {name:?} is not in any pipeline this daemon serves; known environments: {known}"
+    )]
+    UnknownEnvironment { name: String, known: String },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+pub struct ConfigStore {
+    store: Store,
+    channels: Mutex<BTreeMap<String, watch::Sender<Arc<LiveConfig>>>>,
+}
+
+impl ConfigStore {
+    /// Loads the stored state of each named environment.
+    pub fn open(
+        store: Store,
+        environments: impl IntoIterator<Item = String>,
+    ) -> Result<ConfigStore, Error> {
+        let cs = ConfigStore {
+            store,
+            channels: Mutex::new(BTreeMap::new()),
+        };
+        for name in environments {
+            let state = cs
+                .store
+                .environment(&name)?
+                .unwrap_or_else(|| EnvState::empty(&name));
+            let live = cs.live(state)?;
+            cs.lock().insert(name, watch::channel(Arc::new(live)).0);
+        }
+        Ok(cs)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// The current configuration of an environment.
+    pub fn get(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {
+        Ok(self.sender(env)?.borrow().clone())
+    }
+
+    /// A receiver that holds the current configuration and wakes on each change.
+    pub fn watch(&self, env: &str) -> Result<watch::Receiver<Arc<LiveConfig>>, Error> {
+        Ok(self.sender(env)?.subscribe())
+    }
+
+    /// Makes `digest` live in `env`, inside the caller's transaction. Returns
+    /// the new state, or `None` when it was live already.
+    pub fn apply_in(
+        tx: &Tx<'_>,
+        env: &str,
+        digest: Digest,
+        release: ReleaseId,
+    ) -> TxResult<Option<EnvState>> {
+        let mut state = tx.environment(env)?.unwrap_or_else(|| EnvState::empty(env));
+        if state.active.as_ref().is_some_and(|a| a.digest == digest) {
+            return Ok(None);
+        }
+        if let Some(previous) = state.active.take() {
+            state.history.push(previous);
+            if state.history.len() > HISTORY {
+                state.history.remove(0);
+            }
+        }
+        state.active = Some(Deployment {
+            digest,
+            release,
+            deployed_at_ms: tx.now_ms(),
+        });
+        state.canary = None;
+        state.canary_weight_percent = 0;
+        state.generation += 1;
+        tx.put_environment(&state)?;
+        Ok(Some(state))
+    }
+
+    /// Restores the previous deployment of `env` inside the caller's
+    /// transaction; returns the new state and the deployment taken down.
+    pub fn rollback_in(tx: &Tx<'_>, env: &str) -> TxResult<(EnvState, Deployment)> {
+        let Some(mut state) = tx.environment(env)? else {
+            return refuse(Refusal::Precondition(format!(
+                "environment {env} has never had a deployment; there is nothing to roll back"
+            )));
+        };
+        let (Some(current), Some(previous)) = (state.active.clone(), state.history.pop()) else {
+            return refuse(Refusal::Precondition(format!(
+                "environment {env} has no previous deployment to roll back to"
+            )));
+        };
+        state.active = Some(previous);
+        state.canary = None;
+        state.canary_weight_percent = 0;
+        state.generation += 1;
+        tx.put_environment(&state)?;
+        Ok((state, current))
+    }
+
+    /// Tells every watcher of the environment about a committed state.
+    pub fn publish(&self, state: EnvState) -> Result<(), Error> {
+        let name = state.name.clone();
+        let live = Arc::new(self.live(state)?);
+        let mut channels = self.lock();
+        match channels.get(&name) {
+            Some(tx) => {
+                tx.send_replace(live);
+            }
+            None => {
+                channels.insert(name, watch::channel(live).0);
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&self, state: EnvState) -> Result<LiveConfig, Error> {
+        let bytes = |d: &Option<Deployment>| -> Result<Option<Arc<Vec<u8>>>, Error> {
+            Ok(match d {
+                Some(d) => self.store.candidate(&d.digest)?.map(Arc::new),
+                None => None,
+            })
+        };
+        Ok(LiveConfig {
+            active_bytes: bytes(&state.active)?,
+            canary_bytes: bytes(&state.canary)?,
+            state,
+        })
+    }
+
+    fn sender(&self, env: &str) -> Result<watch::Sender<Arc<LiveConfig>>, Error> {
+        let channels = self.lock();
+        channels
+            .get(env)
+            .cloned()
+            .ok_or_else(|| Error::UnknownEnvironment {
+                name: env.to_string(),
+                known: channels.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, watch::Sender<Arc<LiveConfig>>>> {
+        // A poisoned map of channels is still a valid map of channels.
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn apply(store: &Store, cs: &ConfigStore, env: &str, bytes: &[u8], release: u64) -> bool {
+        let d = Digest::of(bytes);
+        store.put_candidate(&d, bytes).unwrap();
+        let changed = store
+            .commit(|tx| ConfigStore::apply_in(tx, env, d, ReleaseId(release)))
+            .await
+            .unwrap();
+        let was_change = changed.is_some();
+        if let Some(s) = changed {
+            cs.publish(s).unwrap();
+        }
+        was_change
+    }
+
+    #[tokio::test]
+    async fn applying_the_live_digest_again_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cs = ConfigStore::open(store.clone(), ["dev".to_string()]).unwrap();
+        assert!(apply(&store, &cs, "dev", b"{\"model\":\"a\"}", 1).await);
+        assert!(!apply(&store, &cs, "dev", b"{\"model\":\"a\"}", 1).await);
+        let live = cs.get("dev").unwrap();
+        assert_eq!(live.state.generation, 1);
+        assert!(live.state.history.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rollback_restores_previous_digest_and_watchers_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cs = ConfigStore::open(store.clone(), ["prod".to_string()]).unwrap();
+        let mut rx = cs.watch("prod").unwrap();
+        apply(&store, &cs, "prod", b"{\"model\":\"a\"}", 1).await;
+        apply(&store, &cs, "prod", b"{\"model\":\"b\"}", 2).await;
+        rx.changed().await.unwrap();
+        assert_eq!(
+            rx.borrow_and_update().active_bytes.as_deref().unwrap(),
+            b"{\"model\":\"b\"}"
+        );
+        let (state, down) = store
+            .commit(|tx| ConfigStore::rollback_in(tx, "prod"))
+            .await
+            .unwrap();
+        assert_eq!(down.release, ReleaseId(2));
+        cs.publish(state).unwrap();
+        rx.changed().await.unwrap();
+        let live = rx.borrow_and_update().clone();
+        assert_eq!(live.active_bytes.as_deref().unwrap(), b"{\"model\":\"a\"}");
+        assert_eq!(live.state.generation, 3);
+
+        let err = store
+            .commit(|tx| ConfigStore::rollback_in(tx, "prod"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no previous deployment"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_lists_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cs = ConfigStore::open(store, ["dev".to_string(), "prod".to_string()]).unwrap();
+        let err = cs.get("staging").unwrap_err().to_string();
+        assert!(
+            err.contains("\"staging\"") && err.contains("dev, prod"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,503 @@
+//! The daemon's domain: everything a caller can ask of Gatehouse, free of
+//! gRPC. `api/` authenticates, parses and maps errors; this module decides.
+
+use crate::configstore::{self, ConfigStore, LiveConfig};
+use crate::pipeline::candidate::{self, CandidateError};
+use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline};
+use crate::pipeline::executor::{self, DAEMON};
+use crate::pipeline::release::{Phase, Release, ReleaseId};
+use crate::plugins::{self, Plugins};
+use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
+use crate::store::{self, Refusal, Store, refuse};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Where the daemon keeps its state and what it serves.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub data_dir: PathBuf,
+    /// Pipeline files; none means the bundled example pipeline.
+    pub pipelines: Vec<PathBuf>,
+    /// Extra gate plugins (`*.wasm`) installed at start.
+    pub plugin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("pipeline {name:?} is not served by this daemon; served pipelines: {known}")]
+    UnknownPipeline { name: String, known: String },
+    #[error(transparent)]
+    Candidate(#[from] CandidateError),
+    #[error("metadata key {key:?} is invalid: {problem}")]
+    Metadata { key: String, problem: String },
+    #[error(transparent)]
+    Pipeline(#[from] definition::Error),
+    #[error(transparent)]
+    Plugin(#[from] plugins::Error),
+    #[error("{path}: cannot read plugin: {source}")]
+    PluginFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("two pipeline files are both named {0:?}; pipeline names must be unique")]
+    DuplicatePipeline(String),
+    #[error(transparent)]
+    Environment(#[from] configstore::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+pub struct Daemon {
+    pub store: Store,
+    pub plugins: Arc<Plugins>,
+    pub configstore: ConfigStore,
+    pipelines: BTreeMap<String, Pipeline>,
+    /// Releases with a running executor task.
+    running: Mutex<HashSet<ReleaseId>>,
+}
+
+/// The example pipeline, served when no pipeline file is named.
+pub const BUNDLED_PIPELINE: &str = include_str!("../../examples/pipeline.toml");
+
+struct PluginCatalog<'a>(&'a Plugins);
+
+impl Catalog for PluginCatalog<'_> {
+    fn has_gate_plugin(&self, name: &str) -> bool {
+        self.0.gate(name).is_some()
+    }
+    fn gate_plugin_names(&self) -> Vec<String> {
+        self.0.gate_names()
+    }
+    fn has_adapter(&self, name: &str) -> bool {
+        name == BUILTIN_ADAPTER
+    }
+    fn adapter_names(&self) -> Vec<String> {
+        vec![BUILTIN_ADAPTER.to_string()]
+    }
+}
+
+impl Daemon {
+    /// Opens the store, installs plugins, loads pipelines and resumes every
+    /// unfinished release. Must run inside a tokio runtime.
+    pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
+        let store = Store::open(&setup.data_dir)?;
+        // Compiling plugins is CPU work; keep it off the reactor.
+        let for_install = setup.clone();
+        let plugins = tokio::task::spawn_blocking(move || install_plugins(&for_install))
+            .await
+            .map_err(|e| {
+                Error::Plugin(plugins::Error::Engine(format!(
+                    "plugin installation panicked: {e}"
+                )))
+            })??;
+        let plugins = Arc::new(plugins);
+
+        let catalog = PluginCatalog(&plugins);
+        let mut pipelines = BTreeMap::new();
+        let loaded: Vec<Pipeline> = if setup.pipelines.is_empty() {
+            vec![Pipeline::parse(
+                "examples/pipeline.toml (bundled)",
+                BUNDLED_PIPELINE,
+                &catalog,
+            )?]
+        } else {
+            setup
+                .pipelines
+                .iter()
+                .map(|p| Pipeline::load(p, &catalog))
+                .collect::<Result<_, _>>()?
+        };
+        for p in loaded {
+            if pipelines.contains_key(&p.name) {
+                return Err(Error::DuplicatePipeline(p.name));
+            }
+            pipelines.insert(p.name.clone(), p);
+        }
+
+        let unfinished = store.unfinished_releases()?;
+        let mut env_names: BTreeSet<String> = pipelines
+            .values()
+            .flat_map(|p| p.environments.iter().map(|e| e.name.clone()))
+            .collect();
+        // Environments of releases started under an older pipeline file stay
+        // reachable, so those releases can finish.
+        for id in &unfinished {
+            if let Some(r) = store.release(*id)? {
+                env_names.extend(r.pipeline.environments.iter().map(|e| e.name.clone()));
+            }
+        }
+        let configstore = ConfigStore::open(store.clone(), env_names)?;
+        let daemon = Arc::new(Daemon {
+            store,
+            plugins,
+            configstore,
+            pipelines,
+            running: Mutex::new(HashSet::new()),
+        });
+
+        let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
+        daemon
+            .store
+            .commit(|tx| {
+                tx.append(
+                    Draft::new(EventKind::DaemonStarted, DAEMON, format!("daemon started serving pipelines {}", names.join(", ")))
+                        .detail(serde_json::json!({ "pipelines": names, "version": env!("CARGO_PKG_VERSION") })),
+                )
+            })
+            .await?;
+        for id in unfinished {
+            daemon.resume(id).await?;
+        }
+        Ok(daemon)
+    }
+
+    pub fn pipelines(&self) -> impl Iterator<Item = &Pipeline> {
+        self.pipelines.values()
+    }
+
+    /// Starts a release of `bytes` down `pipeline`, or returns the unfinished
+    /// release of the same bytes on it. Returns (release, deduplicated, known).
+    pub async fn submit(
+        self: &Arc<Self>,
+        actor: &str,
+        pipeline: &str,
+        bytes: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<(Release, bool, bool), Error> {
+        let pipeline = self
+            .pipelines
+            .get(pipeline)
+            .ok_or_else(|| Error::UnknownPipeline {
+                name: pipeline.to_string(),
+                known: self
+                    .pipelines
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        check_metadata(&metadata)?;
+        let candidate = candidate::validate(bytes)?;
+        let known = self
+            .store
+            .put_candidate(&candidate.digest, &candidate.bytes)?;
+        if let Some(id) = self
+            .store
+            .open_release_of(&candidate.digest, &pipeline.name)?
+            && let Some(r) = self.store.release(id)?
+        {
+            return Ok((r, true, known));
+        }
+        let id = self.store.next_release_id()?;
+        let release = self
+            .store
+            .commit(|tx| {
+                let r = Release::new(
+                    id,
+                    pipeline.clone(),
+                    candidate.digest,
+                    metadata.clone(),
+                    actor.to_string(),
+                    tx.now_ms(),
+                );
+                tx.put_release(&r)?;
+                tx.append(
+                    Draft::new(
+                        EventKind::ReleaseSubmitted,
+                        actor,
+                        format!(
+                            "release {id} submitted: {} on pipeline {}",
+                            candidate.digest.short(),
+                            pipeline.name
+                        ),
+                    )
+                    .release(id.0, r.phase.name())
+                    .detail(serde_json::json!({
+                        "digest": candidate.digest,
+                        "pipeline": pipeline.name,
+                        "metadata": metadata,
+                        "candidate_known": known,
+                    })),
+                )?;
+                Ok(r)
+            })
+            .await?;
+        self.spawn(id);
+        Ok((release, false, known))
+    }
+
+    pub fn release(&self, id: ReleaseId) -> Result<Release, Error> {
+        self.store.release(id)?.ok_or_else(|| not_found(id))
+    }
+
+    pub fn releases(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Release>, Error> {
+        Ok(self.store.releases(pipeline, limit)?)
+    }
+
+    pub async fn approve(
+        &self,
+        actor: &str,
+        id: ReleaseId,
+        env: &str,
+        comment: &str,
+    ) -> Result<Release, Error> {
+        let r = self
+            .store
+            .commit(|tx| {
+                let mut r = tx.release(id)?;
+                let Phase::AwaitingApproval { stage } = r.phase else {
+                    return refuse(Refusal::Precondition(format!(
+                        "release {id} is not waiting for approval (it is {}{})",
+                        r.phase.name(),
+                        r.current_environment().map(|e| format!(" in {e}")).unwrap_or_default()
+                    )));
+                };
+                if r.environment(stage) != env {
+                    return refuse(Refusal::Precondition(format!(
+                        "release {id} waits for approval of {}, not {env}",
+                        r.environment(stage)
+                    )));
+                }
+                if r.stages[stage].approved_by.iter().any(|a| a == actor) {
+                    return refuse(Refusal::Precondition(format!(
+                        "{actor} already approved {env} for release {id}; another operator must approve"
+                    )));
+                }
+                r.stages[stage].approved_by.push(actor.to_string());
+                r.updated_at_ms = tx.now_ms();
+                tx.put_release(&r)?;
+                let have = r.stages[stage].approved_by.len();
+                let need = r.pipeline.environments[stage].approvals;
+                tx.append(
+                    Draft::new(EventKind::ReleaseApproved, actor, format!("{env}: approved by {actor} ({have} of {need})"))
+                        .release(id.0, r.phase.name())
+                        .environment(env)
+                        .detail(serde_json::json!({ "comment": comment })),
+                )?;
+                Ok(r)
+            })
+            .await?;
+        Ok(r)
+    }
+
+    pub async fn abort(&self, actor: &str, id: ReleaseId, reason: &str) -> Result<Release, Error> {
+        let reason = if reason.trim().is_empty() {
+            format!("aborted by {actor}")
+        } else {
+            format!("aborted by {actor}: {reason}")
+        };
+        let r = self
+            .store
+            .commit(|tx| {
+                let mut r = tx.release(id)?;
+                if r.phase.is_terminal() {
+                    return refuse(Refusal::Precondition(format!(
+                        "release {id} has already ended ({}); there is nothing to abort",
+                        r.phase.name()
+                    )));
+                }
+                r.phase = Phase::Aborted {
+                    stage: r.phase.stage(),
+                    reason: reason.clone(),
+                };
+                r.updated_at_ms = tx.now_ms();
+                tx.put_release(&r)?;
+                tx.append(
+                    Draft::new(
+                        EventKind::ReleaseAborted,
+                        actor,
+                        format!("release {id} {reason}"),
+                    )
+                    .release(id.0, r.phase.name()),
+                )?;
+                Ok(r)
+            })
+            .await?;
+        Ok(r)
+    }
+
+    /// Restores the previous deployment of `env`. A release still under way
+    /// whose candidate is taken down ends RolledBack.
+    pub async fn rollback_environment(
+        &self,
+        actor: &str,
+        env: &str,
+        reason: &str,
+    ) -> Result<(Arc<LiveConfig>, crate::digest::Digest), Error> {
+        self.configstore.get(env)?;
+        let (state, down) = self
+            .store
+            .commit(|tx| {
+                let (state, down) = ConfigStore::rollback_in(tx, env)?;
+                let restored = state
+                    .active
+                    .as_ref()
+                    .map(|d| d.digest.short())
+                    .unwrap_or_default();
+                let why = if reason.trim().is_empty() {
+                    "no reason given".to_string()
+                } else {
+                    reason.to_string()
+                };
+                let mut draft = Draft::new(
+                    EventKind::EnvRolledBack,
+                    actor,
+                    format!(
+                        "{env}: rolled back from {} to {restored} by {actor}: {why}",
+                        down.digest.short()
+                    ),
+                )
+                .environment(env)
+                .detail(serde_json::json!({
+                    "from": down.digest,
+                    "to": state.active.as_ref().map(|d| d.digest),
+                    "generation": state.generation,
+                    "reason": why,
+                }));
+                let mut release = tx.release(down.release).ok();
+                if let Some(r) = release.as_mut().filter(|r| !r.phase.is_terminal()) {
+                    r.phase = Phase::RolledBack {
+                        stage: r.phase.stage(),
+                        reason: format!("{env} was rolled back by {actor}: {why}"),
+                    };
+                    r.updated_at_ms = tx.now_ms();
+                    tx.put_release(r)?;
+                }
+                if let Some(r) = &release {
+                    draft = draft.release(r.id.0, r.phase.name());
+                }
+                tx.append(draft)?;
+                Ok((state, down))
+            })
+            .await?;
+        self.configstore.publish(state)?;
+        Ok((self.configstore.get(env)?, down.digest))
+    }
+
+    pub fn config(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {
+        Ok(self.configstore.get(env)?)
+    }
+
+    pub fn watch_config(&self, env: &str) -> Result<watch::Receiver<Arc<LiveConfig>>, Error> {
+        Ok(self.configstore.watch(env)?)
+    }
+
+    pub fn environments(&self) -> Result<Vec<Arc<LiveConfig>>, Error> {
+        self.configstore
+            .names()
+            .iter()
+            .map(|n| Ok(self.configstore.get(n)?))
+            .collect()
+    }
+
+    pub fn verify_audit(&self) -> Result<Verification, Error> {
+        Ok(self.store.verify_audit()?)
+    }
+
+    pub fn events_of(&self, id: ReleaseId) -> Result<Vec<AuditEvent>, Error> {
+        self.release(id)?;
+        Ok(self.store.events_of(id)?)
+    }
+
+    async fn resume(self: &Arc<Self>, id: ReleaseId) -> Result<(), Error> {
+        let Some(r) = self.store.release(id)? else {
+            return Ok(());
+        };
+        let message = format!(
+            "release {id} resumed after a daemon restart, from {}{}",
+            r.phase.name(),
+            r.current_environment()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default()
+        );
+        self.store
+            .commit(|tx| {
+                tx.append(
+                    Draft::new(EventKind::ReleaseResumed, DAEMON, message.clone())
+                        .release(id.0, r.phase.name()),
+                )
+            })
+            .await?;
+        self.spawn(id);
+        Ok(())
+    }
+
+    fn spawn(self: &Arc<Self>, id: ReleaseId) {
+        let fresh = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        if fresh {
+            tokio::spawn(executor::drive(self.clone(), id));
+        }
+    }
+
+    /// Called by the executor when a release's task ends.
+    pub(crate) fn finished(&self, id: ReleaseId) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+fn install_plugins(setup: &Setup) -> Result<Plugins, Error> {
+    let plugins = Plugins::new()?;
+    for (name, wasm) in plugins::builtin::embedded() {
+        plugins.install(name, wasm)?;
+    }
+    if let Some(dir) = &setup.plugin_dir {
+        let read = |e| Error::PluginFile {
+            path: dir.display().to_string(),
+            source: e,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        for path in files {
+            let wasm = std::fs::read(&path).map_err(|e| Error::PluginFile {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            plugins.install(&path.display().to_string(), &wasm)?;
+        }
+    }
+    Ok(plugins)
+}
+
+fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> {
+    if metadata.len() > 64 {
+        return Err(Error::Metadata {
+            key: String::new(),
+            problem: format!("{} entries, over the limit of 64", metadata.len()),
+        });
+    }
+    for (k, v) in metadata {
+        let problem = if k.is_empty() || k.len() > 128 {
+            Some("keys must be 1 to 128 bytes")
+        } else if v.len() > 4096 {
+            Some("values must be at most 4096 bytes")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Error::Metadata {
+                key: k.clone(),
+                problem: problem.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn not_found(id: ReleaseId) -> Error {
+    Error::Store(store::Error::Refused(Refusal::NotFound(format!(
+        "release {id} does not exist; `gatehouse status` lists releases"
+    ))))
+}

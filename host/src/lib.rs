@@ -1,0 +1,23 @@
+//! Gatehouse: a release control plane for model configurations.
+//!
+//! A candidate flows down a pipeline; at each stage, WebAssembly gates judge
+//! it and an adapter places it; the store remembers every step.
+
+pub mod api;
+pub mod client;
+pub mod configstore;
+pub mod daemon;
+pub mod digest;
+pub mod pipeline;
+pub mod plugins;
+pub mod server;
+pub mod store;
+
+/// The public gRPC API, generated from `proto/gatehouse/v1`.
+pub mod proto {
+    tonic::include_proto!("gatehouse.v1");
+
+    /// Encoded descriptors of the API, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/gatehouse_descriptor.bin"));
+}

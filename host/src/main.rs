@@ -1,0 +1,95 @@
+//! `gatehouse`: the daemon and its command-line client in one binary.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Release control plane for model configurations: CI submits a candidate,
+/// WebAssembly gates judge it, and the daemon promotes it dev → staging →
+/// production, recording every step.
+#[derive(Parser)]
+#[command(name = "gatehouse", version, after_help = cli::EXIT_CODES)]
+struct Cli {
+    /// Daemon address.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_ADDR",
+        default_value = "http://127.0.0.1:7443"
+    )]
+    addr: String,
+    /// Bearer token (printed by the first `serve`, or from your admin).
+    #[arg(long, global = true, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(cli::serve::ServeArgs),
+    /// Start a throw-away daemon and release a good and a bad candidate.
+    Demo,
+    /// Submit a candidate for release.
+    Submit(cli::release::SubmitArgs),
+    /// Show one release, or list the latest.
+    Status(cli::release::StatusArgs),
+    /// Follow a release's events until it ends.
+    Watch(cli::release::WatchArgs),
+    /// Approve the stage a release waits at.
+    Approve(cli::release::ApproveArgs),
+    /// Stop a release where it stands.
+    Abort(cli::release::AbortArgs),
+    /// Make an environment's previous candidate live again.
+    Rollback(cli::env::RollbackArgs),
+    /// Show (or follow) what is live in an environment.
+    Config(cli::env::ConfigArgs),
+    /// Export or verify the audit log.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
+    /// Create access tokens.
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    let ctx = cli::Ctx {
+        addr: cli.addr,
+        token: cli.token,
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => cli::serve::run(a).await,
+            Command::Demo => cli::demo::run().await,
+            Command::Submit(a) => cli::release::submit(&ctx, a).await,
+            Command::Status(a) => cli::release::status(&ctx, a).await,
+            Command::Watch(a) => cli::release::watch(&ctx, a).await,
+            Command::Approve(a) => cli::release::approve(&ctx, a).await,
+            Command::Abort(a) => cli::release::abort(&ctx, a).await,
+            Command::Rollback(a) => cli::env::rollback(&ctx, a).await,
+            Command::Config(a) => cli::env::config(&ctx, a).await,
+            Command::Audit(a) => cli::audit::run(&ctx, a).await,
+            Command::Token(a) => cli::token::run(a),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}

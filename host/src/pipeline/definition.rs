@@ -1,0 +1,458 @@
+//! Pipelines as code: a TOML file names the environments a candidate passes
+//! through, in order, and for each its gates, adapter, approvals and canary.
+//!
+//! Parsing happens once, at the edge; every error names the file, the line
+//! and what to change. A validated [`Pipeline`] is copied into each release it
+//! starts, so editing the file never changes a release already under way.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The adapter every environment gets unless it names another.
+pub const BUILTIN_ADAPTER: &str = "configstore";
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_GATE_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub environments: Vec<Environment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub adapter: String,
+    /// Distinct operators who must approve before the candidate is applied.
+    pub approvals: u32,
+    pub gates: Vec<GateSpec>,
+    pub canary: Option<CanarySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// Unique within its environment; defaults to the plugin's name.
+    pub name: String,
+    pub plugin: String,
+    /// Handed to the plugin as a JSON object.
+    pub params: serde_json::Value,
+    pub timeout: Duration,
+    /// A blocking gate that does not pass stops the release; a non-blocking
+    /// one is recorded as a warning.
+    pub blocking: bool,
+}
+
+/// Progressive delivery settings of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySpec {
+    /// Canary traffic weights in percent, ascending, e.g. `[5, 25, 50]`.
+    pub steps: Vec<u32>,
+    /// How long each step observes before it is judged.
+    #[serde(default = "default_step_seconds")]
+    pub step_seconds: u64,
+    /// Fewer observations than this per arm is "not enough data", never a pass.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// False-alarm rate of the statistical tests.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default)]
+    pub on_inconclusive: InconclusiveAction,
+}
+
+/// What to do when a canary step ends without enough evidence either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InconclusiveAction {
+    /// Observe for another step's duration.
+    #[default]
+    Extend,
+    /// Wait for an operator's approval.
+    Pause,
+    /// Roll back.
+    Fail,
+}
+
+fn default_step_seconds() -> u64 {
+    60
+}
+fn default_min_samples() -> u64 {
+    50
+}
+fn default_alpha() -> f64 {
+    0.01
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: cannot read the pipeline: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// What a pipeline may refer to: the plugins and adapters this daemon has.
+pub trait Catalog {
+    fn has_gate_plugin(&self, name: &str) -> bool;
+    fn gate_plugin_names(&self) -> Vec<String>;
+    fn has_adapter(&self, name: &str) -> bool;
+    fn adapter_names(&self) -> Vec<String>;
+}
+
+impl Pipeline {
+    pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Pipeline, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Pipeline::parse(&path.display().to_string(), &text, catalog)
+    }
+
+    /// Parses and validates pipeline TOML; `file` only labels errors.
+    pub fn parse(file: &str, text: &str, catalog: &dyn Catalog) -> Result<Pipeline, Error> {
+        let at = |span: Range<usize>, message: String| {
+            let (line, column) = line_column(text, span.start);
+            Error::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawPipeline = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim_end().to_string()))?;
+
+        check_name(&raw.name, "pipeline").map_err(|m| at(raw.name.span(), m))?;
+        if raw.environment.is_empty() {
+            return Err(at(
+                0..0,
+                "the pipeline has no environments; add at least one [[environment]] with a name"
+                    .into(),
+            ));
+        }
+        let mut seen_envs = BTreeSet::new();
+        let mut environments = Vec::with_capacity(raw.environment.len());
+        for env in raw.environment {
+            check_name(&env.name, "environment").map_err(|m| at(env.name.span(), m))?;
+            if !seen_envs.insert(env.name.get_ref().clone()) {
+                return Err(at(
+                    env.name.span(),
+                    format!(
+                        "environment {:?} appears twice; each environment is a stage and comes once",
+                        env.name.get_ref()
+                    ),
+                ));
+            }
+            let adapter = match env.adapter {
+                None => BUILTIN_ADAPTER.to_string(),
+                Some(a) => {
+                    if !catalog.has_adapter(a.get_ref()) {
+                        return Err(at(
+                            a.span(),
+                            format!(
+                                "adapter {:?} is not installed; installed adapters: {}",
+                                a.get_ref(),
+                                catalog.adapter_names().join(", ")
+                            ),
+                        ));
+                    }
+                    a.into_inner()
+                }
+            };
+            let mut gate_names = BTreeSet::new();
+            let mut gates = Vec::with_capacity(env.gate.len());
+            for g in env.gate {
+                if !catalog.has_gate_plugin(g.plugin.get_ref()) {
+                    return Err(at(
+                        g.plugin.span(),
+                        format!(
+                            "gate plugin {:?} is not installed; installed gate plugins: {}",
+                            g.plugin.get_ref(),
+                            catalog.gate_plugin_names().join(", ")
+                        ),
+                    ));
+                }
+                let name = match &g.name {
+                    Some(n) => {
+                        check_name(n, "gate").map_err(|m| at(n.span(), m))?;
+                        n.get_ref().clone()
+                    }
+                    None => g.plugin.get_ref().clone(),
+                };
+                if !gate_names.insert(name.clone()) {
+                    let span = g.name.as_ref().map_or(g.plugin.span(), |n| n.span());
+                    return Err(at(
+                        span,
+                        format!(
+                            "gate {name:?} appears twice in environment {:?}; give one of them a distinct `name`",
+                            env.name.get_ref()
+                        ),
+                    ));
+                }
+                let timeout = match &g.timeout_ms {
+                    None => DEFAULT_GATE_TIMEOUT,
+                    Some(ms) => {
+                        let t = Duration::from_millis(*ms.get_ref());
+                        if t.is_zero() || t > MAX_GATE_TIMEOUT {
+                            return Err(at(
+                                ms.span(),
+                                format!(
+                                    "timeout_ms must be between 1 and {}",
+                                    MAX_GATE_TIMEOUT.as_millis()
+                                ),
+                            ));
+                        }
+                        t
+                    }
+                };
+                let params = serde_json::to_value(&g.params).map_err(|e| {
+                    at(
+                        g.plugin.span(),
+                        format!("params cannot be handed to the plugin as JSON: {e}"),
+                    )
+                })?;
+                gates.push(GateSpec {
+                    name,
+                    plugin: g.plugin.into_inner(),
+                    params,
+                    timeout,
+                    blocking: g.blocking.unwrap_or(true),
+                });
+            }
+            let canary = match env.canary {
+                None => None,
+                Some(c) => {
+                    let span = c.span();
+                    let c = c.into_inner();
+                    check_canary(&c).map_err(|m| at(span, m))?;
+                    Some(c)
+                }
+            };
+            environments.push(Environment {
+                name: env.name.into_inner(),
+                adapter,
+                approvals: env.approvals.unwrap_or(0),
+                gates,
+                canary,
+            });
+        }
+        Ok(Pipeline {
+            name: raw.name.into_inner(),
+            environments,
+        })
+    }
+
+    pub fn environment(&self, name: &str) -> Option<(usize, &Environment)> {
+        self.environments
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: Spanned<String>,
+    #[serde(default)]
+    environment: Vec<RawEnvironment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    name: Spanned<String>,
+    adapter: Option<Spanned<String>>,
+    approvals: Option<u32>,
+    #[serde(default)]
+    gate: Vec<RawGate>,
+    canary: Option<Spanned<CanarySpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    name: Option<Spanned<String>>,
+    plugin: Spanned<String>,
+    #[serde(default)]
+    params: toml::Table,
+    timeout_ms: Option<Spanned<u64>>,
+    blocking: Option<bool>,
+}
+
+fn check_name(name: &Spanned<String>, what: &str) -> Result<(), String> {
+    let n = name.get_ref();
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {n:?} must be 1 to 64 characters of a-z, 0-9, '-' or '_'"
+        ))
+    }
+}
+
+fn check_canary(c: &CanarySpec) -> Result<(), String> {
+    if c.steps.is_empty() {
+        return Err(
+            "canary.steps is empty; list traffic weights in percent, e.g. [5, 25, 50]".into(),
+        );
+    }
+    if c.steps.iter().any(|s| *s == 0 || *s > 100) || c.steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "canary.steps {:?} must rise strictly, each between 1 and 100 (percent)",
+            c.steps
+        ));
+    }
+    if c.step_seconds == 0 {
+        return Err("canary.step_seconds must be at least 1".into());
+    }
+    if !(c.alpha > 0.0 && c.alpha < 0.5) {
+        return Err(format!(
+            "canary.alpha {} must be between 0 and 0.5 (e.g. 0.01)",
+            c.alpha
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) struct FixedCatalog;
+
+    impl Catalog for FixedCatalog {
+        fn has_gate_plugin(&self, name: &str) -> bool {
+            ["cost-estimator", "config-lint"].contains(&name)
+        }
+        fn gate_plugin_names(&self) -> Vec<String> {
+            vec!["config-lint".into(), "cost-estimator".into()]
+        }
+        fn has_adapter(&self, name: &str) -> bool {
+            name == BUILTIN_ADAPTER
+        }
+        fn adapter_names(&self) -> Vec<String> {
+            vec![BUILTIN_ADAPTER.into()]
+        }
+    }
+
+    fn parse(text: &str) -> Result<Pipeline, Error> {
+        Pipeline::parse("p.toml", text, &FixedCatalog)
+    }
+
+    fn error_at(text: &str) -> (usize, String) {
+        match parse(text) {
+            Err(Error::Invalid { line, message, .. }) => (line, message),
+            other => panic!("expected an invalid pipeline, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn example_pipeline_parses_with_defaults() {
+        let p = parse(include_str!("../../../examples/pipeline.toml")).unwrap();
+        assert_eq!(p.environments.len(), 3);
+        let names: Vec<_> = p.environments.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["dev", "staging", "production"]);
+        assert!(p.environments.iter().all(|e| e.adapter == BUILTIN_ADAPTER));
+    }
+
+    #[test]
+    fn gate_defaults_are_blocking_five_seconds_named_after_plugin() {
+        let p = parse(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"config-lint\"\n",
+        )
+        .unwrap();
+        let g = &p.environments[0].gates[0];
+        assert_eq!(g.name, "config-lint");
+        assert!(g.blocking);
+        assert_eq!(g.timeout, DEFAULT_GATE_TIMEOUT);
+        assert_eq!(g.params, serde_json::json!({}));
+        assert_eq!(p.environments[0].approvals, 0);
+        assert!(p.environments[0].canary.is_none());
+    }
+
+    #[test]
+    fn unknown_plugin_is_reported_at_its_line_with_the_installed_ones() {
+        let (line, msg) = error_at(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden\"\n",
+        );
+        assert_eq!(line, 5);
+        assert!(msg.contains("\"golden\" is not installed"), "{msg}");
+        assert!(msg.contains("config-lint, cost-estimator"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_environment_and_unknown_key_and_bad_canary_name_their_lines() {
+        let (line, msg) = error_at(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment]]\nname = \"dev\"\n",
+        );
+        assert_eq!(line, 5);
+        assert!(msg.contains("appears twice"), "{msg}");
+
+        let (line, msg) = error_at("name = \"p\"\n[[environment]]\nname = \"dev\"\naprovals = 1\n");
+        assert_eq!(line, 4);
+        assert!(msg.contains("aprovals"), "{msg}");
+
+        let (line, msg) = error_at(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[environment.canary]\nsteps = [50, 25]\n",
+        );
+        assert_eq!(line, 4);
+        assert!(msg.contains("must rise strictly"), "{msg}");
+    }
+
+    #[test]
+    fn empty_pipeline_and_bad_names_are_refused() {
+        let (_, msg) = error_at("name = \"p\"\n");
+        assert!(msg.contains("no environments"), "{msg}");
+        let (line, msg) = error_at("name = \"Prod Line\"\n[[environment]]\nname = \"dev\"\n");
+        assert_eq!(line, 1);
+        assert!(msg.contains("a-z, 0-9"), "{msg}");
+    }
+
+    #[test]
+    fn timeout_bounds_are_enforced() {
+        let (line, msg) = error_at(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 0\n",
+        );
+        assert_eq!(line, 6);
+        assert!(msg.contains("timeout_ms"), "{msg}");
+    }
+
+    #[test]
+    fn canary_settings_are_kept() {
+        let p = parse(
+            "name = \"p\"\n[[environment]]\nname = \"prod\"\n[environment.canary]\nsteps = [5, 25, 50]\nstep_seconds = 30\non_inconclusive = \"pause\"\n",
+        )
+        .unwrap();
+        let c = p.environments[0].canary.as_ref().unwrap();
+        assert_eq!(c.steps, [5, 25, 50]);
+        assert_eq!(c.step_seconds, 30);
+        assert_eq!(c.min_samples, 50);
+        assert_eq!(c.on_inconclusive, InconclusiveAction::Pause);
+    }
+}

@@ -1,0 +1,339 @@
+//! Drives one release down its pipeline, one persisted phase at a time.
+//!
+//! Rules: read the release, do the one effect its phase guards, then commit
+//! the next phase only if the release is still in the phase we read
+//! (compare-and-set) — an abort or rollback that landed meanwhile wins, and
+//! this task stops. A phase is always durable before its effect starts.
+
+use crate::configstore::ConfigStore;
+use crate::daemon::Daemon;
+use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId};
+use crate::plugins::{CandidateView, GateError, GateInput};
+use crate::store::audit::{Draft, EventKind};
+use crate::store::{self, Refusal, Tx, TxResult, refuse};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Who the log names as the actor of what the executor does.
+pub const DAEMON: &str = "daemon";
+
+/// Runs the release until it is terminal or this daemon stops.
+pub async fn drive(daemon: Arc<Daemon>, id: ReleaseId) {
+    let span = tracing::info_span!("release", release_id = id.0);
+    let driver = daemon.clone();
+    async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match step(&driver, id).await {
+                Ok(Flow::Continue) => backoff = Duration::from_millis(100),
+                Ok(Flow::Done) => break,
+                Err(e) => {
+                    // The store failed (disk full, say). The release stays in
+                    // its last durable phase; try again later.
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "release step failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    daemon.finished(id);
+}
+
+enum Flow {
+    Continue,
+    Done,
+}
+
+async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error> {
+    let Some(release) = daemon.store.release(id)? else {
+        return Ok(Flow::Done);
+    };
+    let outcome = match release.phase.clone() {
+        p if p.is_terminal() => return Ok(Flow::Done),
+        Phase::Pending => {
+            advance(daemon, &release, Phase::Gating { stage: 0 }, |_, _| Ok(())).await
+        }
+        Phase::Gating { stage } => run_gates(daemon, &release, stage).await,
+        Phase::AwaitingApproval { stage } => {
+            let next = release.after_gates(stage);
+            if next == release.phase {
+                wait_for_news(daemon, id).await;
+                return Ok(Flow::Continue);
+            }
+            advance(daemon, &release, next, |_, _| Ok(())).await
+        }
+        Phase::Applying { stage } => apply(daemon, &release, stage).await,
+        Phase::Canary { stage } => {
+            // Releases enter Canary only on a daemon that judges canaries; one
+            // found here is stopped rather than promoted unjudged.
+            let reason = format!(
+                "canary analysis for {} is not available on this daemon; the release was stopped rather than promoted unjudged",
+                release.environment(stage)
+            );
+            let failed = Phase::Failed {
+                stage: Some(stage),
+                gate: None,
+                reason,
+            };
+            advance(daemon, &release, failed, |_, _| Ok(())).await
+        }
+        Phase::Promoted { stage } => {
+            let next = release.after_promotion(stage);
+            advance(daemon, &release, next, |_, _| Ok(())).await
+        }
+        // Terminal phases returned above.
+        _ => return Ok(Flow::Done),
+    };
+    match outcome {
+        Ok(_) | Err(store::Error::Refused(Refusal::Stale(_))) => Ok(Flow::Continue),
+        Err(e) => Err(e),
+    }
+}
+
+/// Commits `next` if the release is still as read, with `extra` adding its
+/// own changes and events to the same transaction.
+async fn advance(
+    daemon: &Daemon,
+    read: &Release,
+    next: Phase,
+    extra: impl Fn(&Tx<'_>, &mut Release) -> TxResult<()>,
+) -> Result<Release, store::Error> {
+    let message = describe_phase(read, &next);
+    daemon
+        .store
+        .commit(|tx| {
+            let mut r = tx.release(read.id)?;
+            if r.phase != read.phase {
+                return refuse(Refusal::Stale(read.id));
+            }
+            r.phase = next.clone();
+            r.updated_at_ms = tx.now_ms();
+            extra(tx, &mut r)?;
+            tx.put_release(&r)?;
+            let mut draft = Draft::new(EventKind::ReleasePhase, DAEMON, message.clone())
+                .release(r.id.0, r.phase.name())
+                .detail(serde_json::to_value(&r.phase).unwrap_or_default());
+            if let Some(env) = r.current_environment() {
+                draft = draft.environment(env);
+            }
+            tx.append(draft)?;
+            Ok(r)
+        })
+        .await
+}
+
+fn describe_phase(r: &Release, next: &Phase) -> String {
+    let env = |s: &usize| r.environment(*s).to_string();
+    match next {
+        Phase::Pending => format!("release {} is pending", r.id),
+        Phase::Gating { stage } => format!("{}: running gates", env(stage)),
+        Phase::AwaitingApproval { stage } => format!(
+            "{}: gates passed; waiting for {} approval(s)",
+            env(stage),
+            r.pipeline.environments[*stage].approvals
+        ),
+        Phase::Applying { stage } => format!("{}: applying {}", env(stage), r.candidate.short()),
+        Phase::Canary { stage } => format!("{}: canary", env(stage)),
+        Phase::Promoted { stage } => format!("{}: promoted", env(stage)),
+        Phase::Succeeded => format!("release {} succeeded", r.id),
+        Phase::Failed { reason, .. } => format!("release {} failed: {reason}", r.id),
+        Phase::RolledBack { reason, .. } => format!("release {} rolled back: {reason}", r.id),
+        Phase::Aborted { reason, .. } => format!("release {} aborted: {reason}", r.id),
+    }
+}
+
+/// Waits until something may have changed for this release: an event about
+/// it (approval, abort), or a while, whichever comes first.
+async fn wait_for_news(daemon: &Daemon, id: ReleaseId) {
+    let mut bus = daemon.store.subscribe();
+    let wait = async {
+        loop {
+            match bus.recv().await {
+                Ok(e) if e.release == Some(id.0) => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    // The periodic re-read covers an event that landed between reading the
+    // release and subscribing.
+    let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+}
+
+async fn run_gates(
+    daemon: &Arc<Daemon>,
+    release: &Release,
+    stage: usize,
+) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let spec = &release.pipeline.environments[stage];
+    let candidate_bytes = daemon
+        .store
+        .candidate(&release.candidate)?
+        .unwrap_or_default();
+    let candidate = CandidateView {
+        digest: release.candidate,
+        bytes: Arc::new(candidate_bytes),
+        metadata: release
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let live = daemon.configstore.get(&env).ok();
+    let incumbent = live.and_then(|l| {
+        let active = l.state.active.as_ref()?;
+        Some(CandidateView {
+            digest: active.digest,
+            bytes: l.active_bytes.clone()?,
+            metadata: Vec::new(),
+        })
+    });
+
+    // Gates of a stage are independent: run them side by side.
+    let mut calls = Vec::with_capacity(spec.gates.len());
+    for gate in &spec.gates {
+        let daemon = daemon.clone();
+        let gate = gate.clone();
+        let input = GateInput {
+            candidate: candidate.clone(),
+            incumbent: incumbent.clone(),
+            stage: env.clone(),
+            params: gate.params.clone(),
+        };
+        let span = tracing::info_span!("gate", stage = %env, gate = %gate.name);
+        calls.push(tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let started = Instant::now();
+            let plugin = daemon.plugins.gate(&gate.plugin);
+            let result = match &plugin {
+                None => Err(GateError::NotInstalled {
+                    plugin: gate.plugin.clone(),
+                }),
+                Some(p) => daemon.plugins.evaluate(p, &input, gate.timeout),
+            };
+            let duration_us = started.elapsed().as_micros() as u64;
+            let plugin_digest = plugin.as_ref().map(|p| p.digest);
+            if let Some(p) = &plugin {
+                tracing::info!(plugin_digest = %p.digest.short(), duration_us, ok = result.is_ok(), "gate evaluated");
+            }
+            match result {
+                Ok(v) => GateRecord {
+                    gate: gate.name,
+                    plugin: gate.plugin,
+                    plugin_digest,
+                    outcome: v.outcome,
+                    score: v.score,
+                    measurements: v.measurements,
+                    reason: v.reason,
+                    blocking: gate.blocking,
+                    duration_us,
+                },
+                Err(e) => GateRecord {
+                    reason: format!("plugin {} {e}", gate.plugin),
+                    gate: gate.name,
+                    plugin: gate.plugin,
+                    plugin_digest,
+                    outcome: Outcome::Fail,
+                    score: 0.0,
+                    measurements: Vec::new(),
+                    blocking: gate.blocking,
+                    duration_us,
+                },
+            }
+        }));
+    }
+    let mut records = Vec::with_capacity(calls.len());
+    for call in calls {
+        match call.await {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                // A panic inside the host while judging; fail closed.
+                records.push(GateRecord {
+                    gate: "?".into(),
+                    plugin: "?".into(),
+                    plugin_digest: None,
+                    outcome: Outcome::Fail,
+                    score: 0.0,
+                    measurements: Vec::new(),
+                    reason: format!("the gate call did not complete: {e}"),
+                    blocking: true,
+                    duration_us: 0,
+                })
+            }
+        }
+    }
+
+    let stopper = records
+        .iter()
+        .find(|g| g.blocking && !g.outcome.lets_through());
+    let next = match stopper {
+        Some(g) => Phase::Failed {
+            stage: Some(stage),
+            gate: Some(g.gate.clone()),
+            reason: format!("gate {} failed in {env}: {}", g.gate, g.reason),
+        },
+        None => {
+            let mut with_verdicts = release.clone();
+            with_verdicts.stages[stage].gates = records.clone();
+            with_verdicts.after_gates(stage)
+        }
+    };
+    advance(daemon, release, next.clone(), |tx, r| {
+        r.stages[stage].gates = records.clone();
+        for g in &records {
+            let message = format!("{env}: gate {} → {}: {}", g.gate, g.outcome, g.reason);
+            tx.append(
+                Draft::new(EventKind::GateVerdict, DAEMON, message)
+                    .release(r.id.0, PhaseName::Gating)
+                    .environment(&env)
+                    .detail(serde_json::to_value(g).unwrap_or_default()),
+            )?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Applies the candidate through the environment's adapter. The built-in
+/// config store applies and promotes in the same transaction.
+async fn apply(daemon: &Daemon, release: &Release, stage: usize) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let applied = std::sync::Mutex::new(None);
+    let r = advance(daemon, release, Phase::Promoted { stage }, |tx, r| {
+        let changed = ConfigStore::apply_in(tx, &env, r.candidate, r.id)?;
+        if let Some(state) = &changed {
+            tx.append(
+                Draft::new(
+                    EventKind::EnvApplied,
+                    DAEMON,
+                    format!(
+                        "{env}: {} is live (generation {})",
+                        r.candidate.short(),
+                        state.generation
+                    ),
+                )
+                .release(r.id.0, PhaseName::Promoted)
+                .environment(&env)
+                .detail(
+                    serde_json::json!({ "digest": r.candidate, "generation": state.generation }),
+                ),
+            )?;
+        }
+        r.stages[stage].promoted = true;
+        *applied.lock().unwrap_or_else(|p| p.into_inner()) = changed;
+        Ok(())
+    })
+    .await?;
+    let state = applied.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(state) = state
+        && let Err(e) = daemon.configstore.publish(state)
+    {
+        tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
+    }
+    Ok(r)
+}

@@ -1,0 +1,354 @@
+//! A release: one candidate on its way down one pipeline, and the state
+//! machine it follows.
+//!
+//! ```text
+//! Pending → Gating(i) → [AwaitingApproval(i)] → Applying(i) → [Canary(i)] → Promoted(i)
+//!         → Gating(i+1) … → Succeeded
+//! any non-terminal phase → Failed | RolledBack | Aborted
+//! ```
+//! Every phase is persisted before the effect it guards runs (gates run in
+//! `Gating`, the adapter applies in `Applying`), so a daemon that dies resumes
+//! each release from its last phase and repeats at most an idempotent effect.
+
+use super::definition::Pipeline;
+use crate::digest::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReleaseId(pub u64);
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a release stands. `stage` indexes the pipeline's environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Pending,
+    Gating {
+        stage: usize,
+    },
+    AwaitingApproval {
+        stage: usize,
+    },
+    Applying {
+        stage: usize,
+    },
+    Canary {
+        stage: usize,
+    },
+    Promoted {
+        stage: usize,
+    },
+    Succeeded,
+    Failed {
+        stage: Option<usize>,
+        gate: Option<String>,
+        reason: String,
+    },
+    RolledBack {
+        stage: Option<usize>,
+        reason: String,
+    },
+    Aborted {
+        stage: Option<usize>,
+        reason: String,
+    },
+}
+
+impl Phase {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Phase::Succeeded
+                | Phase::Failed { .. }
+                | Phase::RolledBack { .. }
+                | Phase::Aborted { .. }
+        )
+    }
+
+    /// The stage this phase is at, if any.
+    pub fn stage(&self) -> Option<usize> {
+        match self {
+            Phase::Pending | Phase::Succeeded => None,
+            Phase::Gating { stage }
+            | Phase::AwaitingApproval { stage }
+            | Phase::Applying { stage }
+            | Phase::Canary { stage }
+            | Phase::Promoted { stage } => Some(*stage),
+            Phase::Failed { stage, .. }
+            | Phase::RolledBack { stage, .. }
+            | Phase::Aborted { stage, .. } => *stage,
+        }
+    }
+
+    pub fn name(&self) -> PhaseName {
+        match self {
+            Phase::Pending => PhaseName::Pending,
+            Phase::Gating { .. } => PhaseName::Gating,
+            Phase::AwaitingApproval { .. } => PhaseName::AwaitingApproval,
+            Phase::Applying { .. } => PhaseName::Applying,
+            Phase::Canary { .. } => PhaseName::Canary,
+            Phase::Promoted { .. } => PhaseName::Promoted,
+            Phase::Succeeded => PhaseName::Succeeded,
+            Phase::Failed { .. } => PhaseName::Failed,
+            Phase::RolledBack { .. } => PhaseName::RolledBack,
+            Phase::Aborted { .. } => PhaseName::Aborted,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Phase::Failed { reason, .. }
+            | Phase::RolledBack { reason, .. }
+            | Phase::Aborted { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// A phase without its data, for events and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseName {
+    Pending,
+    Gating,
+    AwaitingApproval,
+    Applying,
+    Canary,
+    Promoted,
+    Succeeded,
+    Failed,
+    RolledBack,
+    Aborted,
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            PhaseName::Pending => "Pending",
+            PhaseName::Gating => "Gating",
+            PhaseName::AwaitingApproval => "AwaitingApproval",
+            PhaseName::Applying => "Applying",
+            PhaseName::Canary => "Canary",
+            PhaseName::Promoted => "Promoted",
+            PhaseName::Succeeded => "Succeeded",
+            PhaseName::Failed => "Failed",
+            PhaseName::RolledBack => "RolledBack",
+            PhaseName::Aborted => "Aborted",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    Inconclusive,
+}
+
+impl Outcome {
+    /// Gates fail closed: only pass and warn let a blocking gate through.
+    pub fn lets_through(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Warn)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// One gate's verdict on the candidate, with the plugin version that gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub gate: String,
+    pub plugin: String,
+    pub plugin_digest: Option<Digest>,
+    pub outcome: Outcome,
+    pub score: f64,
+    pub measurements: Vec<Measurement>,
+    pub reason: String,
+    pub blocking: bool,
+    pub duration_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub environment: String,
+    /// Verdicts of the latest evaluation of this stage's gates.
+    pub gates: Vec<GateRecord>,
+    pub approved_by: Vec<String>,
+    pub promoted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: ReleaseId,
+    /// The pipeline as it was when the release was submitted.
+    pub pipeline: Pipeline,
+    pub candidate: Digest,
+    pub metadata: BTreeMap<String, String>,
+    pub phase: Phase,
+    pub stages: Vec<StageRecord>,
+    pub submitted_by: String,
+    pub submitted_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Release {
+    pub fn new(
+        id: ReleaseId,
+        pipeline: Pipeline,
+        candidate: Digest,
+        metadata: BTreeMap<String, String>,
+        submitted_by: String,
+        now_ms: i64,
+    ) -> Release {
+        let stages = pipeline
+            .environments
+            .iter()
+            .map(|e| StageRecord {
+                environment: e.name.clone(),
+                ..StageRecord::default()
+            })
+            .collect();
+        Release {
+            id,
+            pipeline,
+            candidate,
+            metadata,
+            phase: Phase::Pending,
+            stages,
+            submitted_by,
+            submitted_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
+    /// Name of the environment at `stage`.
+    pub fn environment(&self, stage: usize) -> &str {
+        self.pipeline
+            .environments
+            .get(stage)
+            .map_or("?", |e| e.name.as_str())
+    }
+
+    /// The environment the current phase refers to, if any.
+    pub fn current_environment(&self) -> Option<&str> {
+        self.phase.stage().map(|s| self.environment(s))
+    }
+
+    /// The phase after the gates of `stage` passed: wait for approvals the
+    /// environment requires, else apply.
+    pub fn after_gates(&self, stage: usize) -> Phase {
+        let required = self.pipeline.environments[stage].approvals as usize;
+        if self.stages[stage].approved_by.len() >= required {
+            Phase::Applying { stage }
+        } else {
+            Phase::AwaitingApproval { stage }
+        }
+    }
+
+    /// The phase after `stage` was promoted: the next stage's gates, or done.
+    pub fn after_promotion(&self, stage: usize) -> Phase {
+        if stage + 1 < self.pipeline.environments.len() {
+            Phase::Gating { stage: stage + 1 }
+        } else {
+            Phase::Succeeded
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::definition::tests::FixedCatalog;
+
+    fn release(approvals: u32) -> Release {
+        let text = format!(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment]]\nname = \"prod\"\napprovals = {approvals}\n"
+        );
+        let p = Pipeline::parse("p.toml", &text, &FixedCatalog).unwrap();
+        Release::new(
+            ReleaseId(1),
+            p,
+            Digest::of(b"x"),
+            BTreeMap::new(),
+            "ci".into(),
+            0,
+        )
+    }
+
+    #[test]
+    fn promotion_walks_the_stages_in_order_then_succeeds() {
+        let r = release(0);
+        assert_eq!(r.after_promotion(0), Phase::Gating { stage: 1 });
+        assert_eq!(r.after_promotion(1), Phase::Succeeded);
+    }
+
+    #[test]
+    fn stage_requiring_approval_waits_until_enough_distinct_approvers() {
+        let mut r = release(2);
+        assert_eq!(r.after_gates(0), Phase::Applying { stage: 0 });
+        assert_eq!(r.after_gates(1), Phase::AwaitingApproval { stage: 1 });
+        r.stages[1].approved_by.push("alice".into());
+        assert_eq!(r.after_gates(1), Phase::AwaitingApproval { stage: 1 });
+        r.stages[1].approved_by.push("bob".into());
+        assert_eq!(r.after_gates(1), Phase::Applying { stage: 1 });
+    }
+
+    #[test]
+    fn only_pass_and_warn_let_a_gate_through() {
+        assert!(Outcome::Pass.lets_through());
+        assert!(Outcome::Warn.lets_through());
+        assert!(!Outcome::Fail.lets_through());
+        assert!(!Outcome::Inconclusive.lets_through());
+    }
+
+    #[test]
+    fn phase_round_trips_through_json_as_stored() {
+        for p in [
+            Phase::Pending,
+            Phase::Gating { stage: 2 },
+            Phase::Failed {
+                stage: Some(1),
+                gate: Some("cost".into()),
+                reason: "too dear".into(),
+            },
+            Phase::Succeeded,
+        ] {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Phase>(&json).unwrap(), p);
+        }
+        assert!(
+            Phase::Aborted {
+                stage: None,
+                reason: String::new()
+            }
+            .is_terminal()
+        );
+        assert!(!Phase::AwaitingApproval { stage: 0 }.is_terminal());
+    }
+}

@@ -1,0 +1,12 @@
+//! The plugins the daemon ships with, built from `plugins/` by the build
+//! script and embedded in the binary; later pushes may replace them.
+
+include!(concat!(env!("OUT_DIR"), "/plugin_paths.rs"));
+
+/// (file name, bytes) of every embedded gate plugin.
+pub fn embedded() -> [(&'static str, &'static [u8]); 2] {
+    [
+        ("cost-estimator.wasm", COST_ESTIMATOR_WASM),
+        ("config-lint.wasm", CONFIG_LINT_WASM),
+    ]
+}

@@ -1,0 +1,220 @@
+//! Starting the daemon: read its settings, open the domain, decide who may
+//! call, and serve gRPC on a loopback or network address until told to stop.
+
+use crate::api::{self, auth};
+use crate::daemon::{self, Daemon, Setup};
+use crate::pipeline::executor::DAEMON;
+use crate::store::audit::{Draft, EventKind};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+const GENERATED_ADMIN_KEY: &str = "generated_admin_token_sha256";
+
+/// The daemon's TOML configuration. Every field has a default that works for
+/// a local first run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Pipeline files; none means the bundled example pipeline.
+    #[serde(default)]
+    pub pipelines: Vec<PathBuf>,
+    /// A directory of extra gate plugins (`*.wasm`) installed at start.
+    pub plugin_dir: Option<PathBuf>,
+    /// Accepted tokens. With none, the first start generates an admin token
+    /// and prints it once.
+    #[serde(default)]
+    pub tokens: Vec<auth::TokenEntry>,
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7443)))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("gatehouse-data")
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            pipelines: Vec::new(),
+            plugin_dir: None,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: cannot read the daemon config: {source}")]
+    ReadConfig {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+    #[error(transparent)]
+    BadToken(#[from] auth::BadTokenHash),
+    #[error(transparent)]
+    Daemon(#[from] daemon::Error),
+    #[error("cannot listen on {addr}: {source}; pick another address with --listen")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the gRPC services: {0}")]
+    Services(String),
+    #[error("cannot generate a token: {0}")]
+    Random(String),
+}
+
+impl Settings {
+    /// Reads a config file; relative paths in it are relative to the file.
+    pub fn load(path: &Path) -> Result<Settings, Error> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            file: file.clone(),
+            source,
+        })?;
+        let mut s: Settings = toml::from_str(&text).map_err(|e| Error::Config {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        s.data_dir = base.join(&s.data_dir);
+        s.pipelines = s.pipelines.iter().map(|p| base.join(p)).collect();
+        s.plugin_dir = s.plugin_dir.map(|p| base.join(p));
+        Ok(s)
+    }
+}
+
+/// A daemon serving gRPC.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Set only on the first start without configured tokens: shown once.
+    pub generated_admin_token: Option<String>,
+    pub daemon: Arc<Daemon>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Stops accepting calls and waits for the server to wind down.
+    pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Serves until `signal` completes (then stops cleanly) or the server fails.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        tokio::select! {
+            r = &mut self.task => r.unwrap_or(Ok(())),
+            _ = signal => self.stop().await,
+        }
+    }
+}
+
+pub async fn start(settings: &Settings) -> Result<Running, Error> {
+    let daemon = Daemon::open(&Setup {
+        data_dir: settings.data_dir.clone(),
+        pipelines: settings.pipelines.clone(),
+        plugin_dir: settings.plugin_dir.clone(),
+    })
+    .await?;
+    let (tokens, generated_admin_token) = tokens(settings, &daemon).await?;
+    let routes = api::routes(daemon.clone(), tokens)
+        .await
+        .map_err(|e| Error::Services(e.to_string()))?;
+
+    let incoming = tonic::transport::server::TcpIncoming::bind(settings.listen)
+        .map_err(|source| Error::Listen {
+            addr: settings.listen,
+            source,
+        })?
+        .with_nodelay(Some(true));
+    let addr = incoming.local_addr().map_err(|source| Error::Listen {
+        addr: settings.listen,
+        source,
+    })?;
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            }),
+    );
+    tracing::info!(%addr, "gatehouse serving");
+    Ok(Running {
+        addr,
+        generated_admin_token,
+        daemon,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The configured tokens; with none, the admin token generated on the first
+/// start (its hash kept in the store), generating it now if needed.
+async fn tokens(
+    settings: &Settings,
+    daemon: &Daemon,
+) -> Result<(auth::Tokens, Option<String>), Error> {
+    if !settings.tokens.is_empty() {
+        return Ok((auth::Tokens::new(&settings.tokens)?, None));
+    }
+    let generated = daemon
+        .store
+        .meta(GENERATED_ADMIN_KEY)
+        .map_err(daemon::Error::from)?;
+    let (hash, fresh) = match generated {
+        Some(hash) => (hex::encode(hash), None),
+        None => {
+            let token = auth::generate_token().map_err(|e| Error::Random(e.to_string()))?;
+            let hash = auth::hash_token(&token);
+            daemon
+                .store
+                .commit(|tx| {
+                    tx.put_meta(GENERATED_ADMIN_KEY, &hash)?;
+                    tx.append(
+                        Draft::new(
+                            EventKind::AdminTokenGenerated,
+                            DAEMON,
+                            "no tokens configured: generated an admin token (shown once)",
+                        )
+                        .detail(serde_json::json!({ "sha256": hex::encode(hash) })),
+                    )
+                })
+                .await
+                .map_err(daemon::Error::from)?;
+            (hex::encode(hash), Some(token))
+        }
+    };
+    let entry = auth::TokenEntry {
+        name: "admin".into(),
+        role: auth::Role::Admin,
+        sha256: hash,
+    };
+    Ok((auth::Tokens::new(&[entry])?, fresh))
+}

@@ -1,0 +1,445 @@
+//! Everything the daemon must not forget, in sled: releases, candidates, the
+//! audit log, what is live in each environment.
+//!
+//! Rules: every change goes through [`Store::commit`], one sled transaction
+//! across all trees that also appends its audit events, flushed to disk before
+//! `commit` returns — so a caller may act on a state only once it is durable.
+//! Events are announced on the bus only after that flush.
+
+pub mod audit;
+
+use crate::configstore::EnvState;
+use crate::digest::Digest;
+use crate::pipeline::release::{Release, ReleaseId};
+use audit::{AuditEvent, Draft, Head, Verification};
+use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+const HEAD_KEY: &[u8] = b"audit_head";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the store failed: {0}; check free disk space and permissions of the data directory")]
+    Storage(#[from] sled::Error),
+    #[error("stored record {key} cannot be read ({detail}); the data directory may be damaged")]
+    Corrupt { key: String, detail: String },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Why a transaction chose not to commit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Precondition(String),
+    /// The record changed since the caller read it; it should re-read.
+    #[error("release {0} changed meanwhile")]
+    Stale(ReleaseId),
+}
+
+pub type TxResult<T> = Result<T, ConflictableTransactionError<Refusal>>;
+
+/// Refuses the transaction being built.
+pub fn refuse<T>(r: Refusal) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(r))
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    releases: sled::Tree,
+    /// (candidate digest, pipeline) → id, for releases not yet terminal.
+    open_releases: sled::Tree,
+    candidates: sled::Tree,
+    events: sled::Tree,
+    /// (release id, seq) → (), to replay one release's events.
+    release_events: sled::Tree,
+    environments: sled::Tree,
+    meta: sled::Tree,
+    bus: broadcast::Sender<Arc<AuditEvent>>,
+}
+
+/// A transaction under construction: typed access to every tree.
+pub struct Tx<'a> {
+    releases: &'a TransactionalTree,
+    open_releases: &'a TransactionalTree,
+    events: &'a TransactionalTree,
+    release_events: &'a TransactionalTree,
+    environments: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+    now_ms: i64,
+    sealed: RefCell<Vec<AuditEvent>>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let db = sled::Config::new().path(dir).open()?;
+        let (bus, _) = broadcast::channel(4096);
+        Ok(Store {
+            releases: db.open_tree("releases")?,
+            open_releases: db.open_tree("open_releases")?,
+            candidates: db.open_tree("candidates")?,
+            events: db.open_tree("events")?,
+            release_events: db.open_tree("release_events")?,
+            environments: db.open_tree("environments")?,
+            meta: db.open_tree("meta")?,
+            db,
+            bus,
+        })
+    }
+
+    /// Audit events, announced once durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {
+        self.bus.subscribe()
+    }
+
+    /// Runs `f` as one atomic transaction over every tree, flushes it to disk,
+    /// then announces the events it appended. `f` may run more than once.
+    pub async fn commit<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, Error> {
+        let now_ms = now_ms();
+        let result = (
+            &self.releases,
+            &self.open_releases,
+            &self.events,
+            &self.release_events,
+            &self.environments,
+            &self.meta,
+        )
+            .transaction(
+                |(releases, open_releases, events, release_events, environments, meta)| {
+                    let tx = Tx {
+                        releases,
+                        open_releases,
+                        events,
+                        release_events,
+                        environments,
+                        meta,
+                        now_ms,
+                        sealed: RefCell::new(Vec::new()),
+                    };
+                    let out = f(&tx)?;
+                    Ok((out, tx.sealed.into_inner()))
+                },
+            );
+        let (out, sealed) = match result {
+            Ok(v) => v,
+            Err(TransactionError::Abort(r)) => return Err(Error::Refused(r)),
+            Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
+        };
+        self.db.flush_async().await?;
+        for e in sealed {
+            // Nobody listening is fine: the log itself is the record.
+            let _ = self.bus.send(Arc::new(e));
+        }
+        Ok(out)
+    }
+
+    pub fn next_release_id(&self) -> Result<ReleaseId, Error> {
+        Ok(ReleaseId(self.db.generate_id()? + 1))
+    }
+
+    /// Stores candidate bytes under their digest; says whether they were known.
+    pub fn put_candidate(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, Error> {
+        let previous =
+            self.candidates
+                .compare_and_swap(digest.0, None as Option<&[u8]>, Some(bytes))?;
+        Ok(previous.is_err())
+    }
+
+    pub fn candidate(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.candidates.get(digest.0)?.map(|v| v.to_vec()))
+    }
+
+    pub fn release(&self, id: ReleaseId) -> Result<Option<Release>, Error> {
+        match self.releases.get(id.0.to_be_bytes())? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes, || format!("release {id}")).map(Some),
+        }
+    }
+
+    /// Newest first.
+    pub fn releases(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Release>, Error> {
+        let mut out = Vec::new();
+        for item in self.releases.iter().rev() {
+            let (key, bytes) = item?;
+            let r: Release = decode(&bytes, || format!("release {}", key_u64(&key)))?;
+            if pipeline.is_none_or(|p| p == r.pipeline.name) {
+                out.push(r);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Releases that have not reached a terminal phase.
+    pub fn unfinished_releases(&self) -> Result<Vec<ReleaseId>, Error> {
+        let mut ids = Vec::new();
+        for item in self.open_releases.iter() {
+            let (_, id) = item?;
+            ids.push(ReleaseId(key_u64(&id)));
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The unfinished release of these bytes on this pipeline, if one runs.
+    pub fn open_release_of(
+        &self,
+        digest: &Digest,
+        pipeline: &str,
+    ) -> Result<Option<ReleaseId>, Error> {
+        Ok(self
+            .open_releases
+            .get(open_key(digest, pipeline))?
+            .map(|v| ReleaseId(key_u64(&v))))
+    }
+
+    pub fn environment(&self, name: &str) -> Result<Option<EnvState>, Error> {
+        match self.environments.get(name)? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes, || format!("environment {name}")).map(Some),
+        }
+    }
+
+    /// Events with `seq >= from`, in order.
+    pub fn events_from(&self, from: u64) -> impl Iterator<Item = Result<AuditEvent, Error>> + '_ {
+        self.events.range(from.to_be_bytes()..).map(|item| {
+            let (key, bytes) = item?;
+            decode(&bytes, || format!("audit event {}", key_u64(&key)))
+        })
+    }
+
+    /// Every event about one release, in order.
+    pub fn events_of(&self, id: ReleaseId) -> Result<Vec<AuditEvent>, Error> {
+        let mut out = Vec::new();
+        for item in self.release_events.scan_prefix(id.0.to_be_bytes()) {
+            let (key, _) = item?;
+            let seq = key_u64(&key[8..]);
+            if let Some(bytes) = self.events.get(seq.to_be_bytes())? {
+                out.push(decode(&bytes, || format!("audit event {seq}"))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole audit chain as stored.
+    pub fn verify_audit(&self) -> Result<Verification, Error> {
+        let head: Option<Head> = match self.meta.get(HEAD_KEY)? {
+            None => None,
+            Some(b) => Some(decode(&b, || "audit head".into())?),
+        };
+        let mut rows = Vec::new();
+        for item in self.events.iter() {
+            let (key, bytes) = item?;
+            rows.push((key_u64(&key), bytes.to_vec()));
+        }
+        Ok(audit::verify(rows, head.as_ref()))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Raw access to the audit tree, for tools that inspect a stopped daemon's
+    /// data and for tests that tamper with it on purpose.
+    pub fn raw_event(&self, seq: u64) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.events.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn overwrite_raw_event(&self, seq: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.events.insert(seq.to_be_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    pub fn release(&self, id: ReleaseId) -> TxResult<Release> {
+        match self.releases.get(id.0.to_be_bytes())? {
+            None => refuse(Refusal::NotFound(format!(
+                "release {id} does not exist; `gatehouse status` lists releases"
+            ))),
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => Ok(r),
+                Err(e) => refuse(Refusal::Precondition(format!(
+                    "release {id} cannot be read from the store: {e}"
+                ))),
+            },
+        }
+    }
+
+    /// Writes the release and keeps the index of unfinished releases in step.
+    pub fn put_release(&self, r: &Release) -> TxResult<()> {
+        self.releases.insert(&r.id.0.to_be_bytes(), encode(r)?)?;
+        let key = open_key(&r.candidate, &r.pipeline.name);
+        if r.phase.is_terminal() {
+            self.open_releases.remove(key)?;
+        } else {
+            self.open_releases.insert(key, &r.id.0.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn environment(&self, name: &str) -> TxResult<Option<EnvState>> {
+        match self.environments.get(name)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).or_else(|e| {
+                refuse(Refusal::Precondition(format!(
+                    "environment {name} cannot be read from the store: {e}"
+                )))
+            }),
+        }
+    }
+
+    pub fn put_environment(&self, state: &EnvState) -> TxResult<()> {
+        self.environments
+            .insert(state.name.as_bytes(), encode(state)?)?;
+        Ok(())
+    }
+
+    /// Appends an event to the audit log, linked to the newest one.
+    pub fn append(&self, draft: Draft) -> TxResult<AuditEvent> {
+        let head: Head = match self.meta.get(HEAD_KEY)? {
+            None => Head::default(),
+            Some(b) => serde_json::from_slice(&b).map_err(|e| {
+                ConflictableTransactionError::Abort(Refusal::Precondition(format!(
+                    "the audit head cannot be read ({e}); run `gatehouse audit verify`"
+                )))
+            })?,
+        };
+        let event = AuditEvent::seal(draft, head.seq + 1, self.now_ms, head.hash);
+        let seq = event.seq.to_be_bytes();
+        self.events.insert(&seq, encode(&event)?)?;
+        if let Some(id) = event.release {
+            let mut key = id.to_be_bytes().to_vec();
+            key.extend_from_slice(&seq);
+            self.release_events.insert(key, &[])?;
+        }
+        let new_head = Head {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        };
+        self.meta.insert(HEAD_KEY, encode(&new_head)?)?;
+        self.sealed.borrow_mut().push(event.clone());
+        Ok(event)
+    }
+
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> TxResult<()> {
+        self.meta.insert(key, value)?;
+        Ok(())
+    }
+}
+
+fn open_key(digest: &Digest, pipeline: &str) -> Vec<u8> {
+    let mut k = digest.0.to_vec();
+    k.extend_from_slice(pipeline.as_bytes());
+    k
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, UnabortableTransactionError> {
+    // Our own types always serialise; an error here is a bug, reported as a
+    // storage failure rather than a panic.
+    serde_json::to_vec(v).map_err(|e| {
+        UnabortableTransactionError::Storage(sled::Error::Unsupported(format!(
+            "cannot encode record: {e}"
+        )))
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: impl Fn() -> String,
+) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        key: what(),
+        detail: e.to_string(),
+    })
+}
+
+fn key_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audit::EventKind;
+
+    #[tokio::test]
+    async fn commit_appends_linked_events_that_verify_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut bus = store.subscribe();
+            for i in 0..3 {
+                store
+                    .commit(|tx| {
+                        tx.append(Draft::new(
+                            EventKind::DaemonStarted,
+                            "daemon",
+                            format!("start {i}"),
+                        ))
+                    })
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(bus.recv().await.unwrap().seq, 1);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let events: Vec<_> = store.events_from(1).collect::<Result<_, _>>().unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[1].prev_hash, events[0].hash);
+        assert!(matches!(
+            store.verify_audit().unwrap(),
+            Verification::Intact { events: 3, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn refused_transaction_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = store
+            .commit(|tx| {
+                tx.append(Draft::new(EventKind::DaemonStarted, "daemon", "half"))?;
+                refuse::<()>(Refusal::Precondition("no".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(Refusal::Precondition(_))));
+        assert_eq!(store.events_from(1).count(), 0);
+    }
+
+    #[test]
+    fn same_candidate_bytes_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = Digest::of(b"{}");
+        assert!(!store.put_candidate(&d, b"{}").unwrap());
+        assert!(store.put_candidate(&d, b"{}").unwrap());
+        assert_eq!(store.candidate(&d).unwrap().unwrap(), b"{}");
+    }
+}

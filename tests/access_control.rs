@@ -1,0 +1,193 @@
+//! Every RPC checks the caller's token and role.
+
+mod common;
+
+use common::*;
+use gatehouse::api::auth::{generate_token, hash_token};
+use gatehouse::client::Client;
+use gatehouse::proto;
+use tonic::Code;
+
+struct Tokens {
+    reader: String,
+    ci: String,
+    operator: String,
+    admin: String,
+}
+
+fn config(root: &std::path::Path) -> (std::path::PathBuf, Tokens) {
+    let t = Tokens {
+        reader: generate_token().unwrap(),
+        ci: generate_token().unwrap(),
+        operator: generate_token().unwrap(),
+        admin: generate_token().unwrap(),
+    };
+    let mut text = String::new();
+    for (name, role, token) in [
+        ("dashboard", "reader", &t.reader),
+        ("ci-bot", "ci", &t.ci),
+        ("oncall", "operator", &t.operator),
+        ("root", "admin", &t.admin),
+    ] {
+        text.push_str(&format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hex::encode(hash_token(token))
+        ));
+    }
+    (write(root, "gatehouse.toml", &text), t)
+}
+
+/// The code each guarded RPC answers with, in a fixed order:
+/// submit, approve, abort, rollback, get, list, get_config, verify.
+async fn codes(c: &mut Client) -> Vec<Code> {
+    let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
+    vec![
+        code(
+            c.releases
+                .submit_release(proto::SubmitReleaseRequest {
+                    pipeline: "model-config".into(),
+                    candidate: candidate(7),
+                    metadata: Default::default(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.releases
+                .approve_stage(proto::ApproveStageRequest {
+                    id: 999,
+                    environment: "dev".into(),
+                    comment: String::new(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.releases
+                .abort_release(proto::AbortReleaseRequest {
+                    id: 999,
+                    reason: String::new(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.environments
+                .rollback_environment(proto::RollbackEnvironmentRequest {
+                    environment: "dev".into(),
+                    reason: String::new(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.releases
+                .get_release(proto::GetReleaseRequest { id: 999 })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.releases
+                .list_releases(proto::ListReleasesRequest::default())
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.environments
+                .get_config(proto::GetConfigRequest {
+                    environment: "dev".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        code(
+            c.audit
+                .verify_audit(proto::VerifyAuditRequest {})
+                .await
+                .map(|_| ()),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_is_refused_outside_its_rights_and_no_token_is_unauthenticated() {
+    use Code::{FailedPrecondition as Pre, NotFound as Nf, Ok, PermissionDenied as Deny};
+    let root = tempfile::tempdir().unwrap();
+    let (cfg, t) = config(root.path());
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert!(
+        daemon.generated_token.is_none(),
+        "configured tokens: nothing generated"
+    );
+
+    // Allowed calls on missing things answer NotFound/FailedPrecondition: the
+    // role check passed and the domain answered.
+    let expect = [
+        (
+            "reader",
+            &t.reader,
+            [Deny, Deny, Deny, Deny, Nf, Ok, Ok, Ok],
+        ),
+        ("ci", &t.ci, [Ok, Deny, Deny, Deny, Nf, Ok, Ok, Ok]),
+        ("operator", &t.operator, [Deny, Nf, Nf, Pre, Nf, Ok, Ok, Ok]),
+        ("admin", &t.admin, [Ok, Nf, Nf, Pre, Nf, Ok, Ok, Ok]),
+    ];
+    for (role, token, want) in expect {
+        let mut c = daemon.client(Some(token)).await;
+        assert_eq!(codes(&mut c).await, want, "role {role}");
+    }
+
+    let mut anonymous = daemon.client(None).await;
+    assert!(
+        codes(&mut anonymous)
+            .await
+            .iter()
+            .all(|c| *c == Code::Unauthenticated)
+    );
+    let mut forged = daemon.client(Some("gatehouse_0000")).await;
+    assert!(
+        codes(&mut forged)
+            .await
+            .iter()
+            .all(|c| *c == Code::Unauthenticated)
+    );
+
+    let denied = daemon
+        .client(Some(&t.reader))
+        .await
+        .releases
+        .submit_release(proto::SubmitReleaseRequest::default())
+        .await
+        .unwrap_err();
+    assert!(
+        denied.message().contains("role reader"),
+        "{}",
+        denied.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_without_a_token() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let channel = tonic::transport::Endpoint::from_shared(daemon.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "gatehouse.v1.ReleaseService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

@@ -1,0 +1,185 @@
+//! Shared by the end-to-end tests: a real `gatehouse serve` process on
+//! 127.0.0.1 with its own data directory, and pipelines written for a test.
+#![allow(dead_code)]
+
+use gatehouse::client::{self, Client};
+use gatehouse::proto;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// A daemon process; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    child: Child,
+    pub addr: String,
+    /// The token printed on first start, if it printed one.
+    pub generated_token: Option<String>,
+}
+
+impl Daemon {
+    /// Starts `gatehouse serve` on a free loopback port with `args` added, and
+    /// waits (at most 60 s) until it says where it listens.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("GATEHOUSE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gatehouse serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut token = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("daemon did not report its address within 60 s");
+                }
+            };
+            if let Some(t) = line
+                .split("): ")
+                .nth(1)
+                .filter(|_| line.starts_with("admin token"))
+            {
+                token = Some(t.trim().to_string());
+            }
+            if let Some(addr) = line.strip_prefix("gatehouse listening on ") {
+                return Daemon {
+                    child,
+                    addr: format!("http://{}", addr.trim()),
+                    generated_token: token,
+                };
+            }
+        }
+    }
+
+    pub async fn client(&self, token: Option<&str>) -> Client {
+        client::connect(&self.addr, token).await.expect("connect")
+    }
+
+    /// SIGKILL: no graceful shutdown, no flush beyond what was already durable.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory holding the test plugins the daemon should load.
+pub fn test_plugin_dir(root: &Path) -> PathBuf {
+    let dir = root.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        gatehouse::plugins::builtin::CHAOS_GATE_PATH,
+        dir.join("chaos-gate.wasm"),
+    )
+    .expect("copy chaos-gate.wasm");
+    dir
+}
+
+pub fn write(root: &Path, name: &str, text: &str) -> PathBuf {
+    let p = root.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+pub const GOOD: &[u8] = include_bytes!("../../examples/candidates/triage-v2.json");
+pub const EXPENSIVE: &[u8] = include_bytes!("../../examples/candidates/triage-v3-expensive.json");
+
+/// A distinct, valid candidate per `n`.
+pub fn candidate(n: u32) -> Vec<u8> {
+    format!(
+        r#"{{"model":"gpt-4o-mini","prompt_template":"Label: {{{{input}}}}","parameters":{{"temperature":0.1,"max_tokens":16}},"pricing":{{"input_per_1k_tokens":0.00015,"output_per_1k_tokens":0.0006}},"revision":{n}}}"#
+    )
+    .into_bytes()
+}
+
+pub async fn submit(c: &mut Client, pipeline: &str, bytes: &[u8]) -> proto::SubmitReleaseResponse {
+    c.releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: pipeline.into(),
+            candidate: bytes.to_vec(),
+            metadata: Default::default(),
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+pub async fn get(c: &mut Client, id: u64) -> proto::Release {
+    c.releases
+        .get_release(proto::GetReleaseRequest { id })
+        .await
+        .expect("get release")
+        .into_inner()
+}
+
+/// Polls until the release satisfies `pred`, for at most `limit`.
+pub async fn wait_for(
+    c: &mut Client,
+    id: u64,
+    limit: Duration,
+    pred: impl Fn(&proto::Release) -> bool,
+) -> proto::Release {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = get(c, id).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "release {id} did not reach the expected state within {limit:?}; last: phase {} at {:?}",
+            r.phase,
+            r.environment
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn finished(c: &mut Client, id: u64) -> proto::Release {
+    wait_for(c, id, Duration::from_secs(60), |r| r.terminal).await
+}
+
+pub fn phase(r: &proto::Release) -> proto::ReleasePhase {
+    proto::ReleasePhase::try_from(r.phase).unwrap_or(proto::ReleasePhase::Unspecified)
+}
+
+pub async fn events(c: &mut Client) -> Vec<proto::Event> {
+    let mut stream = c
+        .audit
+        .export_audit(proto::ExportAuditRequest { from_seq: 1 })
+        .await
+        .expect("export")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("event") {
+        out.push(e);
+    }
+    out
+}

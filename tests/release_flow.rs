@@ -1,0 +1,377 @@
+//! Releases down the bundled pipeline through the real daemon and client:
+//! promotion, gate failure with its reason, approvals, deduplication,
+//! rollback seen by config watchers, and bad input.
+
+mod common;
+
+use common::*;
+use gatehouse::proto::{self, ReleasePhase};
+use std::time::Duration;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+
+    let mut watch = c
+        .environments
+        .watch_config(proto::WatchConfigRequest {
+            environment: "production".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let initial = watch.message().await.unwrap().unwrap();
+    assert!(initial.active.is_none());
+
+    let good = submit(&mut c, "model-config", GOOD).await.release.unwrap();
+    let done = finished(&mut c, good.id).await;
+    assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.active.as_ref().unwrap().digest, done.candidate_digest);
+    assert_eq!(seen.active.unwrap().config, GOOD);
+    let gate = &done.stages[1].gates[0];
+    assert_eq!(gate.plugin, "cost-estimator");
+    assert_eq!(
+        gate.plugin_digest.len(),
+        64,
+        "the judging plugin's digest is recorded"
+    );
+    assert!(
+        gate.measurements
+            .iter()
+            .any(|m| m.name == "cost_per_request")
+    );
+
+    let bad = submit(&mut c, "model-config", EXPENSIVE)
+        .await
+        .release
+        .unwrap();
+    let stopped = finished(&mut c, bad.id).await;
+    assert_eq!(phase(&stopped), ReleasePhase::Failed);
+    assert_eq!(stopped.environment, "staging");
+    assert_eq!(stopped.failed_gate, "cost-estimator");
+    assert!(stopped.reason.contains("budget"), "{}", stopped.reason);
+    assert!(stopped.stages[0].promoted && !stopped.stages[1].promoted);
+
+    let prod = c
+        .environments
+        .get_config(proto::GetConfigRequest {
+            environment: "production".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        prod.active.unwrap().digest,
+        done.candidate_digest,
+        "production untouched by the failed release"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_bytes_twice_are_recognised() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "p.toml",
+        "name = \"gated\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--pipeline", pipeline.to_str().unwrap()],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+
+    let first = submit(&mut c, "gated", &candidate(1)).await;
+    assert!(!first.deduplicated && !first.candidate_known);
+    let again = submit(&mut c, "gated", &candidate(1)).await;
+    assert!(again.deduplicated && again.candidate_known);
+    assert_eq!(
+        again.release.unwrap().id,
+        first.release.as_ref().unwrap().id
+    );
+
+    let id = first.release.unwrap().id;
+    c.releases
+        .abort_release(proto::AbortReleaseRequest {
+            id,
+            reason: "superseded".into(),
+        })
+        .await
+        .unwrap();
+    let later = submit(&mut c, "gated", &candidate(1)).await;
+    assert!(!later.deduplicated && later.candidate_known);
+    assert_ne!(later.release.unwrap().id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_gates_the_stage_and_rollback_restores_previous_digest() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "p.toml",
+        "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--pipeline", pipeline.to_str().unwrap()],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+
+    let mut digests = Vec::new();
+    for n in 1..=2 {
+        let id = submit(&mut c, "gated", &candidate(n))
+            .await
+            .release
+            .unwrap()
+            .id;
+        let waiting = wait_for(&mut c, id, Duration::from_secs(30), |r| {
+            r.phase == ReleasePhase::AwaitingApproval as i32
+        })
+        .await;
+        assert_eq!(waiting.environment, "prod");
+        let wrong_env = c
+            .releases
+            .approve_stage(proto::ApproveStageRequest {
+                id,
+                environment: "staging".into(),
+                comment: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong_env.code(), Code::FailedPrecondition);
+        c.releases
+            .approve_stage(proto::ApproveStageRequest {
+                id,
+                environment: "prod".into(),
+                comment: "looks good".into(),
+            })
+            .await
+            .unwrap();
+        let done = finished(&mut c, id).await;
+        assert_eq!(phase(&done), ReleasePhase::Succeeded);
+        assert_eq!(done.stages[1].approved_by, ["admin"]);
+        digests.push(done.candidate_digest);
+    }
+
+    let mut watch = c
+        .environments
+        .watch_config(proto::WatchConfigRequest {
+            environment: "prod".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+            .unwrap()
+            .digest,
+        digests[1]
+    );
+    let r = c
+        .environments
+        .rollback_environment(proto::RollbackEnvironmentRequest {
+            environment: "prod".into(),
+            reason: "error spike".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.rolled_back_digest, digests[1]);
+    let seen = watch.message().await.unwrap().unwrap();
+    assert_eq!(seen.active.unwrap().digest, digests[0]);
+    let log = events(&mut c).await;
+    let rb = log
+        .iter()
+        .find(|e| e.kind == "env.rolled_back")
+        .expect("rollback audited");
+    assert!(rb.message.contains("error spike"), "{}", rb.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_status_that_says_what_to_fix_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let before = events(&mut c).await.len();
+
+    let submit_err = |pipeline: &str, bytes: &[u8]| proto::SubmitReleaseRequest {
+        pipeline: pipeline.into(),
+        candidate: bytes.to_vec(),
+        metadata: Default::default(),
+    };
+    for (req, code, words) in [
+        (
+            submit_err("model-config", b"{\"model\": "),
+            Code::InvalidArgument,
+            "not valid JSON",
+        ),
+        (
+            submit_err("model-config", b""),
+            Code::InvalidArgument,
+            "empty",
+        ),
+        (
+            submit_err("model-config", b"{\"temperature\": 1}"),
+            Code::InvalidArgument,
+            "\"model\"",
+        ),
+        (
+            submit_err("nope", GOOD),
+            Code::NotFound,
+            "served pipelines: model-config",
+        ),
+        (
+            submit_err("", GOOD),
+            Code::InvalidArgument,
+            "pipeline is empty",
+        ),
+    ] {
+        let e = c.releases.submit_release(req).await.unwrap_err();
+        assert_eq!(e.code(), code, "{}", e.message());
+        assert!(e.message().contains(words), "{}", e.message());
+    }
+    let e = c
+        .environments
+        .watch_config(proto::WatchConfigRequest {
+            environment: "prod".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        e.message().contains("dev, production, staging"),
+        "{}",
+        e.message()
+    );
+    let e = c
+        .releases
+        .get_release(proto::GetReleaseRequest { id: 42 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    assert_eq!(
+        events(&mut c).await.len(),
+        before,
+        "refused calls leave no trace in the log"
+    );
+    assert!(
+        c.releases
+            .list_releases(proto::ListReleasesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .releases
+            .is_empty()
+    );
+}
+
+#[test]
+fn invalid_pipeline_is_refused_at_start_with_file_and_line() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "bad.toml",
+        "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden-evals\"\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.path().join("data"))
+        .args(["--pipeline", pipeline.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("bad.toml:5:10"), "{stderr}");
+    assert!(
+        stderr.contains("\"golden-evals\" is not installed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_shows_one_release_in_production_and_one_stopped_at_a_named_gate() {
+    let out = std::process::Command::new(BIN)
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("release 1: Succeeded, reached production"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("release 2: Failed, stopped at gate cost-estimator in staging"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hash chain intact"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_submit_wait_exit_codes_tell_success_from_gate_failure() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let good = write(root.path(), "good.json", std::str::from_utf8(GOOD).unwrap());
+    let bad = write(
+        root.path(),
+        "bad.json",
+        std::str::from_utf8(EXPENSIVE).unwrap(),
+    );
+    let run = |file: &std::path::Path, json: bool| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "submit",
+            "--wait",
+            "--addr",
+            &daemon.addr,
+            "--token",
+            &token,
+        ])
+        .arg(file);
+        if json {
+            cmd.args(["--output", "json"]);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(&good, false);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains("production: promoted"), "{text}");
+
+    let failed = run(&bad, true);
+    assert_eq!(failed.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(doc["phase"], "Failed");
+    assert_eq!(doc["failed_gate"], "cost-estimator");
+
+    let no_daemon = std::process::Command::new(BIN)
+        .args(["submit", "--addr", "http://127.0.0.1:1", "--token", "x"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(no_daemon.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_daemon.stderr).contains("cannot reach the daemon"));
+}
