@@ -1,4 +1,4 @@
-//! A plugin that traps, loops or refuses fails its gate closed with a precise
+//! A plugin that traps, loops, allocates without end or refuses fails its gate closed with a precise
 //! reason, while the daemon goes on serving other releases.
 
 mod common;
@@ -19,6 +19,12 @@ async fn faulty_gates_fail_closed_with_their_reason_beside_a_healthy_release() {
     let cases = [
         ("trap", "{ mode = \"trap\" }", 5000, "trapped"),
         ("loop", "{ mode = \"loop\" }", 300, "timed out after 300 ms"),
+        (
+            "alloc",
+            "{ mode = \"alloc\" }",
+            5000,
+            "ran out of memory (limit 64 MiB)",
+        ),
         (
             "error",
             "{ mode = \"error\" }",

@@ -5,7 +5,7 @@
 //! `gatehouse:plugin@0.1.0` world (`wit/gate.wit`), so a plugin crate depends on
 //! this crate alone, not on `wit-bindgen`.
 //!
-//! ```ignore
+//! ```
 //! use gatehouse_plugin_sdk::{Description, Gate, GateRequest, Verdict, export_gate};
 //!
 //! struct AlwaysPass;
