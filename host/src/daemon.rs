@@ -183,17 +183,16 @@ impl Daemon {
         let known = self
             .store
             .put_candidate(&candidate.digest, &candidate.bytes)?;
-        if let Some(id) = self
-            .store
-            .open_release_of(&candidate.digest, &pipeline.name)?
-            && let Some(r) = self.store.release(id)?
-        {
-            return Ok((r, true, known));
-        }
         let id = self.store.next_release_id()?;
-        let release = self
+        // The check for an unfinished release of the same bytes and the
+        // creation of a new one are one transaction, so two CI retries racing
+        // each other still start a single release.
+        let (release, deduplicated) = self
             .store
             .commit(|tx| {
+                if let Some(existing) = tx.open_release_of(&candidate.digest, &pipeline.name)? {
+                    return Ok((tx.release(existing)?, true));
+                }
                 let r = Release::new(
                     id,
                     pipeline.clone(),
@@ -221,11 +220,13 @@ impl Daemon {
                         "candidate_known": known,
                     })),
                 )?;
-                Ok(r)
+                Ok((r, false))
             })
             .await?;
-        self.spawn(id);
-        Ok((release, false, known))
+        if !deduplicated {
+            self.spawn(id);
+        }
+        Ok((release, deduplicated, known))
     }
 
     pub fn release(&self, id: ReleaseId) -> Result<Release, Error> {

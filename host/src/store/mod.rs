@@ -192,18 +192,6 @@ impl Store {
         Ok(ids)
     }
 
-    /// The unfinished release of these bytes on this pipeline, if one runs.
-    pub fn open_release_of(
-        &self,
-        digest: &Digest,
-        pipeline: &str,
-    ) -> Result<Option<ReleaseId>, Error> {
-        Ok(self
-            .open_releases
-            .get(open_key(digest, pipeline))?
-            .map(|v| ReleaseId(key_u64(&v))))
-    }
-
     pub fn environment(&self, name: &str) -> Result<Option<EnvState>, Error> {
         match self.environments.get(name)? {
             None => Ok(None),
@@ -292,6 +280,14 @@ impl Tx<'_> {
             self.open_releases.insert(key, &r.id.0.to_be_bytes())?;
         }
         Ok(())
+    }
+
+    /// The unfinished release of these bytes on this pipeline, if one runs.
+    pub fn open_release_of(&self, digest: &Digest, pipeline: &str) -> TxResult<Option<ReleaseId>> {
+        Ok(self
+            .open_releases
+            .get(open_key(digest, pipeline))?
+            .map(|v| ReleaseId(key_u64(&v))))
     }
 
     pub fn environment(&self, name: &str) -> TxResult<Option<EnvState>> {
