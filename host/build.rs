@@ -63,6 +63,9 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
     for (p, _) in PLUGINS {
         cmd.args(["-p", p]);
     }
+    // The daemon embeds these: keep them small (about a tenth of the size
+    // with line tables). Function names stay, so trap backtraces still read.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     // The outer build's flags and wrappers (clippy's driver, coverage flags)
     // are for the host, not for the guests.
     for var in [
