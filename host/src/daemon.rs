@@ -56,6 +56,9 @@ pub struct Daemon {
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
+    /// Set once the daemon is stopping, so open streams end and a graceful
+    /// shutdown does not wait on watchers forever.
+    closing: watch::Sender<bool>,
 }
 
 /// The example pipeline, served when no pipeline file is named.
@@ -135,6 +138,7 @@ impl Daemon {
             configstore,
             pipelines,
             running: Mutex::new(HashSet::new()),
+            closing: watch::channel(false).0,
         });
 
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
@@ -151,6 +155,19 @@ impl Daemon {
             daemon.resume(id).await?;
         }
         Ok(daemon)
+    }
+
+    /// Tells every open stream to end; the daemon is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Daemon::close`] was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     pub fn pipelines(&self) -> impl Iterator<Item = &Pipeline> {

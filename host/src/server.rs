@@ -114,6 +114,7 @@ pub struct Running {
 impl Running {
     /// Stops accepting calls and waits for the server to wind down.
     pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
+        self.daemon.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

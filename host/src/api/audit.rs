@@ -26,15 +26,18 @@ impl AuditService for AuditApi {
         caller(&req)?.require(Permission::Read)?;
         let from = req.get_ref().from_seq.max(1);
         let daemon = self.daemon.clone();
-        Ok(Response::new(async_stream(move |tx| async move {
-            for e in daemon.store.events_from(from) {
-                let item = e.map(|e| convert::event(&e)).map_err(|e| status(e.into()));
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
+        Ok(Response::new(async_stream(
+            &self.daemon,
+            move |tx| async move {
+                for e in daemon.store.events_from(from) {
+                    let item = e.map(|e| convert::event(&e)).map_err(|e| status(e.into()));
+                    let stop = item.is_err();
+                    if tx.send(item).await.is_err() || stop {
+                        return;
+                    }
                 }
-            }
-        })))
+            },
+        )))
     }
 
     async fn verify_audit(

@@ -51,19 +51,22 @@ impl EnvironmentService for EnvironmentApi {
             .daemon
             .watch_config(&req.get_ref().environment)
             .map_err(status)?;
-        Ok(Response::new(async_stream(move |tx| async move {
-            loop {
-                let current = convert::config(&rx.borrow_and_update());
-                if tx.send(Ok(current)).await.is_err() {
-                    return;
+        Ok(Response::new(async_stream(
+            &self.daemon,
+            move |tx| async move {
+                loop {
+                    let current = convert::config(&rx.borrow_and_update());
+                    if tx.send(Ok(current)).await.is_err() {
+                        return;
+                    }
+                    // A watcher that falls behind gets the newest state, not
+                    // every intermediate one: configuration is a state, not a log.
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
                 }
-                // A watcher that falls behind gets the newest state, not
-                // every intermediate one: configuration is a state, not a log.
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        })))
+            },
+        )))
     }
 
     async fn rollback_environment(

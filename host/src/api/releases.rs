@@ -85,7 +85,7 @@ impl ReleaseService for ReleaseApi {
         // Subscribe before replaying, so nothing falls between the two.
         let mut bus = daemon.store.subscribe();
         let past = daemon.events_of(id).map_err(status)?;
-        let stream = async_stream(move |tx| async move {
+        let stream = async_stream(&self.daemon, move |tx| async move {
             let mut last = 0;
             for e in past {
                 last = e.seq;
@@ -159,8 +159,10 @@ fn ends_release(e: &crate::store::audit::AuditEvent) -> bool {
     matches!(e.phase, Some(Succeeded | Failed | RolledBack | Aborted))
 }
 
-/// A response stream fed by a task; the task stops when the client goes away.
+/// A response stream fed by a task; the task stops when the client goes away
+/// or the daemon is stopping.
 pub(super) fn async_stream<T, F, Fut>(
+    daemon: &Daemon,
     body: F,
 ) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
 where
@@ -169,6 +171,13 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(body(tx));
+    let feed = body(tx);
+    let closed = daemon.closed();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = feed => {}
+            _ = closed => {}
+        }
+    });
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
