@@ -173,11 +173,7 @@ async fn each_role_is_refused_outside_its_rights_and_no_token_is_unauthenticated
 async fn health_answers_without_a_token() {
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&root.path().join("data"), &[]);
-    let channel = tonic::transport::Endpoint::from_shared(daemon.addr.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = daemon.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let r = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -201,11 +197,7 @@ async fn reflection_lists_the_api_without_a_token() {
 
     let root = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&root.path().join("data"), &[]);
-    let channel = tonic::transport::Endpoint::from_shared(daemon.addr.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = daemon.channel().await;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

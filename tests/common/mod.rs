@@ -72,6 +72,15 @@ impl Daemon {
         }
     }
 
+    /// A bare channel with no token, for the services open to anyone.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.addr.clone())
+            .expect("address")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     pub async fn client(&self, token: Option<&str>) -> Client {
         client::connect(&self.addr, token).await.expect("connect")
     }
