@@ -1,8 +1,7 @@
 //! `AuditService`: export and verify the hash-chained log.
 
 use super::auth::{Permission, caller};
-use super::releases::async_stream;
-use super::{convert, errors::status};
+use super::{async_stream, convert, errors::status};
 use crate::daemon::Daemon;
 use crate::proto::{self, audit_service_server::AuditService};
 use crate::store::audit::Verification;

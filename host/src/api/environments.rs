@@ -1,8 +1,7 @@
 //! `EnvironmentService`: what is live, the watch stream, rollback.
 
 use super::auth::{Permission, caller};
-use super::releases::async_stream;
-use super::{convert, errors::status};
+use super::{async_stream, convert, errors::status};
 use crate::daemon::Daemon;
 use crate::proto::{self, environment_service_server::EnvironmentService};
 use std::pin::Pin;

@@ -11,7 +11,10 @@ pub mod releases;
 use crate::daemon::Daemon;
 use crate::proto;
 use auth::Tokens;
+use std::pin::Pin;
 use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::Status;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
@@ -59,4 +62,27 @@ pub async fn routes(
         .add_service(releases)
         .add_service(environments)
         .add_service(audit))
+}
+
+/// A response stream fed by a task; the task stops when the client goes away
+/// or the daemon is stopping.
+fn async_stream<T, F, Fut>(
+    daemon: &Daemon,
+    body: F,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let feed = body(tx);
+    let closed = daemon.closed();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = feed => {}
+            _ = closed => {}
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

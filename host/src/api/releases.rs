@@ -1,7 +1,7 @@
 //! `ReleaseService`: submit, inspect, watch, approve, abort.
 
 use super::auth::{Permission, caller};
-use super::{convert, errors::status};
+use super::{async_stream, convert, errors::status};
 use crate::daemon::Daemon;
 use crate::pipeline::release::ReleaseId;
 use crate::proto::{self, release_service_server::ReleaseService};
@@ -157,27 +157,4 @@ impl ReleaseService for ReleaseApi {
 fn ends_release(e: &crate::store::audit::AuditEvent) -> bool {
     use crate::pipeline::release::PhaseName::*;
     matches!(e.phase, Some(Succeeded | Failed | RolledBack | Aborted))
-}
-
-/// A response stream fed by a task; the task stops when the client goes away
-/// or the daemon is stopping.
-pub(super) fn async_stream<T, F, Fut>(
-    daemon: &Daemon,
-    body: F,
-) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let feed = body(tx);
-    let closed = daemon.closed();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = feed => {}
-            _ = closed => {}
-        }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
