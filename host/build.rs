@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "gatehouse/v1/releases.proto",
     "gatehouse/v1/environments.proto",
     "gatehouse/v1/audit.proto",
+    "gatehouse/v1/plugins.proto",
 ];
 
 /// Plugin crates built for wasm32-wasip2, and whether the daemon embeds them as
@@ -16,6 +17,8 @@ const PLUGINS: &[(&str, bool)] = &[
     ("cost-estimator", true),
     ("config-lint", true),
     ("chaos-gate", false),
+    ("hostile-gate", false),
+    ("noop-gate", false),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

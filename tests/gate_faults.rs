@@ -23,7 +23,7 @@ async fn faulty_gates_fail_closed_with_their_reason_beside_a_healthy_release() {
             "alloc",
             "{ mode = \"alloc\" }",
             5000,
-            "ran out of memory (limit 64 MiB)",
+            "ran out of memory (limit 64 MiB over all its memories)",
         ),
         (
             "error",

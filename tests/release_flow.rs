@@ -289,7 +289,7 @@ fn invalid_pipeline_is_refused_at_start_with_file_and_line() {
     let pipeline = write(
         root.path(),
         "bad.toml",
-        "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden-evals\"\n",
+        "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 0\n",
     );
     let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -299,10 +299,48 @@ fn invalid_pipeline_is_refused_at_start_with_file_and_line() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("bad.toml:5:10"), "{stderr}");
+    assert!(stderr.contains("bad.toml:6:14"), "{stderr}");
+    assert!(stderr.contains("timeout_ms must be between"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "later.toml",
+        "name = \"later\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden-evals\"\n",
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--pipeline", pipeline.to_str().unwrap()],
+    );
+    let token = daemon.generated_token.clone().expect("token");
+    let mut c = daemon.client(Some(&token)).await;
+    let refused = c
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: "later".into(),
+            candidate: candidate(1),
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let message = refused.message();
     assert!(
-        stderr.contains("\"golden-evals\" is not installed"),
-        "{stderr}"
+        message.contains("plugin \"golden-evals\", which is not installed"),
+        "{message}"
+    );
+    assert!(message.contains("gatehouse plugin push"), "{message}");
+    assert!(
+        c.releases
+            .list_releases(proto::ListReleasesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .releases
+            .is_empty()
     );
 }
 

@@ -3,6 +3,7 @@
 
 use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::environment_service_client::EnvironmentServiceClient;
+use crate::proto::plugin_service_client::PluginServiceClient;
 use crate::proto::release_service_client::ReleaseServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -28,6 +29,7 @@ pub struct Client {
     pub releases: ReleaseServiceClient<Authed>,
     pub environments: EnvironmentServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
+    pub plugins: PluginServiceClient<Authed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
     Ok(Client {
         releases: ReleaseServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         environments: EnvironmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        audit: AuditServiceClient::with_interceptor(channel, bearer),
+        audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        plugins: PluginServiceClient::with_interceptor(channel, bearer),
     })
 }

@@ -6,6 +6,9 @@ use crate::pipeline::candidate::{self, CandidateError};
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline};
 use crate::pipeline::executor::{self, DAEMON};
 use crate::pipeline::release::{Phase, Release, ReleaseId};
+use crate::plugins::registry::Registry;
+use crate::plugins::signing::{SigningSettings, Trust};
+use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
 use crate::store::{self, Refusal, Store, refuse};
@@ -20,8 +23,25 @@ pub struct Setup {
     pub data_dir: PathBuf,
     /// Pipeline files; none means the bundled example pipeline.
     pub pipelines: Vec<PathBuf>,
-    /// Extra gate plugins (`*.wasm`) installed at start.
+    /// A directory of plugins (`NAME.wasm`, with `NAME.toml` manifests)
+    /// pushed at start and whenever a file changes.
     pub plugin_dir: Option<PathBuf>,
+    /// How often the plugin directory is scanned.
+    pub plugin_dir_poll: std::time::Duration,
+    pub signing: SigningSettings,
+}
+
+impl Setup {
+    /// A setup with the defaults for everything but the data directory.
+    pub fn new(data_dir: PathBuf) -> Setup {
+        Setup {
+            data_dir,
+            pipelines: Vec::new(),
+            plugin_dir: None,
+            plugin_dir_poll: std::time::Duration::from_secs(1),
+            signing: SigningSettings::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +56,18 @@ pub enum Error {
     Pipeline(#[from] definition::Error),
     #[error(transparent)]
     Plugin(#[from] plugins::Error),
-    #[error("{path}: cannot read plugin: {source}")]
-    PluginFile {
-        path: String,
-        source: std::io::Error,
+    #[error(transparent)]
+    Registry(#[from] plugins::registry::Error),
+    #[error("{0}")]
+    Signing(String),
+    #[error(
+        "pipeline {pipeline:?}: gate {gate:?} uses plugin {plugin:?}, which is {problem}; push it with `gatehouse plugin push` or fix the pipeline"
+    )]
+    GatePlugin {
+        pipeline: String,
+        gate: String,
+        plugin: String,
+        problem: String,
     },
     #[error("two pipeline files are both named {0:?}; pipeline names must be unique")]
     DuplicatePipeline(String),
@@ -52,6 +80,7 @@ pub enum Error {
 pub struct Daemon {
     pub store: Store,
     pub plugins: Arc<Plugins>,
+    pub registry: Arc<Registry>,
     pub configstore: ConfigStore,
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
@@ -64,14 +93,21 @@ pub struct Daemon {
 /// The example pipeline, served when no pipeline file is named.
 pub const BUNDLED_PIPELINE: &str = include_str!("../../examples/pipeline.toml");
 
+/// Pipelines may name gate plugins not pushed yet (a pipeline and its new
+/// plugin often land together); a release is refused until they are there
+/// (see [`Daemon::submit`]), and the daemon warns at start.
 struct PluginCatalog<'a>(&'a Plugins);
 
 impl Catalog for PluginCatalog<'_> {
-    fn has_gate_plugin(&self, name: &str) -> bool {
-        self.0.gate(name).is_some()
+    fn has_gate_plugin(&self, _name: &str) -> bool {
+        true
     }
     fn gate_plugin_names(&self) -> Vec<String> {
-        self.0.gate_names()
+        self.0
+            .all_active()
+            .iter()
+            .map(|p| p.description.name.clone())
+            .collect()
     }
     fn has_adapter(&self, name: &str) -> bool {
         name == BUILTIN_ADAPTER
@@ -86,16 +122,28 @@ impl Daemon {
     /// unfinished release. Must run inside a tokio runtime.
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
         let store = Store::open(&setup.data_dir)?;
-        // Compiling plugins is CPU work; keep it off the reactor.
-        let for_install = setup.clone();
-        let plugins = tokio::task::spawn_blocking(move || install_plugins(&for_install))
+        let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
+        // Loading plugins is CPU work; keep it off the reactor.
+        let panicked = |e: tokio::task::JoinError| {
+            Error::Plugin(plugins::Error::Engine(format!(
+                "loading plugins panicked: {e}"
+            )))
+        };
+        let plugins = Arc::new(
+            tokio::task::spawn_blocking(Plugins::new)
+                .await
+                .map_err(panicked)??,
+        );
+        let registry = Arc::new(Registry::new(store.clone(), plugins.clone(), trust));
+        let loader = registry.clone();
+        tokio::task::spawn_blocking(move || loader.load_active())
             .await
-            .map_err(|e| {
-                Error::Plugin(plugins::Error::Engine(format!(
-                    "plugin installation panicked: {e}"
-                )))
-            })??;
-        let plugins = Arc::new(plugins);
+            .map_err(panicked)??;
+        registry.ensure_embedded(DAEMON).await?;
+        let mut watched = setup.plugin_dir.as_deref().map(PluginDir::new);
+        if let Some(dir) = &mut watched {
+            dir.scan(&registry, false).await;
+        }
 
         let catalog = PluginCatalog(&plugins);
         let mut pipelines = BTreeMap::new();
@@ -113,6 +161,9 @@ impl Daemon {
                 .collect::<Result<_, _>>()?
         };
         for p in loaded {
+            for (gate, problem) in missing_gate_plugins(&p, &plugins) {
+                tracing::warn!(pipeline = %p.name, gate = %gate.name, plugin = %gate.plugin, "gate plugin is {problem}; releases of this pipeline are refused until it is pushed");
+            }
             if pipelines.contains_key(&p.name) {
                 return Err(Error::DuplicatePipeline(p.name));
             }
@@ -135,6 +186,7 @@ impl Daemon {
         let daemon = Arc::new(Daemon {
             store,
             plugins,
+            registry,
             configstore,
             pipelines,
             running: Mutex::new(HashSet::new()),
@@ -153,6 +205,14 @@ impl Daemon {
             .await?;
         for id in unfinished {
             daemon.resume(id).await?;
+        }
+        if let Some(dir) = watched {
+            plugin_dir::spawn(
+                daemon.registry.clone(),
+                dir,
+                setup.plugin_dir_poll,
+                daemon.closing.subscribe(),
+            );
         }
         Ok(daemon)
     }
@@ -196,6 +256,17 @@ impl Daemon {
                     .join(", "),
             })?;
         check_metadata(&metadata)?;
+        if let Some((gate, problem)) = missing_gate_plugins(pipeline, &self.plugins)
+            .into_iter()
+            .next()
+        {
+            return Err(Error::GatePlugin {
+                pipeline: pipeline.name.clone(),
+                gate: gate.name.clone(),
+                plugin: gate.plugin.clone(),
+                problem,
+            });
+        }
         let candidate = candidate::validate(bytes)?;
         let known = self
             .store
@@ -462,31 +533,21 @@ impl Daemon {
     }
 }
 
-fn install_plugins(setup: &Setup) -> Result<Plugins, Error> {
-    let plugins = Plugins::new()?;
-    for (name, wasm) in plugins::builtin::embedded() {
-        plugins.install(name, wasm)?;
-    }
-    if let Some(dir) = &setup.plugin_dir {
-        let read = |e| Error::PluginFile {
-            path: dir.display().to_string(),
-            source: e,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(read)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        for path in files {
-            let wasm = std::fs::read(&path).map_err(|e| Error::PluginFile {
-                path: path.display().to_string(),
-                source: e,
-            })?;
-            plugins.install(&path.display().to_string(), &wasm)?;
-        }
-    }
-    Ok(plugins)
+/// Gates of `pipeline` whose plugin is missing or not a gate, with why.
+fn missing_gate_plugins<'a>(
+    pipeline: &'a Pipeline,
+    plugins: &Plugins,
+) -> Vec<(&'a definition::GateSpec, String)> {
+    pipeline
+        .environments
+        .iter()
+        .flat_map(|e| e.gates.iter())
+        .filter_map(|g| match plugins.gate(&g.plugin) {
+            Ok(_) => None,
+            Err(plugins::GateError::WrongKind { .. }) => Some((g, "an adapter, not a gate".into())),
+            Err(_) => Some((g, "not installed".into())),
+        })
+        .collect()
 }
 
 fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> {

@@ -49,6 +49,9 @@ enum Command {
     /// Export or verify the audit log.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Write, test, sign, push and manage gate and adapter plugins.
+    #[command(subcommand)]
+    Plugin(cli::plugin::PluginCommand),
     /// Create access tokens.
     #[command(subcommand)]
     Token(cli::token::TokenCommand),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             Command::Rollback(a) => cli::env::rollback(&ctx, a).await,
             Command::Config(a) => cli::env::config(&ctx, a).await,
             Command::Audit(a) => cli::audit::run(&ctx, a).await,
+            Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
         }
     });

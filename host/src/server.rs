@@ -4,6 +4,7 @@
 use crate::api::{self, auth};
 use crate::daemon::{self, Daemon, Setup};
 use crate::pipeline::executor::DAEMON;
+use crate::plugins::signing::SigningSettings;
 use crate::store::audit::{Draft, EventKind};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -27,8 +28,15 @@ pub struct Settings {
     /// Pipeline files; none means the bundled example pipeline.
     #[serde(default)]
     pub pipelines: Vec<PathBuf>,
-    /// A directory of extra gate plugins (`*.wasm`) installed at start.
+    /// A directory of plugins (`NAME.wasm`, manifests as `NAME.toml`)
+    /// pushed at start and whenever a file in it changes.
     pub plugin_dir: Option<PathBuf>,
+    /// Milliseconds between scans of `plugin_dir`.
+    #[serde(default = "default_plugin_dir_poll_ms")]
+    pub plugin_dir_poll_ms: u64,
+    /// Optional ed25519 signing of plugins.
+    #[serde(default)]
+    pub signing: SigningSettings,
     /// Accepted tokens. With none, the first start generates an admin token
     /// and prints it once.
     #[serde(default)]
@@ -39,6 +47,10 @@ fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7443)))
+}
+
+fn default_plugin_dir_poll_ms() -> u64 {
+    1000
 }
 
 fn default_data_dir() -> PathBuf {
@@ -52,6 +64,8 @@ impl Default for Settings {
             data_dir: default_data_dir(),
             pipelines: Vec::new(),
             plugin_dir: None,
+            plugin_dir_poll_ms: default_plugin_dir_poll_ms(),
+            signing: SigningSettings::default(),
             tokens: Vec::new(),
         }
     }
@@ -141,6 +155,8 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         data_dir: settings.data_dir.clone(),
         pipelines: settings.pipelines.clone(),
         plugin_dir: settings.plugin_dir.clone(),
+        plugin_dir_poll: std::time::Duration::from_millis(settings.plugin_dir_poll_ms.max(10)),
+        signing: settings.signing.clone(),
     })
     .await?;
     let (tokens, generated_admin_token) = tokens(settings, &daemon).await?;

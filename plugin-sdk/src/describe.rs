@@ -20,13 +20,29 @@ impl Description {
         }
     }
 
-    /// Sets the JSON Schema the gate's parameters must satisfy.
+    /// Describes an environment adapter that accepts any JSON object as
+    /// parameters and asks the host for nothing.
+    pub fn adapter(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: PluginKind::Adapter,
+            ..Self::gate(name, version, summary)
+        }
+    }
+
+    /// Sets the JSON Schema the plugin's parameters must satisfy.
     pub fn with_params_schema(mut self, schema: serde_json::Value) -> Self {
         self.params_schema = schema.to_string();
         self
     }
 
-    /// Asks the host for a capability, e.g. `"log"` to use [`crate::log`].
+    /// Asks the host for a capability: `"log"` ([`crate::log`]), `"http"`
+    /// ([`crate::http`]), `"files"` (read-only data directories, through
+    /// `std::fs`) or `"clock"` (the real time through `std::time`; without
+    /// it clocks read a fixed instant). The admin must grant it too.
     pub fn with_capability(mut self, capability: impl Into<String>) -> Self {
         self.capabilities.push(capability.into());
         self

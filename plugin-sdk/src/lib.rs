@@ -1,50 +1,74 @@
-//! Write Gatehouse gates as WebAssembly components.
+//! Write Gatehouse gates and environment adapters as WebAssembly components.
 //!
-//! A gate is a type implementing [`Gate`], exported with [`export_gate!`] from a
-//! `cdylib` crate built for `wasm32-wasip2`. The SDK owns the bindings to the
-//! `gatehouse:plugin@0.1.0` world (`wit/gate.wit`), so a plugin crate depends on
-//! this crate alone, not on `wit-bindgen`.
+//! A gate is a plain function from a [`GateRequest`] to a [`Verdict`], exported
+//! with the [`gate!`] macro from a `cdylib` crate built for `wasm32-wasip2`:
 //!
 //! ```
-//! use gatehouse_plugin_sdk::{Description, Gate, GateRequest, Verdict, export_gate};
+//! use gatehouse_plugin_sdk::{GateRequest, Verdict, gate};
 //!
-//! struct AlwaysPass;
-//!
-//! impl Gate for AlwaysPass {
-//!     fn describe() -> Description {
-//!         Description::gate("always-pass", env!("CARGO_PKG_VERSION"), "Passes every candidate")
-//!     }
-//!     fn evaluate(_request: GateRequest) -> Result<Verdict, String> {
-//!         Ok(Verdict::pass("nothing to check"))
+//! fn judge(request: GateRequest) -> Result<Verdict, String> {
+//!     let config = request.candidate.json()?;
+//!     match config["parameters"]["temperature"].as_f64() {
+//!         Some(t) if t <= 1.0 => Ok(Verdict::pass(format!("temperature {t} is at most 1.0"))),
+//!         Some(t) => Ok(Verdict::fail(format!("temperature {t} is above 1.0; lower it"))),
+//!         None => Ok(Verdict::fail("no parameters.temperature; set one")),
 //!     }
 //! }
 //!
-//! export_gate!(AlwaysPass);
+//! gate! {
+//!     name: "max-temperature",
+//!     summary: "Fails a configuration whose temperature is above 1.0",
+//!     evaluate: judge,
+//! }
 //! ```
 //!
-//! Everything here also compiles for the host's own target, so plugin logic can
-//! be unit tested natively; only calls into the host (see [`log`]) differ there.
+//! An adapter implements [`Adapter`] and is exported with [`export_adapter!`].
+//! The SDK owns the bindings to the `gatehouse:plugin@0.1.0` worlds
+//! (`wit/`), so a plugin crate depends on this crate alone, not on
+//! `wit-bindgen`. Everything here also compiles for the host's own target, so
+//! plugin logic can be unit tested natively ([`testing`]); only calls into the
+//! host ([`log`], [`http`]) differ there.
 
 mod describe;
+pub mod http;
 pub mod log;
 mod request;
+pub mod testing;
 mod verdict;
 
 #[doc(hidden)]
 pub mod bindings {
-    //! Generated from `wit/gate.wit`. Plugins use the re-exports at the crate
-    //! root; this module is public only for [`export_gate!`](crate::export_gate).
-    wit_bindgen::generate!({
-        world: "gate",
-        path: "wit",
-        pub_export_macro: true,
-        export_macro_name: "__export_gate_bindings",
-        default_bindings_module: "::gatehouse_plugin_sdk::bindings",
-    });
+    //! Generated from `wit/`. Plugins use the re-exports at the crate root;
+    //! this module is public only for the export macros.
+    pub mod gate {
+        wit_bindgen::generate!({
+            world: "gate",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_gate_bindings",
+            additional_derives: [PartialEq],
+            default_bindings_module: "::gatehouse_plugin_sdk::bindings::gate",
+        });
+    }
+    pub mod adapter {
+        wit_bindgen::generate!({
+            world: "adapter",
+            path: "wit",
+            with: {
+                "gatehouse:plugin/types@0.1.0": crate::bindings::gate::gatehouse::plugin::types,
+                "gatehouse:plugin/log@0.1.0": crate::bindings::gate::gatehouse::plugin::log,
+                "gatehouse:plugin/http@0.1.0": crate::bindings::gate::gatehouse::plugin::http,
+            },
+            pub_export_macro: true,
+            export_macro_name: "__export_adapter_bindings",
+            default_bindings_module: "::gatehouse_plugin_sdk::bindings::adapter",
+        });
+    }
 }
 
-pub use bindings::gatehouse::plugin::types::{
-    Candidate, Description, GateRequest, Measurement, Outcome, PluginKind, Verdict,
+pub use bindings::gate::gatehouse::plugin::types::{
+    Candidate, Description, GateRequest, LiveState, Measurement, Outcome, PluginKind, Target,
+    Verdict,
 };
 pub use request::{json_kind, parse_params};
 /// The JSON crate the SDK parses with, so plugins can name its types.
@@ -52,8 +76,10 @@ pub use serde_json;
 
 /// A gate: judges one candidate before it may enter an environment.
 ///
-/// Both functions are associated functions, not methods: the host creates a
-/// fresh instance for each call, so a gate keeps no state between calls.
+/// Most gates need only the [`gate!`] macro; implement this trait when the
+/// description needs building at run time. Both functions are associated
+/// functions, not methods: the host creates a fresh instance for each call,
+/// so a gate keeps no state between calls.
 pub trait Gate {
     /// Who the gate is, the JSON Schema of its parameters, what it needs.
     fn describe() -> Description;
@@ -65,7 +91,29 @@ pub trait Gate {
     fn evaluate(request: GateRequest) -> Result<Verdict, String>;
 }
 
-impl<T: Gate> bindings::Guest for T {
+/// An environment adapter: places candidates into an environment and reads
+/// back what is live there.
+///
+/// The daemon may repeat any call after a restart, so each must be
+/// idempotent: applying the digest that is already live changes nothing.
+pub trait Adapter {
+    /// Who the adapter is, the JSON Schema of its parameters, what it needs.
+    fn describe() -> Description;
+
+    /// Makes `candidate` the configuration `target` serves.
+    fn apply(target: Target, candidate: Candidate) -> Result<(), String>;
+
+    /// Reads back what `target` serves now.
+    fn current(target: Target) -> Result<LiveState, String>;
+
+    /// Sends `weight_percent` (0 to 100) of traffic to `canary`.
+    fn set_traffic(target: Target, canary: Candidate, weight_percent: u8) -> Result<(), String>;
+
+    /// Takes the canary out of traffic and restores `restore`.
+    fn rollback(target: Target, restore: Option<Candidate>) -> Result<(), String>;
+}
+
+impl<T: Gate> bindings::gate::exports::gatehouse::plugin::gate_api::Guest for T {
     fn describe() -> Description {
         <T as Gate>::describe()
     }
@@ -75,11 +123,83 @@ impl<T: Gate> bindings::Guest for T {
     }
 }
 
-/// Exports a [`Gate`] implementation as the component's `describe` and
-/// `evaluate` functions. Invoke once, at the root of a `cdylib` crate.
+impl<T: Adapter> bindings::adapter::exports::gatehouse::plugin::adapter_api::Guest for T {
+    fn describe() -> Description {
+        <T as Adapter>::describe()
+    }
+
+    fn apply(target: Target, candidate: Candidate) -> Result<(), String> {
+        <T as Adapter>::apply(target, candidate)
+    }
+
+    fn current(target: Target) -> Result<LiveState, String> {
+        <T as Adapter>::current(target)
+    }
+
+    fn set_traffic(target: Target, canary: Candidate, weight_percent: u8) -> Result<(), String> {
+        <T as Adapter>::set_traffic(target, canary, weight_percent)
+    }
+
+    fn rollback(target: Target, restore: Option<Candidate>) -> Result<(), String> {
+        <T as Adapter>::rollback(target, restore)
+    }
+}
+
+/// Exports a [`Gate`] implementation as the component's `gate-api`. Invoke
+/// once, at the root of a `cdylib` crate.
 #[macro_export]
 macro_rules! export_gate {
     ($gate:ident) => {
-        $crate::bindings::__export_gate_bindings!($gate with_types_in $crate::bindings);
+        // Only a component exports the bindings: their symbol names
+        // (`gatehouse:plugin/gate-api@0.1.0#evaluate`) are not valid in a
+        // native shared library, where the crate is built for unit tests.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::gate::__export_gate_bindings!($gate with_types_in $crate::bindings::gate);
+    };
+}
+
+/// Exports an [`Adapter`] implementation as the component's `adapter-api`.
+/// Invoke once, at the root of a `cdylib` crate.
+#[macro_export]
+macro_rules! export_adapter {
+    ($adapter:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::adapter::__export_adapter_bindings!($adapter with_types_in $crate::bindings::adapter);
+    };
+}
+
+/// Exports a plain function `fn(GateRequest) -> Result<Verdict, String>` as
+/// a gate. `name` and `summary` are required; `params_schema` (a
+/// `serde_json::Value`) and `capabilities` (e.g. `["log", "http"]`) are
+/// optional, in this order. The version is the crate's.
+///
+/// The function may also be called directly in native unit tests.
+#[macro_export]
+macro_rules! gate {
+    (
+        name: $name:expr,
+        summary: $summary:expr,
+        $(params_schema: $schema:expr,)?
+        $(capabilities: [$($capability:expr),* $(,)?],)?
+        evaluate: $evaluate:path $(,)?
+    ) => {
+        #[doc(hidden)]
+        pub struct __GatehouseGate;
+
+        impl $crate::Gate for __GatehouseGate {
+            fn describe() -> $crate::Description {
+                $crate::Description::gate($name, env!("CARGO_PKG_VERSION"), $summary)
+                    $(.with_params_schema($schema))?
+                    $($(.with_capability($capability))*)?
+            }
+
+            fn evaluate(
+                request: $crate::GateRequest,
+            ) -> ::core::result::Result<$crate::Verdict, ::std::string::String> {
+                $evaluate(request)
+            }
+        }
+
+        $crate::export_gate!(__GatehouseGate);
     };
 }

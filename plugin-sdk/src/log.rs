@@ -6,12 +6,12 @@
 //! Off WebAssembly (native unit tests of plugin logic) there is no host, so
 //! lines go to standard error instead.
 
-pub use crate::bindings::gatehouse::plugin::host::Level;
+pub use crate::bindings::gate::gatehouse::plugin::log::Level;
 
 /// Writes `message` at `level`.
 pub fn write(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
-    crate::bindings::gatehouse::plugin::host::log(level, message);
+    crate::bindings::gate::gatehouse::plugin::log::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("{level:?}: {message}");
 }

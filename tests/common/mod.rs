@@ -108,6 +108,9 @@ pub fn test_plugin_dir(root: &Path) -> PathBuf {
         dir.join("chaos-gate.wasm"),
     )
     .expect("copy chaos-gate.wasm");
+    // Its `slow` mode reads the clock, which must be granted.
+    std::fs::write(dir.join("chaos-gate.toml"), "capabilities = [\"clock\"]\n")
+        .expect("write chaos-gate.toml");
     dir
 }
 
@@ -191,4 +194,54 @@ pub async fn events(c: &mut Client) -> Vec<proto::Event> {
         out.push(e);
     }
     out
+}
+
+impl Daemon {
+    /// Like [`Daemon::start`], with `env` added to the daemon's environment
+    /// (for tests that check a plugin cannot see it).
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("GATEHOUSE_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gatehouse serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut token = None;
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon did not report its address within 60 s");
+            };
+            if let Some(t) = line
+                .strip_prefix("admin token")
+                .and_then(|_| line.split("): ").nth(1))
+            {
+                token = Some(t.trim().to_string());
+            }
+            if let Some(addr) = line.strip_prefix("gatehouse listening on ") {
+                return Daemon {
+                    child,
+                    addr: format!("http://{}", addr.trim()),
+                    generated_token: token,
+                };
+            }
+        }
+    }
 }

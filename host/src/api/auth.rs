@@ -29,6 +29,8 @@ pub enum Permission {
     Read,
     Submit,
     Operate,
+    /// Push, activate and roll back plugins.
+    Administer,
 }
 
 impl Role {
@@ -60,6 +62,7 @@ impl fmt::Display for Permission {
             Permission::Read => "read",
             Permission::Submit => "submit releases",
             Permission::Operate => "approve, abort and roll back",
+            Permission::Administer => "push, activate and roll back plugins",
         })
     }
 }
@@ -188,14 +191,19 @@ mod tests {
     fn roles_grant_what_the_product_promises() {
         use Permission::*;
         let table = [
-            (Role::Reader, [true, false, false]),
-            (Role::Ci, [true, true, false]),
-            (Role::Operator, [true, false, true]),
-            (Role::Admin, [true, true, true]),
+            (Role::Reader, [true, false, false, false]),
+            (Role::Ci, [true, true, false, false]),
+            (Role::Operator, [true, false, true, false]),
+            (Role::Admin, [true, true, true, true]),
         ];
         for (role, expect) in table {
             assert_eq!(
-                [role.allows(Read), role.allows(Submit), role.allows(Operate)],
+                [
+                    role.allows(Read),
+                    role.allows(Submit),
+                    role.allows(Operate),
+                    role.allows(Administer)
+                ],
                 expect,
                 "{role}"
             );

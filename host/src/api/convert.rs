@@ -47,6 +47,7 @@ fn gate(g: &GateRecord) -> proto::GateResult {
             })
             .collect(),
         reason: g.reason.clone(),
+        fuel_used: g.fuel_used.unwrap_or(0),
         blocking: g.blocking,
         duration_us: g.duration_us,
     }

@@ -2,6 +2,7 @@
 
 use crate::configstore;
 use crate::daemon::Error;
+use crate::plugins::registry;
 use crate::store::{self, Refusal};
 use tonic::Status;
 
@@ -15,7 +16,20 @@ pub fn status(e: Error) -> Status {
         }
         Error::Environment(configstore::Error::Store(s)) | Error::Store(s) => store_status(s),
         Error::Pipeline(_) | Error::DuplicatePipeline(_) => Status::failed_precondition(message),
-        Error::Plugin(_) | Error::PluginFile { .. } => Status::failed_precondition(message),
+        Error::Plugin(_) | Error::Signing(_) | Error::GatePlugin { .. } => {
+            Status::failed_precondition(message)
+        }
+        Error::Registry(e) => registry_status(e),
+    }
+}
+
+pub fn registry_status(e: registry::Error) -> Status {
+    let message = e.to_string();
+    match e {
+        registry::Error::Invalid(_) => Status::invalid_argument(message),
+        registry::Error::Untrusted(_) => Status::permission_denied(message),
+        registry::Error::NotFound(_) => Status::not_found(message),
+        registry::Error::Store(s) => store_status(s),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 mod convert;
 pub mod environments;
 mod errors;
+pub mod plugins;
 pub mod releases;
 
 use crate::daemon::Daemon;
@@ -26,6 +27,7 @@ pub async fn routes(
 ) -> Result<Routes, tonic_reflection::server::Error> {
     use proto::audit_service_server::AuditServiceServer;
     use proto::environment_service_server::EnvironmentServiceServer;
+    use proto::plugin_service_server::PluginServiceServer;
     use proto::release_service_server::ReleaseServiceServer;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -37,6 +39,9 @@ pub async fn routes(
         .await;
     health
         .set_serving::<AuditServiceServer<audit::AuditApi>>()
+        .await;
+    health
+        .set_serving::<PluginServiceServer<plugins::PluginApi>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -55,12 +60,19 @@ pub async fn routes(
         }),
         tokens.clone(),
     );
+    let plugins = InterceptedService::new(
+        PluginServiceServer::new(plugins::PluginApi {
+            daemon: daemon.clone(),
+        }),
+        tokens.clone(),
+    );
     let audit =
         InterceptedService::new(AuditServiceServer::new(audit::AuditApi { daemon }), tokens);
     Ok(Routes::new(health_service)
         .add_service(reflection)
         .add_service(releases)
         .add_service(environments)
+        .add_service(plugins)
         .add_service(audit))
 }
 

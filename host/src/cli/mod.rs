@@ -4,8 +4,10 @@
 pub mod audit;
 pub mod demo;
 pub mod env;
+pub mod plugin;
 pub mod release;
 pub mod render;
+mod scaffold;
 pub mod serve;
 pub mod token;
 

@@ -105,6 +105,14 @@ impl Style {
                     outcome_name(g.outcome),
                     g.reason
                 ));
+                if !g.plugin_digest.is_empty() {
+                    out.push_str(&format!(
+                        "\n         judged by {} {}, {} instructions",
+                        g.plugin,
+                        g.plugin_digest.get(..12).unwrap_or(&g.plugin_digest),
+                        g.fuel_used
+                    ));
+                }
             }
             if s.approvals_required > 0 {
                 out.push_str(&format!(
@@ -147,6 +155,7 @@ pub fn release_json(r: &proto::Release) -> serde_json::Value {
                 "reason": g.reason,
                 "blocking": g.blocking,
                 "duration_us": g.duration_us,
+                "fuel_used": g.fuel_used,
                 "measurements": g.measurements.iter().map(|m| json!({
                     "name": m.name, "value": m.value, "unit": m.unit,
                 })).collect::<Vec<_>>(),

@@ -41,6 +41,9 @@ pub struct GateSpec {
     /// Handed to the plugin as a JSON object.
     pub params: serde_json::Value,
     pub timeout: Duration,
+    /// Instructions one evaluation may run (wasmtime fuel).
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
     /// A blocking gate that does not pass stops the release; a non-blocking
     /// one is recorded as a warning.
     pub blocking: bool,
@@ -218,6 +221,16 @@ impl Pipeline {
                         t
                     }
                 };
+                let fuel = match &g.fuel {
+                    None => default_fuel(),
+                    Some(f) if (1..=MAX_FUEL).contains(f.get_ref()) => *f.get_ref(),
+                    Some(f) => {
+                        return Err(at(
+                            f.span(),
+                            format!("fuel must be between 1 and {MAX_FUEL} instructions"),
+                        ));
+                    }
+                };
                 let params = serde_json::to_value(&g.params).map_err(|e| {
                     at(
                         g.plugin.span(),
@@ -229,6 +242,7 @@ impl Pipeline {
                     plugin: g.plugin.into_inner(),
                     params,
                     timeout,
+                    fuel,
                     blocking: g.blocking.unwrap_or(true),
                 });
             }
@@ -290,8 +304,16 @@ struct RawGate {
     #[serde(default)]
     params: toml::Table,
     timeout_ms: Option<Spanned<u64>>,
+    fuel: Option<Spanned<u64>>,
     blocking: Option<bool>,
 }
+
+fn default_fuel() -> u64 {
+    crate::plugins::DEFAULT_FUEL
+}
+
+/// The most fuel a pipeline may give one evaluation: minutes of work.
+const MAX_FUEL: u64 = 1_000_000_000_000;
 
 fn check_name(name: &Spanned<String>, what: &str) -> Result<(), String> {
     let n = name.get_ref();

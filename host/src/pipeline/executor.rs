@@ -8,7 +8,8 @@
 use crate::configstore::ConfigStore;
 use crate::daemon::Daemon;
 use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId};
-use crate::plugins::{CandidateView, GateError, GateInput};
+use crate::plugins::sandbox::Limits;
+use crate::plugins::{CALL_MEMORY_LIMIT, CandidateView, GateInput};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Refusal, Tx, TxResult, refuse};
 use std::sync::Arc;
@@ -209,16 +210,21 @@ async fn run_gates(
         calls.push(tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let started = Instant::now();
+            // The version active now judges, to the end of this call, even
+            // if another is activated meanwhile.
             let plugin = daemon.plugins.gate(&gate.plugin);
+            let limits = Limits {
+                timeout: gate.timeout,
+                fuel: gate.fuel,
+                memory: CALL_MEMORY_LIMIT,
+            };
             let result = match &plugin {
-                None => Err(GateError::NotInstalled {
-                    plugin: gate.plugin.clone(),
-                }),
-                Some(p) => daemon.plugins.evaluate(p, &input, gate.timeout),
+                Err(e) => Err(e.clone()),
+                Ok(p) => daemon.plugins.evaluate(p, &input, limits),
             };
             let duration_us = started.elapsed().as_micros() as u64;
-            let plugin_digest = plugin.as_ref().map(|p| p.digest);
-            if let Some(p) = &plugin {
+            let plugin_digest = plugin.as_ref().ok().map(|p| p.digest);
+            if let Ok(p) = &plugin {
                 tracing::info!(plugin_digest = %p.digest.short(), duration_us, ok = result.is_ok(), "gate evaluated");
             }
             match result {
@@ -232,6 +238,7 @@ async fn run_gates(
                     reason: v.reason,
                     blocking: gate.blocking,
                     duration_us,
+                    fuel_used: Some(v.fuel_used),
                 },
                 Err(e) => GateRecord {
                     reason: format!("plugin {} {e}", gate.plugin),
@@ -243,6 +250,7 @@ async fn run_gates(
                     measurements: Vec::new(),
                     blocking: gate.blocking,
                     duration_us,
+                    fuel_used: None,
                 },
             }
         }));
@@ -263,6 +271,7 @@ async fn run_gates(
                     reason: format!("the gate call did not complete: {e}"),
                     blocking: true,
                     duration_us: 0,
+                    fuel_used: None,
                 })
             }
         }

@@ -192,6 +192,9 @@ pub struct GateRecord {
     pub reason: String,
     pub blocking: bool,
     pub duration_us: u64,
+    /// Instructions the evaluation used; none when it produced no verdict.
+    #[serde(default)]
+    pub fuel_used: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

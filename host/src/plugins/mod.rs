@@ -1,53 +1,73 @@
-//! Gate plugins: WebAssembly components run by wasmtime, one fresh sandbox
-//! per call.
+//! Plugins: WebAssembly components run by wasmtime, one fresh sandbox per
+//! call.
 //!
-//! Rules: one [`Engine`] per daemon; each plugin is compiled once and kept as
-//! an `InstancePre`; every call gets a new `Store` with a wall-clock deadline
-//! (epoch interruption), a memory cap and no ambient authority (no files,
-//! environment, network or inherited stdio). Whatever a plugin does wrong —
-//! trap, loop, allocate without end, answer nonsense — comes back as a
-//! [`GateError`] that fails the gate closed; it never panics the daemon.
-//! Replacing a plugin swaps an `Arc`, so calls in flight finish on the version
-//! they started with.
+//! Rules: one [`Engine`] per daemon; each plugin version is compiled once
+//! (and the compiled artefact cached by the [`registry`]) and kept as an
+//! `InstancePre`; every call gets a new `Store` with a wall-clock deadline
+//! (epoch interruption), a fuel budget, one memory cap and only the
+//! capabilities both the plugin and its manifest name. Whatever a plugin does
+//! wrong — trap, loop, allocate without end, answer nonsense — comes back as
+//! a [`GateError`] that fails the gate closed; it never panics the daemon.
+//! Activating a version swaps an `Arc`, so calls in flight finish on the
+//! version they started with.
 
 pub mod builtin;
-mod sandbox;
+pub mod capabilities;
+pub mod manifest;
+pub mod registry;
+pub mod sandbox;
+pub mod signing;
+mod verdict;
+pub mod watch;
+pub mod world;
 
 use crate::digest::Digest;
 use crate::pipeline::release::{Measurement, Outcome};
-use sandbox::CallState;
+use capabilities::Grants;
+use manifest::Manifest;
+use sandbox::{CallState, Limits};
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "gate",
-        path: "../plugin-sdk/wit",
-    });
-}
-
-use bindings::gatehouse::plugin::types as wit;
+use world::Api;
+use world::v0_1::gatehouse::plugin::types as wit;
 
 /// Memory one call may use, over all of the plugin's memories.
 pub const CALL_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+/// Instructions one call may run unless the pipeline says otherwise: about a
+/// second of work, far more than judging ten thousand cases needs.
+pub const DEFAULT_FUEL: u64 = 2_000_000_000;
+/// Memory of a pooled slot kept mapped between calls.
+const RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 /// Instances that may be alive at once across all calls.
-const POOL_INSTANCES: u32 = 256;
-/// Limits on what a verdict may carry, so a plugin cannot flood the store.
-const MAX_REASON_BYTES: usize = 4096;
-const MAX_MEASUREMENTS: usize = 64;
-const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+const POOL_INSTANCES: u32 = 512;
+const DESCRIBE_LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(2),
+    fuel: 100_000_000,
+    memory: CALL_MEMORY_LIMIT,
+};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Gate,
     Adapter,
 }
 
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Gate => "gate",
+            PluginKind::Adapter => "adapter",
+        }
+    }
+}
+
 /// What a plugin says of itself through `describe()`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Description {
     pub name: String,
     pub version: String,
@@ -57,14 +77,24 @@ pub struct Description {
     pub capabilities: Vec<String>,
 }
 
-/// One installed version of a gate plugin.
-pub struct GatePlugin {
+/// One version of a plugin, compiled, checked and ready to call.
+pub struct Plugin {
     pub digest: Digest,
     pub description: Description,
-    pre: bindings::GatePre<CallState>,
+    pub manifest: Manifest,
+    pub grants: Arc<Grants>,
+    pre: InstancePre<CallState>,
+    api: Api,
 }
 
-/// A candidate as a gate sees it.
+impl Plugin {
+    /// The version of `gatehouse:plugin` it was built against.
+    pub fn api_version(&self) -> &'static str {
+        self.api.version()
+    }
+}
+
+/// A candidate as a plugin sees it.
 #[derive(Debug, Clone)]
 pub struct CandidateView {
     pub digest: Digest,
@@ -80,33 +110,54 @@ pub struct GateInput {
     pub params: serde_json::Value,
 }
 
-/// A verdict that passed the host's checks.
+/// A verdict that passed the host's checks, with what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub outcome: Outcome,
     pub score: f64,
     pub measurements: Vec<Measurement>,
     pub reason: String,
+    /// Instructions the call used, as wasmtime's fuel counts them.
+    pub fuel_used: u64,
 }
 
-/// Why a gate call produced no verdict. Each fails the gate closed, with this
-/// text as the reason.
+/// What an adapter read back from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveState {
+    pub active: Option<String>,
+    pub canary: Option<String>,
+    pub canary_weight_percent: u8,
+    pub detail: String,
+}
+
+/// Why a plugin call produced no answer. Each fails the gate (or the
+/// adapter's step) closed, with this text as the reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GateError {
     #[error(
-        "gate plugin {plugin:?} is not installed; install it or remove the gate from the pipeline"
+        "is not installed; push it with `gatehouse plugin push` or remove it from the pipeline"
     )]
     NotInstalled { plugin: String },
+    #[error("is an adapter, not a gate; use a gate plugin here")]
+    WrongKind { plugin: String },
     #[error(
         "timed out after {limit_ms} ms; raise `timeout_ms` in the pipeline or make the plugin faster"
     )]
     Timeout { limit_ms: u64 },
-    #[error("ran out of memory (limit {limit_mib} MiB); the plugin allocates too much")]
+    #[error(
+        "ran out of fuel after {budget} instructions; raise `fuel` in the pipeline or make the plugin do less"
+    )]
+    FuelExhausted { budget: u64 },
+    #[error(
+        "ran out of memory (limit {limit_mib} MiB over all its memories); the plugin allocates too much"
+    )]
     OutOfMemory { limit_mib: usize },
     #[error("overflowed its stack; the plugin recurses too deeply")]
     StackOverflow,
     #[error("trapped: {detail}")]
     Trap { detail: String },
+    #[error("host call `{capability}` failed: {detail}")]
+    HostCall { capability: String, detail: String },
     #[error("could not judge: {message}")]
     PluginError { message: String },
     #[error("returned a malformed verdict: {problem}")]
@@ -121,143 +172,445 @@ pub enum Error {
         "{source_name}: not a loadable plugin component: {detail}; build it for wasm32-wasip2 against gatehouse-plugin-sdk"
     )]
     Compile { source_name: String, detail: String },
+    #[error("{source_name}: not a Gatehouse plugin: {detail}")]
+    WrongWorld { source_name: String, detail: String },
     #[error("{source_name}: describe() failed: {reason}")]
     Describe {
         source_name: String,
         reason: GateError,
     },
-    #[error(
-        "{source_name}: plugin {name:?} is an adapter; only gate plugins can be installed here"
-    )]
-    NotAGate { source_name: String, name: String },
+    #[error("{source_name}: {detail}")]
+    Refused { source_name: String, detail: String },
     #[error("the WebAssembly engine could not be set up: {0}")]
     Engine(String),
 }
 
-/// The daemon's plugin host: the engine, and the installed gate plugins by name.
+/// The daemon's plugin host: the engine, and the active version of each
+/// plugin by name.
 pub struct Plugins {
     engine: Engine,
     linker: Linker<CallState>,
-    gates: RwLock<BTreeMap<String, Arc<GatePlugin>>>,
+    active: RwLock<BTreeMap<String, Arc<Plugin>>>,
 }
 
 impl Plugins {
     pub fn new() -> Result<Plugins, Error> {
+        let engine_error = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.consume_fuel(true);
         config.max_wasm_stack(512 * 1024);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)
             .total_core_instances(POOL_INSTANCES * 4)
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
-            .max_memory_size(CALL_MEMORY_LIMIT);
+            .max_memory_size(CALL_MEMORY_LIMIT)
+            // Reset the low pages a call dirties (stack, data) by memset
+            // rather than handing them back to the kernel: the next call on
+            // the slot then takes no page faults there.
+            .linear_memory_keep_resident(RESIDENT_BYTES)
+            .table_keep_resident(RESIDENT_BYTES);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(engine_error)?;
         sandbox::start_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        bindings::Gate::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        world::add_to_linker(&mut linker).map_err(engine_error)?;
         Ok(Plugins {
             engine,
             linker,
-            gates: RwLock::new(BTreeMap::new()),
+            active: RwLock::new(BTreeMap::new()),
         })
     }
 
-    /// Compiles and checks a gate plugin, then installs it under the name its
-    /// `describe()` gives, replacing any earlier version. Blocking: compiling
-    /// takes tens of milliseconds.
-    pub fn install(&self, source_name: &str, wasm: &[u8]) -> Result<Arc<GatePlugin>, Error> {
-        let compile = |e: wasmtime::Error| Error::Compile {
+    /// Compiles a component. Blocking: tens of milliseconds.
+    pub fn compile(&self, source_name: &str, wasm: &[u8]) -> Result<Component, Error> {
+        Component::new(&self.engine, wasm).map_err(|e| Error::Compile {
             source_name: source_name.to_string(),
             detail: format!("{e:#}"),
-        };
-        let component = Component::new(&self.engine, wasm).map_err(compile)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(compile)?;
-        let pre = bindings::GatePre::new(pre).map_err(compile)?;
-        let description = sandbox::call(
-            &self.engine,
-            &pre,
-            DESCRIBE_TIMEOUT,
-            "describe",
-            |gate, store| gate.call_describe(store),
-        )
-        .map_err(|reason| Error::Describe {
-            source_name: source_name.to_string(),
-            reason,
-        })?;
-        let description = Description::from(description);
-        if description.kind != PluginKind::Gate {
-            return Err(Error::NotAGate {
-                source_name: source_name.to_string(),
-                name: description.name,
-            });
-        }
-        let plugin = Arc::new(GatePlugin {
-            digest: Digest::of(wasm),
+        })
+    }
+
+    /// The compiled artefact of `component`, to cache.
+    pub fn precompiled(&self, component: &Component) -> Option<Vec<u8>> {
+        component.serialize().ok()
+    }
+
+    /// Loads a compiled artefact made by [`Plugins::precompiled`].
+    ///
+    /// # Safety
+    /// wasmtime runs the machine code in `bytes` as it is: they must be the
+    /// unaltered output of `precompiled` on an engine of this build (the
+    /// registry checks their sha256 before calling this). A mismatched engine
+    /// is detected and reported as an error, not run.
+    pub unsafe fn load_precompiled(&self, bytes: &[u8]) -> Option<Component> {
+        // SAFETY: upheld by the caller, see above.
+        unsafe { Component::deserialize(&self.engine, bytes) }.ok()
+    }
+
+    /// Names this engine's build and settings: compiled artefacts are only
+    /// valid for the engine that made them.
+    pub fn engine_key(&self) -> [u8; 8] {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        hasher.finish().to_be_bytes()
+    }
+
+    /// Checks a compiled component as a plugin: it exports a world this host
+    /// serves, `describe()` answers, what it asks for is granted, and it
+    /// imports nothing it was not given. Blocking.
+    pub fn prepare(
+        &self,
+        source_name: &str,
+        digest: Digest,
+        component: &Component,
+        manifest: Manifest,
+    ) -> Result<Plugin, Error> {
+        let (pre, api) = self.pre(source_name, component)?;
+        let description = describe(&self.engine, &pre, &api, source_name)?;
+        self.finish(
+            source_name,
+            digest,
+            component,
+            manifest,
             description,
             pre,
-        });
-        self.write()
-            .insert(plugin.description.name.clone(), plugin.clone());
+            api,
+        )
+    }
+
+    /// What a component says of itself, before any grant is decided. Blocking.
+    pub fn inspect(&self, source_name: &str, wasm: &[u8]) -> Result<Description, Error> {
+        let component = self.compile(source_name, wasm)?;
+        let (pre, api) = self.pre(source_name, &component)?;
+        describe(&self.engine, &pre, &api, source_name)
+    }
+
+    /// Like [`Plugins::prepare`] for a version checked before (it comes from
+    /// the registry): trusts its stored description instead of calling
+    /// `describe()` again, and checks the rest.
+    pub fn restore(
+        &self,
+        source_name: &str,
+        digest: Digest,
+        component: &Component,
+        manifest: Manifest,
+        description: Description,
+    ) -> Result<Plugin, Error> {
+        let (pre, api) = self.pre(source_name, component)?;
+        self.finish(
+            source_name,
+            digest,
+            component,
+            manifest,
+            description,
+            pre,
+            api,
+        )
+    }
+
+    fn pre(
+        &self,
+        source_name: &str,
+        component: &Component,
+    ) -> Result<(InstancePre<CallState>, Api), Error> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| Error::WrongWorld {
+                source_name: source_name.to_string(),
+                detail: format!("it imports what this host does not provide: {e:#}"),
+            })?;
+        let api = Api::detect(&pre).map_err(|detail| Error::WrongWorld {
+            source_name: source_name.to_string(),
+            detail,
+        })?;
+        Ok((pre, api))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        source_name: &str,
+        digest: Digest,
+        component: &Component,
+        manifest: Manifest,
+        description: Description,
+        pre: InstancePre<CallState>,
+        api: Api,
+    ) -> Result<Plugin, Error> {
+        let refused = |detail: String| Error::Refused {
+            source_name: source_name.to_string(),
+            detail,
+        };
+        if description.kind != api.kind() {
+            return Err(refused(format!(
+                "describe() says it is {:?} but it exports the {} world",
+                description.kind.as_str(),
+                api.kind().as_str()
+            )));
+        }
+        if description.name.is_empty()
+            || description.name.len() > 64
+            || !description
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(refused(format!(
+                "describe() names it {:?}; a plugin name is 1 to 64 letters, digits, '-' or '_'",
+                description.name
+            )));
+        }
+        let grants = manifest
+            .grants_for(&description.capabilities)
+            .map_err(&refused)?;
+        capabilities::check_imports(&world::import_names(component), &grants).map_err(&refused)?;
+        Ok(Plugin {
+            digest,
+            description,
+            manifest,
+            grants: Arc::new(grants),
+            pre,
+            api,
+        })
+    }
+
+    /// Compiles, checks and activates `wasm` under `manifest`: the short way
+    /// for embedded plugins, tests and benchmarks. Blocking.
+    pub fn install(
+        &self,
+        source_name: &str,
+        wasm: &[u8],
+        manifest: Manifest,
+    ) -> Result<Arc<Plugin>, Error> {
+        let component = self.compile(source_name, wasm)?;
+        let plugin = Arc::new(self.prepare(source_name, Digest::of(wasm), &component, manifest)?);
+        self.activate(plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Makes `plugin` the version calls by its name get from now on; calls in
+    /// flight keep the version they hold. Returns the version it replaced.
+    pub fn activate(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
         tracing::info!(
             plugin = %plugin.description.name,
             version = %plugin.description.version,
             plugin_digest = %plugin.digest.short(),
-            "gate plugin installed"
+            "plugin version active"
         );
-        Ok(plugin)
+        self.write().insert(plugin.description.name.clone(), plugin)
     }
 
-    pub fn gate(&self, name: &str) -> Option<Arc<GatePlugin>> {
+    /// The active version of the plugin called `name`.
+    pub fn active(&self, name: &str) -> Option<Arc<Plugin>> {
         self.read().get(name).cloned()
     }
 
-    pub fn gate_names(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
+    /// The active version of gate `name`, or why there is none.
+    pub fn gate(&self, name: &str) -> Result<Arc<Plugin>, GateError> {
+        match self.active(name) {
+            Some(p) if p.description.kind == PluginKind::Gate => Ok(p),
+            Some(_) => Err(GateError::WrongKind {
+                plugin: name.to_string(),
+            }),
+            None => Err(GateError::NotInstalled {
+                plugin: name.to_string(),
+            }),
+        }
+    }
+
+    /// Every active plugin, by name.
+    pub fn all_active(&self) -> Vec<Arc<Plugin>> {
+        self.read().values().cloned().collect()
     }
 
     /// Runs one evaluation in a fresh sandbox. Blocking: call it from
     /// `spawn_blocking`.
     pub fn evaluate(
         &self,
-        plugin: &GatePlugin,
+        plugin: &Plugin,
         input: &GateInput,
-        timeout: Duration,
+        limits: Limits,
     ) -> Result<Verdict, GateError> {
+        let Api::GateV0_1(indices) = &plugin.api else {
+            return Err(GateError::WrongKind {
+                plugin: plugin.description.name.clone(),
+            });
+        };
         let request = wit::GateRequest {
             candidate: to_wit(&input.candidate),
             incumbent: input.incumbent.as_ref().map(to_wit),
             stage: input.stage.clone(),
             params: input.params.to_string(),
         };
-        let answer = sandbox::call(
+        let called = sandbox::call(
             &self.engine,
             &plugin.pre,
-            timeout,
             &plugin.description.name,
-            |gate, store| gate.call_evaluate(store, &request),
+            &plugin.grants,
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_evaluate(store, &request)
+            },
         )?;
-        match answer {
-            Ok(v) => check_verdict(v),
-            Err(message) => Err(GateError::PluginError {
-                message: clip(message),
-            }),
+        match called.value {
+            Ok(v) => verdict::check(v, called.fuel_used),
+            Err(message) => Err(plugin_gave_up(message, called.host_failure)),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<GatePlugin>>> {
-        self.gates.read().unwrap_or_else(|p| p.into_inner())
+    /// Runs one adapter function in a fresh sandbox. Blocking.
+    pub fn adapt(
+        &self,
+        plugin: &Plugin,
+        call: AdapterCall,
+        limits: Limits,
+    ) -> Result<Option<LiveState>, GateError> {
+        use world::v0_1::gatehouse::plugin::types::Target;
+        let Api::AdapterV0_1(indices) = &plugin.api else {
+            return Err(GateError::WrongKind {
+                plugin: plugin.description.name.clone(),
+            });
+        };
+        let target = |environment: &str, params: &serde_json::Value| Target {
+            environment: environment.to_string(),
+            params: params.to_string(),
+        };
+        let called = sandbox::call(
+            &self.engine,
+            &plugin.pre,
+            &plugin.description.name,
+            &plugin.grants,
+            limits,
+            |store, instance| {
+                let api = indices.load(&mut *store, instance)?;
+                Ok(match &call {
+                    AdapterCall::Apply {
+                        environment,
+                        params,
+                        candidate,
+                    } => api
+                        .call_apply(store, &target(environment, params), &to_wit(candidate))?
+                        .map(|()| None),
+                    AdapterCall::Current {
+                        environment,
+                        params,
+                    } => api
+                        .call_current(store, &target(environment, params))?
+                        .map(|s| Some(LiveState::from(s))),
+                    AdapterCall::SetTraffic {
+                        environment,
+                        params,
+                        canary,
+                        weight_percent,
+                    } => api
+                        .call_set_traffic(
+                            store,
+                            &target(environment, params),
+                            &to_wit(canary),
+                            *weight_percent,
+                        )?
+                        .map(|()| None),
+                    AdapterCall::Rollback {
+                        environment,
+                        params,
+                        restore,
+                    } => api
+                        .call_rollback(
+                            store,
+                            &target(environment, params),
+                            restore.as_ref().map(to_wit).as_ref(),
+                        )?
+                        .map(|()| None),
+                })
+            },
+        )?;
+        called
+            .value
+            .map_err(|message| plugin_gave_up(message, called.host_failure))
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<GatePlugin>>> {
-        self.gates.write().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
+        self.active.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Plugin>>> {
+        self.active.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One call of the adapter world.
+#[derive(Debug, Clone)]
+pub enum AdapterCall {
+    Apply {
+        environment: String,
+        params: serde_json::Value,
+        candidate: CandidateView,
+    },
+    Current {
+        environment: String,
+        params: serde_json::Value,
+    },
+    SetTraffic {
+        environment: String,
+        params: serde_json::Value,
+        canary: CandidateView,
+        weight_percent: u8,
+    },
+    Rollback {
+        environment: String,
+        params: serde_json::Value,
+        restore: Option<CandidateView>,
+    },
+}
+
+/// A plugin returned `err`: if a host call failed first, that is the reason.
+fn plugin_gave_up(message: String, host_failure: Option<sandbox::HostFailure>) -> GateError {
+    match host_failure {
+        Some(f) => GateError::HostCall {
+            capability: f.capability.into(),
+            detail: clip(format!("{}; the plugin said: {message}", f.detail)),
+        },
+        None => GateError::PluginError {
+            message: clip(message),
+        },
+    }
+}
+
+fn describe(
+    engine: &Engine,
+    pre: &InstancePre<CallState>,
+    api: &Api,
+    source_name: &str,
+) -> Result<Description, Error> {
+    let none = Arc::new(Grants::none());
+    let call = |f: &dyn Fn(
+        &mut wasmtime::Store<CallState>,
+        &wasmtime::component::Instance,
+    ) -> wasmtime::Result<wit::Description>| {
+        sandbox::call(engine, pre, source_name, &none, DESCRIBE_LIMITS, f)
+    };
+    let described = match api {
+        Api::GateV0_1(indices) => {
+            call(&|store, instance| indices.load(&mut *store, instance)?.call_describe(store))
+        }
+        Api::AdapterV0_1(indices) => {
+            call(&|store, instance| indices.load(&mut *store, instance)?.call_describe(store))
+        }
+    };
+    described
+        .map(|c| Description::from(c.value))
+        .map_err(|reason| Error::Describe {
+            source_name: source_name.to_string(),
+            reason,
+        })
 }
 
 fn to_wit(c: &CandidateView) -> wit::Candidate {
@@ -277,63 +630,35 @@ impl From<wit::Description> for Description {
                 wit::PluginKind::Gate => PluginKind::Gate,
                 wit::PluginKind::Adapter => PluginKind::Adapter,
             },
-            summary: d.summary,
+            summary: clip(d.summary),
             params_schema: d.params_schema,
             capabilities: d.capabilities,
         }
     }
 }
 
-fn check_verdict(v: wit::Verdict) -> Result<Verdict, GateError> {
-    let malformed = |problem: String| Err(GateError::MalformedVerdict { problem });
-    if !v.score.is_finite() || !(0.0..=1.0).contains(&v.score) {
-        return malformed(format!("score {} is not between 0 and 1", v.score));
-    }
-    if v.reason.len() > MAX_REASON_BYTES {
-        return malformed(format!(
-            "reason is {} bytes, over the {MAX_REASON_BYTES}-byte limit",
-            v.reason.len()
-        ));
-    }
-    if v.measurements.len() > MAX_MEASUREMENTS {
-        return malformed(format!(
-            "{} measurements, over the limit of {MAX_MEASUREMENTS}",
-            v.measurements.len()
-        ));
-    }
-    let mut measurements = Vec::with_capacity(v.measurements.len());
-    for m in v.measurements {
-        if !m.value.is_finite() {
-            return malformed(format!("measurement {:?} is {}", m.name, m.value));
+impl From<wit::LiveState> for LiveState {
+    fn from(s: wit::LiveState) -> Self {
+        LiveState {
+            active: s.active,
+            canary: s.canary,
+            canary_weight_percent: s.canary_weight_percent.min(100),
+            detail: clip(s.detail),
         }
-        if m.name.is_empty() || m.name.len() > 128 || m.unit.len() > 32 {
-            return malformed(format!(
-                "measurement name {:?} or unit {:?} is empty or too long",
-                m.name, m.unit
-            ));
-        }
-        measurements.push(Measurement {
-            name: m.name,
-            value: m.value,
-            unit: m.unit,
-        });
     }
-    Ok(Verdict {
-        outcome: match v.outcome {
-            wit::Outcome::Pass => Outcome::Pass,
-            wit::Outcome::Warn => Outcome::Warn,
-            wit::Outcome::Fail => Outcome::Fail,
-            wit::Outcome::Inconclusive => Outcome::Inconclusive,
-        },
-        score: v.score,
-        measurements,
-        reason: v.reason,
-    })
 }
 
-fn clip(mut s: String) -> String {
-    if s.len() > MAX_REASON_BYTES {
-        let mut end = MAX_REASON_BYTES;
+/// Limit on any text a plugin hands the host for the record.
+const MAX_TEXT_BYTES: usize = 4096;
+
+fn clip(s: String) -> String {
+    clip_to(s, MAX_TEXT_BYTES)
+}
+
+/// Truncates `s` to at most `max` bytes on a character boundary, marking the cut.
+pub fn clip_to(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
         while !s.is_char_boundary(end) {
             end -= 1;
         }

@@ -1,45 +1,50 @@
-//! One call into a plugin: a fresh store with nothing granted, a deadline,
-//! a memory cap, and the translation of whatever went wrong into a
-//! [`GateError`].
+//! One call into a plugin: a fresh store holding only what was granted, a
+//! wall-clock deadline, a fuel budget, one memory cap over all the plugin's
+//! memories, and the translation of whatever went wrong into a [`GateError`].
 
 use super::GateError;
-use super::bindings::gatehouse::plugin::host::{Host, Level};
-use super::bindings::{Gate, GatePre};
-use std::time::Duration;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use super::capabilities::{Grants, clock, files};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Instance, InstancePre, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Granularity of deadlines: the engine's epoch advances this often.
 const TICK: Duration = Duration::from_millis(2);
-/// Log lines one call may write; the rest are counted and dropped, so a
-/// chatty plugin cannot flood the daemon's log.
-const MAX_LOG_LINES: u32 = 100;
-const MAX_LOG_LINE_BYTES: usize = 1024;
+/// Table elements one instance may hold.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// What one call may spend.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock time, host calls included.
+    pub timeout: Duration,
+    /// Instructions, counted deterministically by wasmtime's fuel.
+    pub fuel: u64,
+    /// Bytes, over all of the plugin's linear memories together.
+    pub memory: usize,
+}
+
+/// A host call that failed on the host's side (a refused or failed HTTP
+/// request, say), kept so that a plugin that then gives up is reported for
+/// that reason rather than for its own message or trap.
+#[derive(Debug, Clone)]
+pub struct HostFailure {
+    pub capability: &'static str,
+    pub detail: String,
+}
+
+/// The state of one call's store.
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
-    plugin: String,
-    log_lines: u32,
-}
-
-impl CallState {
-    fn new(plugin: &str) -> CallState {
-        CallState {
-            // No arguments, environment, preopened directories, network or
-            // inherited stdio: a plugin sees only what the call hands it.
-            wasi: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(super::CALL_MEMORY_LIMIT)
-                .trap_on_grow_failure(true)
-                .build(),
-            plugin: plugin.to_string(),
-            log_lines: 0,
-        }
-    }
+    memory: MemoryBudget,
+    pub(super) plugin: String,
+    pub(super) log_lines: u32,
+    pub(super) grants: Arc<Grants>,
+    pub(super) deadline: Instant,
+    pub(super) host_failure: Option<HostFailure>,
 }
 
 impl WasiView for CallState {
@@ -52,34 +57,52 @@ impl WasiView for CallState {
 }
 
 /// The shared types interface has no functions to provide.
-impl super::bindings::gatehouse::plugin::types::Host for CallState {}
+impl super::world::v0_1::gatehouse::plugin::types::Host for CallState {}
 
-impl Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        self.log_lines += 1;
-        if self.log_lines > MAX_LOG_LINES {
-            if self.log_lines == MAX_LOG_LINES + 1 {
-                tracing::warn!(plugin = %self.plugin, "plugin log limit reached; further lines dropped");
-            }
-            return;
+/// Caps the sum of all linear memories, where wasmtime's own limits cap each
+/// memory alone: a plugin with two memories must not get twice the budget.
+struct MemoryBudget {
+    limit: usize,
+    used: usize,
+}
+
+/// The error a memory grow past the budget traps with.
+#[derive(Debug, thiserror::Error)]
+#[error("memory cap of {limit} bytes reached")]
+struct MemoryCapReached {
+    limit: usize,
+}
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self.used.saturating_sub(current).saturating_add(desired);
+        if after > self.limit {
+            return Err(wasmtime::Error::new(MemoryCapReached { limit: self.limit }));
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE_BYTES {
-            let mut end = MAX_LOG_LINE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
-        let plugin = self.plugin.as_str();
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        self.used = after;
+        Ok(true)
     }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// What a call gave back, and what it cost.
+pub struct Called<R> {
+    pub value: R,
+    pub fuel_used: u64,
+    pub host_failure: Option<HostFailure>,
 }
 
 /// Advances the engine's epoch until the engine is dropped.
@@ -102,41 +125,95 @@ pub fn start_epoch_ticker(engine: &Engine) {
     }
 }
 
-/// Instantiates the plugin in a fresh store and runs `f` under `timeout`.
+/// Instantiates the plugin in a fresh store and runs `f` within `limits`.
 pub fn call<R>(
     engine: &Engine,
-    pre: &GatePre<CallState>,
-    timeout: Duration,
+    pre: &InstancePre<CallState>,
     plugin: &str,
-    f: impl FnOnce(&Gate, &mut Store<CallState>) -> wasmtime::Result<R>,
-) -> Result<R, GateError> {
-    let mut store = Store::new(engine, CallState::new(plugin));
-    store.limiter(|s| &mut s.limits);
-    let ticks = timeout.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+    grants: &Arc<Grants>,
+    limits: Limits,
+    f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+) -> Result<Called<R>, GateError> {
+    let mut wasi = WasiCtxBuilder::new();
+    // No arguments, environment, network or inherited stdio, ever; clocks
+    // and data directories only when granted.
+    clock::prepare(&mut wasi, grants.clock);
+    files::prepare(&mut wasi, &grants.files).map_err(|detail| GateError::HostCall {
+        capability: "files".into(),
+        detail,
+    })?;
+    let state = CallState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        memory: MemoryBudget {
+            limit: limits.memory,
+            used: 0,
+        },
+        plugin: plugin.to_string(),
+        log_lines: 0,
+        grants: grants.clone(),
+        deadline: Instant::now() + limits.timeout,
+        host_failure: None,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.memory);
+    let ticks = limits.timeout.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     store.epoch_deadline_trap();
-    let gate = pre
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| GateError::Instantiate {
+            detail: format!("{e:#}"),
+        })?;
+    let result = pre
         .instantiate(&mut store)
-        .map_err(|e| classify(e, timeout, true))?;
-    f(&gate, &mut store).map_err(|e| classify(e, timeout, false))
+        .map_err(|e| classify(e, &limits, None, true))
+        .and_then(|instance| {
+            f(&mut store, &instance)
+                .map_err(|e| classify(e, &limits, store.data_mut().host_failure.take(), false))
+        });
+    let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+    let value = result?;
+    Ok(Called {
+        value,
+        fuel_used,
+        host_failure: store.data_mut().host_failure.take(),
+    })
 }
 
-fn classify(err: wasmtime::Error, timeout: Duration, instantiating: bool) -> GateError {
+fn classify(
+    err: wasmtime::Error,
+    limits: &Limits,
+    host_failure: Option<HostFailure>,
+    instantiating: bool,
+) -> GateError {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         match trap {
             Trap::Interrupt => {
                 return GateError::Timeout {
-                    limit_ms: timeout.as_millis() as u64,
+                    limit_ms: limits.timeout.as_millis() as u64,
+                };
+            }
+            Trap::OutOfFuel => {
+                return GateError::FuelExhausted {
+                    budget: limits.fuel,
                 };
             }
             Trap::StackOverflow => return GateError::StackOverflow,
             _ => {}
         }
     }
-    let detail = format!("{err:?}");
-    if detail.contains("forcing trap when growing memory") {
+    if err.downcast_ref::<MemoryCapReached>().is_some()
+        || format!("{err:?}").contains("memory cap of")
+    {
         return GateError::OutOfMemory {
-            limit_mib: super::CALL_MEMORY_LIMIT >> 20,
+            limit_mib: limits.memory >> 20,
+        };
+    }
+    if let Some(failure) = host_failure {
+        return GateError::HostCall {
+            capability: failure.capability.into(),
+            detail: failure.detail,
         };
     }
     if instantiating {
@@ -146,7 +223,7 @@ fn classify(err: wasmtime::Error, timeout: Duration, instantiating: bool) -> Gat
     } else {
         // `{:?}` carries the trap code and the wasm backtrace.
         GateError::Trap {
-            detail: super::clip(detail),
+            detail: super::clip(format!("{err:?}")),
         }
     }
 }

@@ -34,6 +34,14 @@ pub enum EventKind {
     DaemonStarted,
     #[serde(rename = "auth.admin_token_generated")]
     AdminTokenGenerated,
+    #[serde(rename = "plugin.pushed")]
+    PluginPushed,
+    #[serde(rename = "plugin.refused")]
+    PluginRefused,
+    #[serde(rename = "plugin.activated")]
+    PluginActivated,
+    #[serde(rename = "plugin.rolled_back")]
+    PluginRolledBack,
 }
 
 impl EventKind {
@@ -49,6 +57,10 @@ impl EventKind {
             EventKind::EnvRolledBack => "env.rolled_back",
             EventKind::DaemonStarted => "daemon.started",
             EventKind::AdminTokenGenerated => "auth.admin_token_generated",
+            EventKind::PluginPushed => "plugin.pushed",
+            EventKind::PluginRefused => "plugin.refused",
+            EventKind::PluginActivated => "plugin.activated",
+            EventKind::PluginRolledBack => "plugin.rolled_back",
         }
     }
 }

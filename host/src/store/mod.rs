@@ -7,6 +7,7 @@
 //! Events are announced on the bus only after that flush.
 
 pub mod audit;
+mod plugins;
 
 use crate::configstore::EnvState;
 use crate::digest::Digest;
@@ -64,6 +65,13 @@ pub struct Store {
     release_events: sled::Tree,
     environments: sled::Tree,
     meta: sled::Tree,
+    plugin_blobs: sled::Tree,
+    /// (name, 0, digest) → the pushed version's record.
+    plugin_versions: sled::Tree,
+    /// name → the active version and the ones before it.
+    plugin_active: sled::Tree,
+    /// (engine key, digest) → sha256 + compiled artefact.
+    plugin_compiled: sled::Tree,
     bus: broadcast::Sender<Arc<AuditEvent>>,
 }
 
@@ -75,6 +83,8 @@ pub struct Tx<'a> {
     release_events: &'a TransactionalTree,
     environments: &'a TransactionalTree,
     meta: &'a TransactionalTree,
+    plugin_versions: &'a TransactionalTree,
+    plugin_active: &'a TransactionalTree,
     now_ms: i64,
     sealed: RefCell<Vec<AuditEvent>>,
 }
@@ -91,6 +101,10 @@ impl Store {
             release_events: db.open_tree("release_events")?,
             environments: db.open_tree("environments")?,
             meta: db.open_tree("meta")?,
+            plugin_blobs: db.open_tree("plugin_blobs")?,
+            plugin_versions: db.open_tree("plugin_versions")?,
+            plugin_active: db.open_tree("plugin_active")?,
+            plugin_compiled: db.open_tree("plugin_compiled")?,
             db,
             bus,
         })
@@ -112,9 +126,20 @@ impl Store {
             &self.release_events,
             &self.environments,
             &self.meta,
+            &self.plugin_versions,
+            &self.plugin_active,
         )
             .transaction(
-                |(releases, open_releases, events, release_events, environments, meta)| {
+                |(
+                    releases,
+                    open_releases,
+                    events,
+                    release_events,
+                    environments,
+                    meta,
+                    plugin_versions,
+                    plugin_active,
+                )| {
                     let tx = Tx {
                         releases,
                         open_releases,
@@ -122,6 +147,8 @@ impl Store {
                         release_events,
                         environments,
                         meta,
+                        plugin_versions,
+                        plugin_active,
                         now_ms,
                         sealed: RefCell::new(Vec::new()),
                     };

@@ -50,6 +50,8 @@ impl Gate for ChaosGate {
             env!("CARGO_PKG_VERSION"),
             "Misbehaves on request (slow, trap, loop, alloc, error) to test the daemon's fault handling",
         )
+        // `slow` reads the clock; without it the clock stands still.
+        .with_capability("clock")
         .with_params_schema(json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",

@@ -1,0 +1,626 @@
+//! The plugin registry: every pushed version kept in the store by digest,
+//! with its manifest; one active version per plugin name; compiled artefacts
+//! cached per engine so a restart does not recompile.
+//!
+//! Rules: a push is checked in full (signature, compile, world, describe,
+//! grants) before anything is stored; the version record, the active pointer
+//! and their audit events commit in one transaction; only then does the
+//! in-memory swap happen, so what runs is always what the store says is
+//! active. Registry changes are serialised by one lock: they are rare, and
+//! this keeps the store's order and the swap's order the same.
+
+use super::manifest::Manifest;
+use super::signing::Trust;
+use super::{Description, Plugin, Plugins};
+use crate::digest::Digest;
+use crate::store::audit::{Draft, EventKind};
+use crate::store::{self, Refusal, Store, refuse};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Largest plugin accepted.
+pub const MAX_PLUGIN_BYTES: usize = 32 << 20;
+/// Versions remembered for `rollback`.
+const HISTORY: usize = 20;
+
+/// Where a version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Shipped inside the daemon.
+    Embedded,
+    /// Pushed through the API.
+    Pushed,
+    /// Dropped into the watched plugin directory.
+    Watched,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Embedded => "embedded",
+            Origin::Pushed => "pushed",
+            Origin::Watched => "watched",
+        }
+    }
+}
+
+/// One stored version of a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub digest: Digest,
+    pub description: Description,
+    pub manifest: Manifest,
+    /// The `gatehouse:plugin` version it was built against.
+    pub api_version: String,
+    /// What it was given: the capabilities both sides named.
+    pub granted: Vec<String>,
+    pub size_bytes: u64,
+    pub pushed_at_ms: i64,
+    pub pushed_by: String,
+    pub origin: Origin,
+    /// Key id of the trusted key that signed it.
+    pub signed_by: Option<String>,
+}
+
+/// The active version of a plugin and the ones active before it, newest last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveRecord {
+    pub digest: Digest,
+    pub previous: Vec<Digest>,
+}
+
+/// A push as the API or the plugin directory hands it over.
+pub struct Push {
+    pub wasm: Vec<u8>,
+    pub manifest: String,
+    pub signature: Option<String>,
+    pub activate: bool,
+    pub actor: String,
+    pub origin: Origin,
+    /// Labels errors: a file name, or "push".
+    pub source_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub record: PluginRecord,
+    /// The same bytes and manifest were pushed before.
+    pub known: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Untrusted(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+pub struct Registry {
+    store: Store,
+    plugins: Arc<Plugins>,
+    trust: Trust,
+    /// Versions compiled and checked in this process, by digest.
+    loaded: Mutex<HashMap<Digest, Arc<Plugin>>>,
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(store: Store, plugins: Arc<Plugins>, trust: Trust) -> Registry {
+        Registry {
+            store,
+            plugins,
+            trust,
+            loaded: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn plugins(&self) -> &Arc<Plugins> {
+        &self.plugins
+    }
+
+    /// Loads the active version of every stored plugin, from the compiled
+    /// cache when it holds them. A version that no longer loads is skipped
+    /// with an error in the log: its gates fail closed as "not installed",
+    /// and the daemon still starts. Blocking.
+    pub fn load_active(&self) -> Result<usize, Error> {
+        let mut count = 0;
+        for (name, active) in self.store.plugin_actives()? {
+            let Some(record) = self.store.plugin_version(&name, &active.digest)? else {
+                tracing::error!(plugin = %name, plugin_digest = %active.digest.short(), "active plugin version has no record; skipped");
+                continue;
+            };
+            match self.load(&record) {
+                Ok(plugin) => {
+                    self.plugins.activate(plugin);
+                    count += 1;
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %name, "active plugin version does not load: {e}")
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// The compiled, checked plugin for a stored version. Blocking.
+    fn load(&self, record: &PluginRecord) -> Result<Arc<Plugin>, Error> {
+        if let Some(p) = self.loaded_version(&record.digest)
+            && p.manifest == record.manifest
+        {
+            return Ok(p);
+        }
+        let source_name = format!("{} {}", record.description.name, record.digest.short());
+        let engine_key = self.plugins.engine_key();
+        // SAFETY: the store hands back an artefact only when its sha256
+        // matches, and only this engine's build writes under `engine_key`.
+        let cached = match self.store.plugin_compiled(&engine_key, &record.digest)? {
+            Some(bytes) => unsafe { self.plugins.load_precompiled(&bytes) },
+            None => None,
+        };
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let wasm = self.store.plugin_blob(&record.digest)?.ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "the bytes of {source_name} are missing from the store"
+                    ))
+                })?;
+                let component = self.plugins.compile(&source_name, &wasm).map_err(invalid)?;
+                self.cache_compiled(&record.digest, &component);
+                component
+            }
+        };
+        let plugin = self
+            .plugins
+            .restore(
+                &source_name,
+                record.digest,
+                &component,
+                record.manifest.clone(),
+                record.description.clone(),
+            )
+            .map_err(invalid)?;
+        let plugin = Arc::new(plugin);
+        self.remember(plugin.clone());
+        Ok(plugin)
+    }
+
+    fn cache_compiled(&self, digest: &Digest, component: &wasmtime::component::Component) {
+        let Some(bytes) = self.plugins.precompiled(component) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .put_plugin_compiled(&self.plugins.engine_key(), digest, &bytes)
+        {
+            tracing::warn!(plugin_digest = %digest.short(), "cannot cache compiled plugin: {e}");
+        }
+    }
+
+    fn loaded_version(&self, digest: &Digest) -> Option<Arc<Plugin>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    fn remember(&self, plugin: Arc<Plugin>) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(plugin.digest, plugin);
+    }
+
+    /// Checks and stores a plugin version, and activates it if asked.
+    pub async fn push(&self, push: Push) -> Result<Pushed, Error> {
+        let _serial = self.changes.lock().await;
+        let actor = push.actor.clone();
+        let origin = push.origin;
+        match self.check(push).await {
+            Ok((plugin, record_in, activate)) => {
+                self.store_version(plugin, record_in, activate).await
+            }
+            Err((digest, e)) => {
+                let message = e.to_string();
+                // A refused push is worth an audit record too: who tried what.
+                self.store
+                    .commit(|tx| {
+                        tx.append(
+                            Draft::new(EventKind::PluginRefused, &actor, format!("plugin push refused: {message}"))
+                                .detail(serde_json::json!({ "digest": digest.map(|d| d.hex()), "origin": origin.as_str(), "reason": message })),
+                        )
+                    })
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything a push must pass before it is stored.
+    async fn check(
+        &self,
+        push: Push,
+    ) -> Result<(Arc<Plugin>, PluginRecord, bool), (Option<Digest>, Error)> {
+        if push.wasm.len() > MAX_PLUGIN_BYTES {
+            return Err((
+                None,
+                Error::Invalid(format!(
+                    "the plugin is {} bytes, over the {MAX_PLUGIN_BYTES}-byte limit",
+                    push.wasm.len()
+                )),
+            ));
+        }
+        let digest = Digest::of(&push.wasm);
+        let fail = |e: Error| (Some(digest), e);
+        let manifest = Manifest::parse(&push.manifest).map_err(|e| fail(Error::Invalid(e)))?;
+        // The daemon's own plugins are trusted as the daemon's binary is.
+        let signed_by = match push.origin {
+            Origin::Embedded => None,
+            Origin::Pushed | Origin::Watched => self
+                .trust
+                .check(&digest, push.signature.as_deref())
+                .map_err(|e| fail(Error::Untrusted(e)))?,
+        };
+        let plugin = match self.loaded_version(&digest) {
+            Some(p) if p.manifest == manifest => p,
+            _ => {
+                let plugins = self.plugins.clone();
+                let source_name = push.source_name.clone();
+                let wasm = push.wasm.clone();
+                let manifest = manifest.clone();
+                let (plugin, component) = tokio::task::spawn_blocking(move || {
+                    let component = plugins.compile(&source_name, &wasm)?;
+                    let plugin = plugins.prepare(&source_name, digest, &component, manifest)?;
+                    Ok::<_, super::Error>((plugin, component))
+                })
+                .await
+                .map_err(|e| fail(Error::Invalid(format!("checking the plugin panicked: {e}"))))?
+                .map_err(|e| fail(invalid(e)))?;
+                self.store
+                    .put_plugin_blob(&digest, &push.wasm)
+                    .map_err(|e| fail(e.into()))?;
+                self.cache_compiled(&digest, &component);
+                let plugin = Arc::new(plugin);
+                self.remember(plugin.clone());
+                plugin
+            }
+        };
+        let record = PluginRecord {
+            digest,
+            description: plugin.description.clone(),
+            manifest,
+            api_version: plugin.api_version().to_string(),
+            granted: plugin.grants.names(),
+            size_bytes: push.wasm.len() as u64,
+            pushed_at_ms: store::now_ms(),
+            pushed_by: push.actor,
+            origin: push.origin,
+            signed_by,
+        };
+        Ok((plugin, record, push.activate))
+    }
+
+    async fn store_version(
+        &self,
+        plugin: Arc<Plugin>,
+        record: PluginRecord,
+        activate: bool,
+    ) -> Result<Pushed, Error> {
+        let name = record.description.name.clone();
+        let (known, active) = self
+            .store
+            .commit(|tx| {
+                let previous = tx.plugin_active(&name)?;
+                let existing = self_version(tx, &record)?;
+                let known = existing.as_ref().is_some_and(|e| e.manifest == record.manifest);
+                if !known {
+                    tx.put_plugin_version(&record)?;
+                    tx.append(
+                        Draft::new(
+                            EventKind::PluginPushed,
+                            &record.pushed_by,
+                            format!(
+                                "plugin {name} {} ({}) pushed, granted [{}]",
+                                record.description.version,
+                                record.digest.short(),
+                                record.granted.join(", ")
+                            ),
+                        )
+                        .detail(push_detail(&record)),
+                    )?;
+                }
+                let already = previous.as_ref().is_some_and(|p| p.digest == record.digest);
+                if activate && !(already && known) {
+                    let mut history = previous.map(|p| {
+                        let mut h = p.previous;
+                        if p.digest != record.digest {
+                            h.push(p.digest);
+                        }
+                        h
+                    });
+                    if let Some(h) = &mut history {
+                        let excess = h.len().saturating_sub(HISTORY);
+                        h.drain(..excess);
+                    }
+                    tx.put_plugin_active(
+                        &name,
+                        &ActiveRecord {
+                            digest: record.digest,
+                            previous: history.unwrap_or_default(),
+                        },
+                    )?;
+                    tx.append(
+                        Draft::new(
+                            EventKind::PluginActivated,
+                            &record.pushed_by,
+                            format!(
+                                "plugin {name} {} ({}) active",
+                                record.description.version,
+                                record.digest.short()
+                            ),
+                        )
+                        .detail(serde_json::json!({ "plugin": name, "digest": record.digest.hex(), "version": record.description.version })),
+                    )?;
+                }
+                Ok((known, activate || already))
+            })
+            .await?;
+        if activate {
+            self.plugins.activate(plugin);
+        }
+        Ok(Pushed {
+            record,
+            known,
+            active,
+        })
+    }
+
+    /// Pushes each plugin embedded in the daemon whose name has no active
+    /// version yet, or whose active version is an older embedded build (the
+    /// daemon was upgraded). A version an admin pushed stays active.
+    pub async fn ensure_embedded(self: &Arc<Self>, actor: &str) -> Result<(), Error> {
+        let stored = self.store.plugin_versions(None)?;
+        for (file, wasm) in super::builtin::embedded() {
+            let digest = Digest::of(wasm);
+            let (name, requested) = match stored.iter().find(|r| r.digest == digest) {
+                Some(r) => (
+                    r.description.name.clone(),
+                    r.description.capabilities.clone(),
+                ),
+                None => {
+                    let plugins = self.plugins.clone();
+                    let d = tokio::task::spawn_blocking(move || plugins.inspect(file, wasm))
+                        .await
+                        .map_err(|e| Error::Invalid(format!("checking {file} panicked: {e}")))?
+                        .map_err(invalid)?;
+                    (d.name, d.capabilities)
+                }
+            };
+            let replace = match self.store.plugin_active(&name)? {
+                None => true,
+                Some(active) if active.digest == digest => false,
+                Some(active) => self
+                    .store
+                    .plugin_version(&name, &active.digest)?
+                    .is_some_and(|r| r.origin == Origin::Embedded),
+            };
+            if !replace {
+                continue;
+            }
+            self.push(Push {
+                wasm: wasm.to_vec(),
+                manifest: Manifest::for_embedded(&requested).to_toml(),
+                signature: None,
+                activate: true,
+                actor: actor.to_string(),
+                origin: Origin::Embedded,
+                source_name: file.to_string(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the stored version picked by `selector` (a version string or a
+    /// digest prefix of at least 8 hex digits) active.
+    pub async fn activate(
+        self: &Arc<Self>,
+        name: &str,
+        selector: &str,
+        actor: &str,
+    ) -> Result<PluginRecord, Error> {
+        let _serial = self.changes.lock().await;
+        let record = self.find(name, Some(selector))?;
+        let plugin = self.load_blocking(record.clone()).await?;
+        self.store
+            .commit(|tx| {
+                let previous = tx.plugin_active(name)?;
+                let mut history = previous.map(|p| {
+                    let mut h = p.previous;
+                    if p.digest != record.digest {
+                        h.push(p.digest);
+                    }
+                    h
+                }).unwrap_or_default();
+                let excess = history.len().saturating_sub(HISTORY);
+                history.drain(..excess);
+                tx.put_plugin_active(name, &ActiveRecord { digest: record.digest, previous: history })?;
+                tx.append(
+                    Draft::new(
+                        EventKind::PluginActivated,
+                        actor,
+                        format!("plugin {name} {} ({}) active", record.description.version, record.digest.short()),
+                    )
+                    .detail(serde_json::json!({ "plugin": name, "digest": record.digest.hex(), "version": record.description.version })),
+                )
+            })
+            .await?;
+        self.plugins.activate(plugin);
+        Ok(record)
+    }
+
+    /// Makes the version active before the current one active again.
+    pub async fn rollback(
+        self: &Arc<Self>,
+        name: &str,
+        actor: &str,
+    ) -> Result<PluginRecord, Error> {
+        let _serial = self.changes.lock().await;
+        let active = self.store.plugin_active(name)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "plugin {name} has no active version; `gatehouse plugin list` shows the plugins"
+            ))
+        })?;
+        let Some(target) = active.previous.last().copied() else {
+            return Err(Error::NotFound(format!(
+                "plugin {name} has no earlier version to roll back to"
+            )));
+        };
+        let record = self.store.plugin_version(name, &target)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "plugin {name}: the record of {} is missing",
+                target.short()
+            ))
+        })?;
+        let plugin = self.load_blocking(record.clone()).await?;
+        let from = active.digest;
+        self.store
+            .commit(|tx| {
+                let Some(mut now) = tx.plugin_active(name)? else {
+                    return refuse(Refusal::NotFound(format!("plugin {name} has no active version")));
+                };
+                if now.digest != from {
+                    return refuse(Refusal::Precondition(format!("plugin {name} changed meanwhile; retry")));
+                }
+                now.previous.pop();
+                now.digest = target;
+                tx.put_plugin_active(name, &now)?;
+                tx.append(
+                    Draft::new(
+                        EventKind::PluginRolledBack,
+                        actor,
+                        format!("plugin {name} rolled back from {} to {} ({})", from.short(), record.description.version, target.short()),
+                    )
+                    .detail(serde_json::json!({ "plugin": name, "from": from.hex(), "to": target.hex(), "version": record.description.version })),
+                )
+            })
+            .await?;
+        self.plugins.activate(plugin);
+        Ok(record)
+    }
+
+    /// Loading may compile: keep it off the reactor.
+    async fn load_blocking(self: &Arc<Self>, record: PluginRecord) -> Result<Arc<Plugin>, Error> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.load(&record))
+            .await
+            .map_err(|e| Error::Invalid(format!("loading the plugin panicked: {e}")))?
+    }
+
+    /// Stored versions with whether each is active; of one plugin or all.
+    pub fn list(&self, name: Option<&str>) -> Result<Vec<(PluginRecord, bool)>, Error> {
+        let actives: HashMap<String, Digest> = self
+            .store
+            .plugin_actives()?
+            .into_iter()
+            .map(|(n, a)| (n, a.digest))
+            .collect();
+        let versions = self.store.plugin_versions(name)?;
+        if name.is_some() && versions.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no plugin {:?} is stored; `gatehouse plugin list` shows the plugins",
+                name.unwrap_or_default()
+            )));
+        }
+        Ok(versions
+            .into_iter()
+            .map(|r| {
+                let active = actives.get(&r.description.name) == Some(&r.digest);
+                (r, active)
+            })
+            .collect())
+    }
+
+    /// One stored version: the active one, or the one `selector` picks.
+    pub fn find(&self, name: &str, selector: Option<&str>) -> Result<PluginRecord, Error> {
+        let versions = self.store.plugin_versions(Some(name))?;
+        if versions.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no plugin {name:?} is stored; `gatehouse plugin list` shows the plugins"
+            )));
+        }
+        let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+            let active = self
+                .store
+                .plugin_active(name)?
+                .ok_or_else(|| Error::NotFound(format!("plugin {name} has no active version")))?;
+            return versions
+                .into_iter()
+                .find(|r| r.digest == active.digest)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "plugin {name}: the active version's record is missing"
+                    ))
+                });
+        };
+        let by_digest = selector.len() >= 8 && selector.chars().all(|c| c.is_ascii_hexdigit());
+        let matches: Vec<PluginRecord> = versions
+            .into_iter()
+            .filter(|r| {
+                r.description.version == selector
+                    || (by_digest && r.digest.hex().starts_with(&selector.to_ascii_lowercase()))
+            })
+            .collect();
+        match matches.len() {
+            0 => Err(Error::NotFound(format!(
+                "plugin {name} has no version or digest {selector:?}; `gatehouse plugin list {name}` shows its versions"
+            ))),
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            n => {
+                // Several pushes may share a version string: the newest wins
+                // unless a digest says otherwise.
+                let newest = matches.into_iter().max_by_key(|r| r.pushed_at_ms);
+                tracing::debug!(plugin = %name, selector, candidates = n, "version names several pushes; taking the newest");
+                newest.ok_or_else(|| {
+                    Error::NotFound(format!("plugin {name}: no version {selector:?}"))
+                })
+            }
+        }
+    }
+}
+
+fn self_version(
+    tx: &store::Tx<'_>,
+    record: &PluginRecord,
+) -> store::TxResult<Option<PluginRecord>> {
+    tx.plugin_version(&record.description.name, &record.digest)
+}
+
+fn push_detail(record: &PluginRecord) -> serde_json::Value {
+    serde_json::json!({
+        "plugin": record.description.name,
+        "version": record.description.version,
+        "kind": record.description.kind.as_str(),
+        "digest": record.digest.hex(),
+        "api_version": record.api_version,
+        "requested": record.description.capabilities,
+        "granted": record.granted,
+        "origin": record.origin.as_str(),
+        "signed_by": record.signed_by,
+        "size_bytes": record.size_bytes,
+    })
+}
+
+fn invalid(e: super::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
