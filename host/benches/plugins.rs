@@ -180,7 +180,13 @@ fn hot_swap_under_load(plugins: Arc<Plugins>, noop: &[u8]) {
     let component = plugins.compile("v2", &v2_wasm).expect("compile v2");
     let v2 = Arc::new(
         plugins
-            .prepare("v2", Digest::of(&v2_wasm), &component, Manifest::default())
+            .prepare(
+                "v2",
+                Digest::of(&v2_wasm),
+                &component,
+                Manifest::default(),
+                None,
+            )
             .expect("v2"),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

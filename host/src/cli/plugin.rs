@@ -404,7 +404,8 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("{} is not JSON", a.request.display()))?;
     let plugins = Plugins::new()?;
     let source_name = a.plugin.display().to_string();
-    let description = plugins.inspect(&source_name, &wasm)?;
+    let component = plugins.compile(&source_name, &wasm)?;
+    let description = plugins.describe(&source_name, &component)?;
     let manifest = match &a.manifest {
         Some(p) => Manifest::parse(
             &std::fs::read_to_string(p)
@@ -413,8 +414,13 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
         .map_err(anyhow::Error::msg)?,
         None => Manifest::for_embedded(&description.capabilities),
     };
-    let component = plugins.compile(&source_name, &wasm)?;
-    let plugin = plugins.prepare(&source_name, Digest::of(&wasm), &component, manifest)?;
+    let plugin = plugins.prepare(
+        &source_name,
+        Digest::of(&wasm),
+        &component,
+        manifest,
+        Some(description),
+    )?;
     let limits = Limits {
         timeout: Duration::from_millis(a.timeout_ms),
         fuel: a.fuel,

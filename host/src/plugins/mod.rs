@@ -260,8 +260,16 @@ impl Plugins {
         hasher.finish().to_be_bytes()
     }
 
+    /// What a compiled component says of itself through `describe()`,
+    /// before any grant is decided. Blocking.
+    pub fn describe(&self, source_name: &str, component: &Component) -> Result<Description, Error> {
+        let (pre, api) = self.pre(source_name, component)?;
+        describe(&self.engine, &pre, &api, source_name)
+    }
+
     /// Checks a compiled component as a plugin: it exports a world this host
-    /// serves, `describe()` answers, what it asks for is granted, and it
+    /// serves, `describe()` answers (unless `described` already holds its
+    /// answer, e.g. from the registry), what it asks for is granted, and it
     /// imports nothing it was not given. Blocking.
     pub fn prepare(
         &self,
@@ -269,80 +277,13 @@ impl Plugins {
         digest: Digest,
         component: &Component,
         manifest: Manifest,
+        described: Option<Description>,
     ) -> Result<Plugin, Error> {
         let (pre, api) = self.pre(source_name, component)?;
-        let description = describe(&self.engine, &pre, &api, source_name)?;
-        self.finish(
-            source_name,
-            digest,
-            component,
-            manifest,
-            description,
-            pre,
-            api,
-        )
-    }
-
-    /// What a component says of itself, before any grant is decided. Blocking.
-    pub fn inspect(&self, source_name: &str, wasm: &[u8]) -> Result<Description, Error> {
-        let component = self.compile(source_name, wasm)?;
-        let (pre, api) = self.pre(source_name, &component)?;
-        describe(&self.engine, &pre, &api, source_name)
-    }
-
-    /// Like [`Plugins::prepare`] for a version checked before (it comes from
-    /// the registry): trusts its stored description instead of calling
-    /// `describe()` again, and checks the rest.
-    pub fn restore(
-        &self,
-        source_name: &str,
-        digest: Digest,
-        component: &Component,
-        manifest: Manifest,
-        description: Description,
-    ) -> Result<Plugin, Error> {
-        let (pre, api) = self.pre(source_name, component)?;
-        self.finish(
-            source_name,
-            digest,
-            component,
-            manifest,
-            description,
-            pre,
-            api,
-        )
-    }
-
-    fn pre(
-        &self,
-        source_name: &str,
-        component: &Component,
-    ) -> Result<(InstancePre<CallState>, Api), Error> {
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| Error::WrongWorld {
-                source_name: source_name.to_string(),
-                detail: format!("it imports what this host does not provide: {e:#}"),
-            })?;
-        let api = Api::detect(&pre).map_err(|detail| Error::WrongWorld {
-            source_name: source_name.to_string(),
-            detail,
-        })?;
-        Ok((pre, api))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        source_name: &str,
-        digest: Digest,
-        component: &Component,
-        manifest: Manifest,
-        description: Description,
-        pre: InstancePre<CallState>,
-        api: Api,
-    ) -> Result<Plugin, Error> {
+        let description = match described {
+            Some(d) => d,
+            None => describe(&self.engine, &pre, &api, source_name)?,
+        };
         let refused = |detail: String| Error::Refused {
             source_name: source_name.to_string(),
             detail,
@@ -380,6 +321,25 @@ impl Plugins {
         })
     }
 
+    fn pre(
+        &self,
+        source_name: &str,
+        component: &Component,
+    ) -> Result<(InstancePre<CallState>, Api), Error> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| Error::WrongWorld {
+                source_name: source_name.to_string(),
+                detail: format!("it imports what this host does not provide: {e:#}"),
+            })?;
+        let api = Api::detect(&pre).map_err(|detail| Error::WrongWorld {
+            source_name: source_name.to_string(),
+            detail,
+        })?;
+        Ok((pre, api))
+    }
+
     /// Compiles, checks and activates `wasm` under `manifest`: the short way
     /// for embedded plugins, tests and benchmarks. Blocking.
     pub fn install(
@@ -389,7 +349,8 @@ impl Plugins {
         manifest: Manifest,
     ) -> Result<Arc<Plugin>, Error> {
         let component = self.compile(source_name, wasm)?;
-        let plugin = Arc::new(self.prepare(source_name, Digest::of(wasm), &component, manifest)?);
+        let plugin =
+            Arc::new(self.prepare(source_name, Digest::of(wasm), &component, manifest, None)?);
         self.activate(plugin.clone());
         Ok(plugin)
     }

@@ -181,12 +181,12 @@ impl Registry {
         };
         let plugin = self
             .plugins
-            .restore(
+            .prepare(
                 &source_name,
                 record.digest,
                 &component,
                 record.manifest.clone(),
-                record.description.clone(),
+                Some(record.description.clone()),
             )
             .map_err(invalid)?;
         let plugin = Arc::new(plugin);
@@ -280,7 +280,8 @@ impl Registry {
                 let manifest = manifest.clone();
                 let (plugin, component) = tokio::task::spawn_blocking(move || {
                     let component = plugins.compile(&source_name, &wasm)?;
-                    let plugin = plugins.prepare(&source_name, digest, &component, manifest)?;
+                    let plugin =
+                        plugins.prepare(&source_name, digest, &component, manifest, None)?;
                     Ok::<_, super::Error>((plugin, component))
                 })
                 .await
@@ -321,8 +322,10 @@ impl Registry {
             .store
             .commit(|tx| {
                 let previous = tx.plugin_active(&name)?;
-                let existing = self_version(tx, &record)?;
-                let known = existing.as_ref().is_some_and(|e| e.manifest == record.manifest);
+                let existing = tx.plugin_version(&record.description.name, &record.digest)?;
+                let known = existing
+                    .as_ref()
+                    .is_some_and(|e| e.manifest == record.manifest);
                 if !known {
                     tx.put_plugin_version(&record)?;
                     tx.append(
@@ -341,36 +344,7 @@ impl Registry {
                 }
                 let already = previous.as_ref().is_some_and(|p| p.digest == record.digest);
                 if activate && !(already && known) {
-                    let mut history = previous.map(|p| {
-                        let mut h = p.previous;
-                        if p.digest != record.digest {
-                            h.push(p.digest);
-                        }
-                        h
-                    });
-                    if let Some(h) = &mut history {
-                        let excess = h.len().saturating_sub(HISTORY);
-                        h.drain(..excess);
-                    }
-                    tx.put_plugin_active(
-                        &name,
-                        &ActiveRecord {
-                            digest: record.digest,
-                            previous: history.unwrap_or_default(),
-                        },
-                    )?;
-                    tx.append(
-                        Draft::new(
-                            EventKind::PluginActivated,
-                            &record.pushed_by,
-                            format!(
-                                "plugin {name} {} ({}) active",
-                                record.description.version,
-                                record.digest.short()
-                            ),
-                        )
-                        .detail(serde_json::json!({ "plugin": name, "digest": record.digest.hex(), "version": record.description.version })),
-                    )?;
+                    put_active(tx, &record, &record.pushed_by)?;
                 }
                 Ok((known, activate || already))
             })
@@ -399,10 +373,12 @@ impl Registry {
                 ),
                 None => {
                     let plugins = self.plugins.clone();
-                    let d = tokio::task::spawn_blocking(move || plugins.inspect(file, wasm))
-                        .await
-                        .map_err(|e| Error::Invalid(format!("checking {file} panicked: {e}")))?
-                        .map_err(invalid)?;
+                    let d = tokio::task::spawn_blocking(move || {
+                        plugins.describe(file, &plugins.compile(file, wasm)?)
+                    })
+                    .await
+                    .map_err(|e| Error::Invalid(format!("checking {file} panicked: {e}")))?
+                    .map_err(invalid)?;
                     (d.name, d.capabilities)
                 }
             };
@@ -443,27 +419,7 @@ impl Registry {
         let record = self.find(name, Some(selector))?;
         let plugin = self.load_blocking(record.clone()).await?;
         self.store
-            .commit(|tx| {
-                let previous = tx.plugin_active(name)?;
-                let mut history = previous.map(|p| {
-                    let mut h = p.previous;
-                    if p.digest != record.digest {
-                        h.push(p.digest);
-                    }
-                    h
-                }).unwrap_or_default();
-                let excess = history.len().saturating_sub(HISTORY);
-                history.drain(..excess);
-                tx.put_plugin_active(name, &ActiveRecord { digest: record.digest, previous: history })?;
-                tx.append(
-                    Draft::new(
-                        EventKind::PluginActivated,
-                        actor,
-                        format!("plugin {name} {} ({}) active", record.description.version, record.digest.short()),
-                    )
-                    .detail(serde_json::json!({ "plugin": name, "digest": record.digest.hex(), "version": record.description.version })),
-                )
-            })
+            .commit(|tx| put_active(tx, &record, actor))
             .await?;
         self.plugins.activate(plugin);
         Ok(record)
@@ -599,13 +555,6 @@ impl Registry {
     }
 }
 
-fn self_version(
-    tx: &store::Tx<'_>,
-    record: &PluginRecord,
-) -> store::TxResult<Option<PluginRecord>> {
-    tx.plugin_version(&record.description.name, &record.digest)
-}
-
 fn push_detail(record: &PluginRecord) -> serde_json::Value {
     serde_json::json!({
         "plugin": record.description.name,
@@ -623,4 +572,110 @@ fn push_detail(record: &PluginRecord) -> serde_json::Value {
 
 fn invalid(e: super::Error) -> Error {
     Error::Invalid(e.to_string())
+}
+
+/// Makes `record` the active version of its plugin, keeping the one it
+/// replaces for `rollback`, with its audit event.
+fn put_active(tx: &store::Tx<'_>, record: &PluginRecord, actor: &str) -> store::TxResult<()> {
+    let name = &record.description.name;
+    let mut previous = Vec::new();
+    if let Some(active) = tx.plugin_active(name)? {
+        previous = active.previous;
+        if active.digest != record.digest {
+            previous.push(active.digest);
+        }
+    }
+    let excess = previous.len().saturating_sub(HISTORY);
+    previous.drain(..excess);
+    tx.put_plugin_active(
+        name,
+        &ActiveRecord {
+            digest: record.digest,
+            previous,
+        },
+    )?;
+    tx.append(
+        Draft::new(
+            EventKind::PluginActivated,
+            actor,
+            format!(
+                "plugin {name} {} ({}) active",
+                record.description.version,
+                record.digest.short()
+            ),
+        )
+        .detail(serde_json::json!({ "plugin": name, "digest": record.digest.hex(), "version": record.description.version })),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::builtin::NOOP_GATE_PATH;
+
+    fn push_of(wasm: Vec<u8>) -> Push {
+        Push {
+            wasm,
+            manifest: String::new(),
+            signature: None,
+            activate: true,
+            actor: "test".into(),
+            origin: Origin::Pushed,
+            source_name: "noop-gate.wasm".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restart_loads_the_compiled_artefact_without_recompiling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
+        let digest = Digest::of(&wasm);
+        let store = Store::open(dir.path()).expect("store");
+        let plugins = Arc::new(Plugins::new().expect("engine"));
+        let registry = Registry::new(store.clone(), plugins.clone(), Trust::default());
+        registry.push(push_of(wasm)).await.expect("push");
+        assert!(
+            store
+                .plugin_compiled(&plugins.engine_key(), &digest)
+                .expect("read")
+                .is_some(),
+            "the push keeps the compiled artefact"
+        );
+
+        // Without the component's bytes, only the compiled artefact can load it.
+        store.remove_plugin_blob(&digest).expect("remove");
+        let fresh = Arc::new(Plugins::new().expect("engine"));
+        assert_eq!(fresh.engine_key(), plugins.engine_key());
+        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
+        assert_eq!(restarted.load_active().expect("load"), 1);
+        assert_eq!(fresh.gate("noop-gate").expect("active").digest, digest);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_artefact_that_does_not_load_falls_back_to_compiling_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
+        let digest = Digest::of(&wasm);
+        let store = Store::open(dir.path()).expect("store");
+        let plugins = Arc::new(Plugins::new().expect("engine"));
+        let registry = Registry::new(store.clone(), plugins.clone(), Trust::default());
+        registry.push(push_of(wasm)).await.expect("push");
+        store
+            .put_plugin_compiled(&plugins.engine_key(), &digest, b"not machine code")
+            .expect("overwrite");
+        assert!(
+            store
+                .plugin_compiled(&plugins.engine_key(), &digest)
+                .expect("read")
+                .is_some()
+        );
+
+        let fresh = Arc::new(Plugins::new().expect("engine"));
+        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
+        // The artefact checks out by its own sum but does not deserialize:
+        // the registry falls back to compiling the stored bytes.
+        assert_eq!(restarted.load_active().expect("load"), 1);
+        assert_eq!(fresh.gate("noop-gate").expect("active").digest, digest);
+    }
 }

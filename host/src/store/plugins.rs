@@ -148,3 +148,12 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// Drops a plugin's bytes, so a test can show what loads without them.
+    pub fn remove_plugin_blob(&self, digest: &Digest) -> Result<(), Error> {
+        self.plugin_blobs.remove(digest.0)?;
+        Ok(())
+    }
+}
