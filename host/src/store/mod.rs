@@ -73,6 +73,8 @@ pub struct Store {
     /// (engine key, digest) → sha256 + compiled artefact.
     plugin_compiled: sled::Tree,
     bus: broadcast::Sender<Arc<AuditEvent>>,
+    /// Commits run one at a time (see [`Store::commit`]).
+    commits: Arc<std::sync::Mutex<()>>,
 }
 
 /// A transaction under construction: typed access to every tree.
@@ -107,6 +109,7 @@ impl Store {
             plugin_compiled: db.open_tree("plugin_compiled")?,
             db,
             bus,
+            commits: Arc::new(std::sync::Mutex::new(())),
         })
     }
 
@@ -119,28 +122,23 @@ impl Store {
     /// then announces the events it appended. `f` may run more than once.
     pub async fn commit<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, Error> {
         let now_ms = now_ms();
-        let result = (
-            &self.releases,
-            &self.open_releases,
-            &self.events,
-            &self.release_events,
-            &self.environments,
-            &self.meta,
-            &self.plugin_versions,
-            &self.plugin_active,
-        )
-            .transaction(
-                |(
-                    releases,
-                    open_releases,
-                    events,
-                    release_events,
-                    environments,
-                    meta,
-                    plugin_versions,
-                    plugin_active,
-                )| {
-                    let tx = Tx {
+        // sled 0.34 can deadlock when transactions and async flushes run
+        // side by side on reactor threads (sled#1308): commit one at a
+        // time, with a blocking flush, off the reactor.
+        let (out, sealed) = tokio::task::block_in_place(|| {
+            let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            let result = (
+                &self.releases,
+                &self.open_releases,
+                &self.events,
+                &self.release_events,
+                &self.environments,
+                &self.meta,
+                &self.plugin_versions,
+                &self.plugin_active,
+            )
+                .transaction(
+                    |(
                         releases,
                         open_releases,
                         events,
@@ -149,19 +147,31 @@ impl Store {
                         meta,
                         plugin_versions,
                         plugin_active,
-                        now_ms,
-                        sealed: RefCell::new(Vec::new()),
-                    };
-                    let out = f(&tx)?;
-                    Ok((out, tx.sealed.into_inner()))
-                },
-            );
-        let (out, sealed) = match result {
-            Ok(v) => v,
-            Err(TransactionError::Abort(r)) => return Err(Error::Refused(r)),
-            Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
-        };
-        self.db.flush_async().await?;
+                    )| {
+                        let tx = Tx {
+                            releases,
+                            open_releases,
+                            events,
+                            release_events,
+                            environments,
+                            meta,
+                            plugin_versions,
+                            plugin_active,
+                            now_ms,
+                            sealed: RefCell::new(Vec::new()),
+                        };
+                        let out = f(&tx)?;
+                        Ok((out, tx.sealed.into_inner()))
+                    },
+                );
+            let (out, sealed) = match result {
+                Ok(v) => v,
+                Err(TransactionError::Abort(r)) => return Err(Error::Refused(r)),
+                Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
+            };
+            self.db.flush()?;
+            Ok::<_, Error>((out, sealed))
+        })?;
         for e in sealed {
             // Nobody listening is fine: the log itself is the record.
             let _ = self.bus.send(Arc::new(e));
@@ -411,7 +421,7 @@ mod tests {
     use super::*;
     use audit::EventKind;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commit_appends_linked_events_that_verify_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -441,7 +451,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refused_transaction_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
