@@ -1,0 +1,559 @@
+//! A plugin that attacks its sandbox — spins, hoards memory, recurses, traps,
+//! answers nonsense, reaches for files, hosts and environment variables it
+//! was not given — fails its gate closed with a reason naming the attack,
+//! while what it *was* granted works and a healthy release beside it
+//! succeeds. Every hostile release runs at the same time, in one daemon.
+//!
+//! The plugin is `tests/plugins/hostile-gate`; it asks for every
+//! capability, so each refusal here is the host's sandbox at work, not the
+//! plugin's restraint. Network traffic stays on loopback, and every loop in
+//! this file is bounded.
+
+mod common;
+
+use common::*;
+use gatehouse::proto::{self, ReleasePhase};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PLUGIN: &str = "hostile-gate";
+const SECRET_VAR: &str = "GATEHOUSE_HOSTILE_SECRET";
+const SECRET_VALUE: &str = "leak-7f3a9c2e";
+/// Text of a file outside the granted directory; must never reach a reason.
+const OUTSIDE_TEXT: &str = "outside-the-sandbox-b41d";
+/// How long one release may take to finish before the test gives up.
+const RELEASE_LIMIT: Duration = Duration::from_secs(90);
+/// How long one gRPC call may take.
+const RPC_LIMIT: Duration = Duration::from_secs(20);
+
+/// A loopback HTTP server answering `200 ok` to each connection, counting
+/// them. It stops after `max_connections`, after two minutes, or when
+/// dropped, whichever comes first.
+struct TinyServer {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TinyServer {
+    fn start(max_connections: usize) -> TinyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("local addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let connections = connections.clone();
+            let stop = stop.clone();
+            move || serve(listener, &connections, &stop, max_connections)
+        });
+        TinyServer {
+            port,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(listener: TcpListener, connections: &AtomicUsize, stop: &AtomicBool, max: usize) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while !stop.load(Ordering::SeqCst)
+        && connections.load(Ordering::SeqCst) < max
+        && Instant::now() < give_up
+    {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                // Read the request head (bounded), then answer and close.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// One pipeline, one environment, one hostile-gate gate.
+struct Case {
+    name: &'static str,
+    params: String,
+    timeout_ms: u64,
+    fuel: Option<u64>,
+    expect: Expect,
+}
+
+enum Expect {
+    /// The release fails at the gate, and its reason contains each of these.
+    Fails(Vec<String>),
+    /// The release succeeds, and the gate's own reason contains this.
+    Passes(String),
+}
+
+fn case(name: &'static str, params: &str, timeout_ms: u64, expect: Expect) -> Case {
+    Case {
+        name,
+        params: params.to_string(),
+        timeout_ms,
+        fuel: None,
+        expect,
+    }
+}
+
+fn fails(words: &[&str]) -> Expect {
+    Expect::Fails(words.iter().map(|w| w.to_string()).collect())
+}
+
+fn pipeline_text(c: &Case) -> String {
+    let fuel = c.fuel.map(|f| format!("fuel = {f}\n")).unwrap_or_default();
+    format!(
+        "name = \"{name}\"\n[[environment]]\nname = \"dev-{name}\"\n[[environment.gate]]\nplugin = \"{PLUGIN}\"\ntimeout_ms = {timeout}\n{fuel}params = {params}\n",
+        name = c.name,
+        timeout = c.timeout_ms,
+        params = c.params,
+    )
+}
+
+/// hostile-gate with every capability granted: `files` is `granted` as
+/// `/data`, `http` only the port `allowed_port` on loopback.
+fn install_hostile_gate(plugins: &Path, granted: &Path, allowed_port: u16) {
+    std::fs::copy(
+        gatehouse::plugins::builtin::HOSTILE_GATE_PATH,
+        plugins.join("hostile-gate.wasm"),
+    )
+    .expect("copy hostile-gate.wasm");
+    let manifest = format!(
+        "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n\n[[files]]\nhost = {host:?}\nguest = \"/data\"\n\n[http]\nallow_hosts = [\"127.0.0.1:{allowed_port}\"]\ntimeout_ms = 5000\n",
+        host = granted.display().to_string(),
+    );
+    std::fs::write(plugins.join("hostile-gate.toml"), manifest).expect("write hostile-gate.toml");
+}
+
+fn gate_reason(r: &proto::Release) -> String {
+    r.stages
+        .iter()
+        .flat_map(|s| &s.gates)
+        .find(|g| g.plugin == PLUGIN)
+        .map(|g| g.reason.clone())
+        .unwrap_or_default()
+}
+
+/// The release's reason, or the gate's when the release has none, cut
+/// short for the test's log.
+fn clip(release_reason: &str, gate_reason: &str) -> String {
+    let text = if release_reason.is_empty() {
+        gate_reason
+    } else {
+        release_reason
+    };
+    text.chars().take(400).collect()
+}
+
+/// `call`, or a panic saying the daemon stopped answering: a hung daemon
+/// must fail the test, not hang it.
+async fn answered<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(RPC_LIMIT, call).await {
+        Ok(v) => v,
+        Err(_) => {
+            panic!("the daemon did not answer {what} within {RPC_LIMIT:?}: it has stopped serving")
+        }
+    }
+}
+
+/// Polls release `id` until it is terminal, every call bounded.
+async fn settled(c: &mut gatehouse::client::Client, id: u64) -> proto::Release {
+    let deadline = Instant::now() + RELEASE_LIMIT;
+    loop {
+        let r = answered(&format!("GetRelease {id}"), get(c, id)).await;
+        if r.terminal {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "release {id} ({}) did not finish within {RELEASE_LIMIT:?}; last: phase {:?} at {:?}",
+            r.pipeline,
+            phase(&r),
+            r.environment
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_release() {
+    let started = Instant::now();
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+
+    // What the plugin may read, and what sits just outside it.
+    let granted = root.path().join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::write(granted.join("ok.txt"), "ok, granted\n").unwrap();
+    let outside = root.path().join("outside.txt");
+    std::fs::write(&outside, OUTSIDE_TEXT).unwrap();
+    std::os::unix::fs::symlink(&outside, granted.join("link-out")).unwrap();
+
+    // The allowlisted server, and one just as real that is not allowlisted:
+    // a leak would connect to it, and its plugin would then pass.
+    let allowed = TinyServer::start(8);
+    let forbidden = TinyServer::start(8);
+    install_hostile_gate(&plugins, &granted, allowed.port);
+
+    let forbidden_url = format!("http://127.0.0.1:{}/", forbidden.port);
+    let forbidden_host = format!("host 127.0.0.1:{}", forbidden.port);
+    let cases = vec![
+        case(
+            "loop",
+            "{ mode = \"loop\" }",
+            300,
+            fails(&["timed out after 300 ms"]),
+        ),
+        Case {
+            fuel: Some(1_000_000),
+            ..case(
+                "fuel",
+                "{ mode = \"loop\" }",
+                60_000,
+                fails(&["ran out of fuel after 1000000 instructions"]),
+            )
+        },
+        case(
+            "alloc",
+            "{ mode = \"alloc\" }",
+            20_000,
+            fails(&["ran out of memory (limit 64 MiB"]),
+        ),
+        case(
+            "recurse",
+            "{ mode = \"recurse\" }",
+            20_000,
+            fails(&["overflowed its stack"]),
+        ),
+        case(
+            "trap",
+            "{ mode = \"trap\" }",
+            20_000,
+            fails(&["trapped: ", "wasm `unreachable` instruction executed"]),
+        ),
+        case(
+            "garbage",
+            "{ mode = \"garbage\" }",
+            20_000,
+            fails(&["returned a malformed verdict", "score NaN"]),
+        ),
+        case(
+            "huge-reason",
+            "{ mode = \"huge\", reason_bytes = 1048576 }",
+            20_000,
+            fails(&[
+                "returned a malformed verdict",
+                "reason is 1048576 bytes, over the 4096-byte limit",
+            ]),
+        ),
+        case(
+            "huge-measurements",
+            "{ mode = \"huge\", reason_bytes = 16, measurements = 10000 }",
+            20_000,
+            fails(&[
+                "returned a malformed verdict",
+                "10000 measurements, over the limit",
+            ]),
+        ),
+        case(
+            "read-etc-passwd",
+            "{ mode = \"read_file\", path = \"/etc/passwd\" }",
+            20_000,
+            fails(&["could not judge: cannot read /etc/passwd: "]),
+        ),
+        case(
+            "read-dotdot",
+            "{ mode = \"read_file\", path = \"/data/../outside.txt\" }",
+            20_000,
+            fails(&["could not judge: cannot read /data/../outside.txt: "]),
+        ),
+        case(
+            "read-symlink",
+            "{ mode = \"read_file\", path = \"/data/link-out\" }",
+            20_000,
+            fails(&["could not judge: cannot read /data/link-out: "]),
+        ),
+        case(
+            "http-forbidden",
+            &format!("{{ mode = \"http\", url = \"{forbidden_url}\" }}"),
+            20_000,
+            fails(&[
+                "host call `http` failed",
+                &forbidden_host,
+                "not on the plugin's allowlist",
+            ]),
+        ),
+        case(
+            "env",
+            &format!("{{ mode = \"env\", var = \"{SECRET_VAR}\" }}"),
+            20_000,
+            fails(&[&format!(
+                "could not judge: environment variable {SECRET_VAR} is not visible"
+            )]),
+        ),
+        // What is granted works: the refusals above are not blanket ones.
+        case(
+            "read-granted",
+            "{ mode = \"read_granted\", path = \"/data/ok.txt\" }",
+            20_000,
+            Expect::Passes("read 12 bytes from /data/ok.txt".into()),
+        ),
+        case(
+            "http-allowed",
+            &format!(
+                "{{ mode = \"http\", url = \"http://127.0.0.1:{}/\" }}",
+                allowed.port
+            ),
+            20_000,
+            Expect::Passes("answered HTTP 200".into()),
+        ),
+        case(
+            "clock",
+            "{ mode = \"clock\" }",
+            20_000,
+            Expect::Passes("s since the Unix epoch".into()),
+        ),
+    ];
+
+    let mut args = vec!["--plugin-dir".to_string(), plugins.display().to_string()];
+    for c in &cases {
+        let p = write(root.path(), &format!("{}.toml", c.name), &pipeline_text(c));
+        args.extend(["--pipeline".to_string(), p.display().to_string()]);
+    }
+    let healthy_pipeline = write(
+        root.path(),
+        "healthy.toml",
+        "name = \"healthy\"\n[[environment]]\nname = \"dev-healthy\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 20000\nparams = { max_temperature = 1.0, max_tokens_limit = 4096 }\n",
+    );
+    args.extend([
+        "--pipeline".to_string(),
+        healthy_pipeline.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start_with_env(
+        &root.path().join("data"),
+        &args,
+        &[(SECRET_VAR, SECRET_VALUE)],
+    );
+    let token = daemon
+        .generated_token
+        .clone()
+        .expect("first start prints a token");
+    let c = daemon.client(Some(&token)).await;
+
+    // Every release at once, the healthy one among them.
+    let mut submissions = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        let mut c = c.clone();
+        let pipeline = case.name;
+        submissions.push(tokio::spawn(async move {
+            answered(
+                &format!("SubmitRelease to {pipeline}"),
+                submit(&mut c, pipeline, &candidate(n as u32)),
+            )
+            .await
+        }));
+    }
+    let healthy_submission = {
+        let mut c = c.clone();
+        tokio::spawn(async move {
+            answered("SubmitRelease to healthy", submit(&mut c, "healthy", GOOD)).await
+        })
+    };
+    let mut ids = Vec::new();
+    for s in submissions {
+        ids.push(s.await.expect("submit task").release.expect("release").id);
+    }
+    let healthy = healthy_submission
+        .await
+        .expect("submit task")
+        .release
+        .expect("release")
+        .id;
+
+    let mut c = c;
+    let mut problems = Vec::new();
+    for (id, case) in ids.iter().zip(&cases) {
+        let r = settled(&mut c, *id).await;
+        let gate = gate_reason(&r);
+        eprintln!("{}: {:?}: {}", case.name, phase(&r), clip(&r.reason, &gate));
+        match &case.expect {
+            Expect::Fails(words) => {
+                if phase(&r) != ReleasePhase::Failed || r.failed_gate != PLUGIN {
+                    problems.push(format!(
+                        "{}: expected Failed at {PLUGIN}, got {:?} at {:?}: {}",
+                        case.name,
+                        phase(&r),
+                        r.failed_gate,
+                        r.reason
+                    ));
+                }
+                for w in words {
+                    if !r.reason.contains(w.as_str()) {
+                        problems.push(format!("{}: reason lacks {w:?}: {}", case.name, r.reason));
+                    }
+                }
+                if !r.reason.contains(&format!("plugin {PLUGIN} ")) {
+                    problems.push(format!(
+                        "{}: reason does not name the plugin: {}",
+                        case.name, r.reason
+                    ));
+                }
+                // Nothing from behind the sandbox may surface in a reason.
+                for leak in [SECRET_VALUE, OUTSIDE_TEXT, "root:"] {
+                    if r.reason.contains(leak) || gate.contains(leak) {
+                        problems.push(format!("{}: {leak:?} leaked: {}", case.name, r.reason));
+                    }
+                }
+                if r.reason.contains(" bytes from ") {
+                    problems.push(format!(
+                        "{}: the plugin read a file: {}",
+                        case.name, r.reason
+                    ));
+                }
+            }
+            Expect::Passes(words) => {
+                if phase(&r) != ReleasePhase::Succeeded {
+                    problems.push(format!(
+                        "{}: expected Succeeded, got {:?}: {}",
+                        case.name,
+                        phase(&r),
+                        r.reason
+                    ));
+                }
+                if !gate.contains(words.as_str()) {
+                    problems.push(format!(
+                        "{}: gate reason lacks {words:?}: {gate:?}",
+                        case.name
+                    ));
+                }
+            }
+        }
+    }
+
+    // The granted clock is the real one.
+    let clock = ids
+        .iter()
+        .zip(&cases)
+        .find(|(_, c)| c.name == "clock")
+        .map(|(id, _)| *id)
+        .unwrap();
+    let clock_reason = gate_reason(&answered("GetRelease", get(&mut c, clock)).await);
+    let plugin_seconds: u64 = clock_reason
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if plugin_seconds.abs_diff(now) > 600 {
+        problems.push(format!(
+            "clock: plugin saw {plugin_seconds} s, the test {now} s: {clock_reason:?}"
+        ));
+    }
+
+    let r = settled(&mut c, healthy).await;
+    if phase(&r) != ReleasePhase::Succeeded {
+        problems.push(format!(
+            "healthy: expected Succeeded, got {:?}: {}",
+            phase(&r),
+            r.reason
+        ));
+    }
+
+    if forbidden.connections() != 0 {
+        problems.push(format!(
+            "the non-allowlisted server was reached {} time(s)",
+            forbidden.connections()
+        ));
+    }
+    if allowed.connections() != 1 {
+        problems.push(format!(
+            "the allowlisted server saw {} connection(s), expected 1",
+            allowed.connections()
+        ));
+    }
+
+    // The daemon is still serving: it lists every release and runs a new one.
+    let listed = answered(
+        "ListReleases",
+        c.releases.list_releases(proto::ListReleasesRequest {
+            pipeline: String::new(),
+            limit: 100,
+        }),
+    )
+    .await
+    .expect("list releases")
+    .into_inner()
+    .releases;
+    if listed.len() != cases.len() + 1 {
+        problems.push(format!(
+            "list releases: expected {} releases, got {}",
+            cases.len() + 1,
+            listed.len()
+        ));
+    }
+    let again = answered(
+        "SubmitRelease after the storm",
+        submit(&mut c, "healthy", &candidate(1000)),
+    )
+    .await
+    .release
+    .expect("release")
+    .id;
+    let r = settled(&mut c, again).await;
+    if phase(&r) != ReleasePhase::Succeeded {
+        problems.push(format!(
+            "healthy after the storm: expected Succeeded, got {:?}: {}",
+            phase(&r),
+            r.reason
+        ));
+    }
+
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    eprintln!("hostile plugin suite took {:?}", started.elapsed());
+}
