@@ -24,52 +24,7 @@ impl Daemon {
     /// Starts `gatehouse serve` on a free loopback port with `args` added, and
     /// waits (at most 60 s) until it says where it listens.
     pub fn start(data_dir: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .env("GATEHOUSE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn gatehouse serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut token = None;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("daemon did not report its address within 60 s");
-                }
-            };
-            if let Some(t) = line
-                .split("): ")
-                .nth(1)
-                .filter(|_| line.starts_with("admin token"))
-            {
-                token = Some(t.trim().to_string());
-            }
-            if let Some(addr) = line.strip_prefix("gatehouse listening on ") {
-                return Daemon {
-                    child,
-                    addr: format!("http://{}", addr.trim()),
-                    generated_token: token,
-                };
-            }
-        }
+        Daemon::start_with_env(data_dir, args, &[])
     }
 
     /// A bare channel with no token, for the services open to anyone.

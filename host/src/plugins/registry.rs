@@ -614,27 +614,42 @@ mod tests {
     use super::*;
     use crate::plugins::builtin::NOOP_GATE_PATH;
 
-    fn push_of(wasm: Vec<u8>) -> Push {
-        Push {
-            wasm,
-            manifest: String::new(),
-            signature: None,
-            activate: true,
-            actor: "test".into(),
-            origin: Origin::Pushed,
-            source_name: "noop-gate.wasm".into(),
-        }
+    /// A store holding noop-gate, pushed and active, with its engine.
+    async fn pushed_noop(dir: &std::path::Path) -> (Store, Arc<Plugins>, Digest) {
+        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
+        let digest = Digest::of(&wasm);
+        let store = Store::open(dir).expect("store");
+        let plugins = Arc::new(Plugins::new().expect("engine"));
+        let registry = Registry::new(store.clone(), plugins.clone(), Trust::default());
+        registry
+            .push(Push {
+                wasm,
+                manifest: String::new(),
+                signature: None,
+                activate: true,
+                actor: "test".into(),
+                origin: Origin::Pushed,
+                source_name: "noop-gate.wasm".into(),
+            })
+            .await
+            .expect("push");
+        (store, plugins, digest)
+    }
+
+    /// What a restarted daemon loads from `store`: asserts noop-gate is active
+    /// again with `digest`, and returns the new engine.
+    fn restart(store: &Store, digest: Digest) -> Arc<Plugins> {
+        let fresh = Arc::new(Plugins::new().expect("engine"));
+        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
+        assert_eq!(restarted.load_active().expect("load"), 1);
+        assert_eq!(fresh.gate("noop-gate").expect("active").digest, digest);
+        fresh
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn restart_loads_the_compiled_artefact_without_recompiling() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
-        let digest = Digest::of(&wasm);
-        let store = Store::open(dir.path()).expect("store");
-        let plugins = Arc::new(Plugins::new().expect("engine"));
-        let registry = Registry::new(store.clone(), plugins.clone(), Trust::default());
-        registry.push(push_of(wasm)).await.expect("push");
+        let (store, plugins, digest) = pushed_noop(dir.path()).await;
         assert!(
             store
                 .plugin_compiled(&plugins.engine_key(), &digest)
@@ -645,22 +660,14 @@ mod tests {
 
         // Without the component's bytes, only the compiled artefact can load it.
         store.remove_plugin_blob(&digest).expect("remove");
-        let fresh = Arc::new(Plugins::new().expect("engine"));
+        let fresh = restart(&store, digest);
         assert_eq!(fresh.engine_key(), plugins.engine_key());
-        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
-        assert_eq!(restarted.load_active().expect("load"), 1);
-        assert_eq!(fresh.gate("noop-gate").expect("active").digest, digest);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_artefact_that_does_not_load_falls_back_to_compiling_the_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
-        let digest = Digest::of(&wasm);
-        let store = Store::open(dir.path()).expect("store");
-        let plugins = Arc::new(Plugins::new().expect("engine"));
-        let registry = Registry::new(store.clone(), plugins.clone(), Trust::default());
-        registry.push(push_of(wasm)).await.expect("push");
+        let (store, plugins, digest) = pushed_noop(dir.path()).await;
         store
             .put_plugin_compiled(&plugins.engine_key(), &digest, b"not machine code")
             .expect("overwrite");
@@ -670,12 +677,8 @@ mod tests {
                 .expect("read")
                 .is_some()
         );
-
-        let fresh = Arc::new(Plugins::new().expect("engine"));
-        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
         // The artefact checks out by its own sum but does not deserialize:
         // the registry falls back to compiling the stored bytes.
-        assert_eq!(restarted.load_active().expect("load"), 1);
-        assert_eq!(fresh.gate("noop-gate").expect("active").digest, digest);
+        restart(&store, digest);
     }
 }
