@@ -47,7 +47,7 @@ async fn codes(c: &mut Client) -> Vec<Code> {
                 .submit_release(proto::SubmitReleaseRequest {
                     pipeline: "model-config".into(),
                     candidate: candidate(7),
-                    metadata: Default::default(),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),

@@ -1,6 +1,7 @@
 //! The README's plugin-author walk-through, run line for line: scaffold a
-//! gate, build it for wasm32-wasip2, test it with no daemon, push it to a
-//! daemon and release a candidate it judges.
+//! gate, build it for wasm32-wasip2, unit-test it natively and as `.wasm`,
+//! test it with no daemon, push it to a daemon and release a candidate it
+//! judges.
 
 mod common;
 
@@ -55,6 +56,11 @@ fn readme_plugin_walkthrough_runs_as_written() {
         out.status.success(),
         "walk-through failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
+    );
+    // `cargo test` ran the gate natively and as the built component.
+    assert!(
+        stdout.contains("test tests::the_component_judges_as_the_native_code_does ... ok"),
+        "{stdout}"
     );
     // `plugin test` printed the verdict of the local run.
     assert!(

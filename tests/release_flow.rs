@@ -214,7 +214,7 @@ async fn bad_input_gets_a_status_that_says_what_to_fix_and_changes_nothing() {
     let submit_err = |pipeline: &str, bytes: &[u8]| proto::SubmitReleaseRequest {
         pipeline: pipeline.into(),
         candidate: bytes.to_vec(),
-        metadata: Default::default(),
+        ..Default::default()
     };
     for (req, code, words) in [
         (
@@ -322,7 +322,7 @@ async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() 
         .submit_release(proto::SubmitReleaseRequest {
             pipeline: "later".into(),
             candidate: candidate(1),
-            metadata: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

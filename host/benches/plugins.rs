@@ -50,6 +50,7 @@ fn input() -> GateInput {
         incumbent: None,
         stage: "staging".into(),
         params: serde_json::json!({}),
+        attachments: Arc::default(),
     }
 }
 
@@ -240,24 +241,38 @@ fn hot_swap_under_load(plugins: Arc<Plugins>, noop: &[u8]) {
 }
 
 fn main() {
+    // `cargo bench --bench plugins -- per-call` runs only the parts named.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runs = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     let noop = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
     let plugins = Arc::new(Plugins::new().expect("engine"));
     let noop_plugin = plugins
         .install("noop-gate.wasm", &noop, Manifest::default())
         .expect("install noop-gate");
-    per_call(&plugins, &noop_plugin);
+    if runs("per-call") {
+        per_call(&plugins, &noop_plugin);
+    }
+    if !runs("start") && !runs("hot-swap") {
+        return;
+    }
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    populate(&data, &plugins, &noop);
-    // The first start adds the embedded plugins and a token; time the rest.
-    start_to_serving(&data);
-    let mut starts: Vec<f64> = (0..STARTS).map(|_| start_to_serving(&data)).collect();
-    println!(
-        "daemon start with {CACHED_PLUGINS} cached plugins (+2 embedded) to serving: median {:.1} ms, max {:.1} ms ({STARTS} starts, process spawn included)",
-        median(&mut starts),
-        percentile(&mut starts, 1.0)
-    );
-
-    hot_swap_under_load(plugins, &noop);
+    if runs("start") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        populate(&data, &plugins, &noop);
+        // The first start adds the embedded plugins and a token; time the rest.
+        start_to_serving(&data);
+        let mut starts: Vec<f64> = (0..STARTS).map(|_| start_to_serving(&data)).collect();
+        println!(
+            "daemon start with {CACHED_PLUGINS} cached plugins (+ embedded) to serving: median {:.1} ms, max {:.1} ms ({STARTS} starts, process spawn included)",
+            median(&mut starts),
+            percentile(&mut starts, 1.0)
+        );
+    }
+    if runs("hot-swap") {
+        hot_swap_under_load(plugins, &noop);
+    }
 }

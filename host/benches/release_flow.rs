@@ -46,7 +46,7 @@ async fn release(c: &mut Client, pipeline: &str, n: usize) -> u64 {
         .submit_release(proto::SubmitReleaseRequest {
             pipeline: pipeline.into(),
             candidate: candidate(n),
-            metadata: Default::default(),
+            ..Default::default()
         })
         .await
         .expect("submit")

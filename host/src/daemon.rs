@@ -2,6 +2,7 @@
 //! gRPC. `api/` authenticates, parses and maps errors; this module decides.
 
 use crate::configstore::{self, ConfigStore, LiveConfig};
+use crate::pipeline::attachment::{self, AttachmentError};
 use crate::pipeline::candidate::{self, CandidateError};
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline};
 use crate::pipeline::executor::{self, DAEMON};
@@ -9,7 +10,7 @@ use crate::pipeline::release::{Phase, Release, ReleaseId};
 use crate::plugins::registry::Registry;
 use crate::plugins::signing::{SigningSettings, Trust};
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
-use crate::plugins::{self, Plugins};
+use crate::plugins::{self, CandidateView, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
 use crate::store::{self, Refusal, Store, refuse};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -50,6 +51,8 @@ pub enum Error {
     UnknownPipeline { name: String, known: String },
     #[error(transparent)]
     Candidate(#[from] CandidateError),
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
     #[error("metadata key {key:?} is invalid: {problem}")]
     Metadata { key: String, problem: String },
     #[error(transparent)]
@@ -61,11 +64,11 @@ pub enum Error {
     #[error("{0}")]
     Signing(String),
     #[error(
-        "pipeline {pipeline:?}: gate {gate:?} uses plugin {plugin:?}, which is {problem}; push it with `gatehouse plugin push` or fix the pipeline"
+        "pipeline {pipeline:?}: {user} is plugin {plugin:?}, which is {problem}; push it with `gatehouse plugin push` or fix the pipeline"
     )]
-    GatePlugin {
+    MissingPlugin {
         pipeline: String,
-        gate: String,
+        user: String,
         plugin: String,
         problem: String,
     },
@@ -73,6 +76,10 @@ pub enum Error {
     DuplicatePipeline(String),
     #[error(transparent)]
     Environment(#[from] configstore::Error),
+    #[error(
+        "environment {environment:?}: its adapter could not roll it back, so nothing was changed: {detail}; fix the adapter or its target and retry"
+    )]
+    Adapter { environment: String, detail: String },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -109,11 +116,19 @@ impl Catalog for PluginCatalog<'_> {
             .map(|p| p.description.name.clone())
             .collect()
     }
-    fn has_adapter(&self, name: &str) -> bool {
-        name == BUILTIN_ADAPTER
+    fn has_adapter(&self, _name: &str) -> bool {
+        true
     }
     fn adapter_names(&self) -> Vec<String> {
-        vec![BUILTIN_ADAPTER.to_string()]
+        let mut names = vec![BUILTIN_ADAPTER.to_string()];
+        names.extend(
+            self.0
+                .all_active()
+                .iter()
+                .filter(|p| p.description.kind == plugins::PluginKind::Adapter)
+                .map(|p| p.description.name.clone()),
+        );
+        names
     }
 }
 
@@ -161,8 +176,8 @@ impl Daemon {
                 .collect::<Result<_, _>>()?
         };
         for p in loaded {
-            for (gate, problem) in missing_gate_plugins(&p, &plugins) {
-                tracing::warn!(pipeline = %p.name, gate = %gate.name, plugin = %gate.plugin, "gate plugin is {problem}; releases of this pipeline are refused until it is pushed");
+            for m in missing_plugins(&p, &plugins) {
+                tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
             }
             if pipelines.contains_key(&p.name) {
                 return Err(Error::DuplicatePipeline(p.name));
@@ -242,6 +257,7 @@ impl Daemon {
         pipeline: &str,
         bytes: Vec<u8>,
         metadata: BTreeMap<String, String>,
+        attachments: BTreeMap<String, Vec<u8>>,
     ) -> Result<(Release, bool, bool), Error> {
         let pipeline = self
             .pipelines
@@ -256,21 +272,23 @@ impl Daemon {
                     .join(", "),
             })?;
         check_metadata(&metadata)?;
-        if let Some((gate, problem)) = missing_gate_plugins(pipeline, &self.plugins)
-            .into_iter()
-            .next()
-        {
-            return Err(Error::GatePlugin {
+        if let Some(m) = missing_plugins(pipeline, &self.plugins).into_iter().next() {
+            return Err(Error::MissingPlugin {
                 pipeline: pipeline.name.clone(),
-                gate: gate.name.clone(),
-                plugin: gate.plugin.clone(),
-                problem,
+                user: m.user,
+                plugin: m.plugin,
+                problem: m.problem,
             });
         }
         let candidate = candidate::validate(bytes)?;
+        let attachments = attachment::validate(attachments)?;
         let known = self
             .store
             .put_candidate(&candidate.digest, &candidate.bytes)?;
+        for (reference, bytes) in &attachments {
+            self.store.put_attachment(&reference.digest, bytes)?;
+        }
+        let attached: Vec<_> = attachments.into_iter().map(|(r, _)| r).collect();
         let id = self.store.next_release_id()?;
         // The check for an unfinished release of the same bytes and the
         // creation of a new one are one transaction, so two CI retries racing
@@ -281,7 +299,7 @@ impl Daemon {
                 if let Some(existing) = tx.open_release_of(&candidate.digest, &pipeline.name)? {
                     return Ok((tx.release(existing)?, true));
                 }
-                let r = Release::new(
+                let mut r = Release::new(
                     id,
                     pipeline.clone(),
                     candidate.digest,
@@ -289,6 +307,7 @@ impl Daemon {
                     actor.to_string(),
                     tx.now_ms(),
                 );
+                r.attachments = attached.clone();
                 tx.put_release(&r)?;
                 tx.append(
                     Draft::new(
@@ -305,6 +324,7 @@ impl Daemon {
                         "digest": candidate.digest,
                         "pipeline": pipeline.name,
                         "metadata": metadata,
+                        "attachments": attached,
                         "candidate_known": known,
                     })),
                 )?;
@@ -415,7 +435,32 @@ impl Daemon {
         env: &str,
         reason: &str,
     ) -> Result<(Arc<LiveConfig>, crate::digest::Digest), Error> {
-        self.configstore.get(env)?;
+        let live = self.configstore.get(env)?;
+        // An environment placed by an adapter plugin is restored through
+        // it first; the record changes only once the adapter has done so.
+        if let Some(spec) = self.placed_by(&live)?
+            && spec.adapter != BUILTIN_ADAPTER
+        {
+            let restore = match live.state.history.last() {
+                Some(d) => Some(CandidateView {
+                    digest: d.digest,
+                    bytes: Arc::new(self.store.candidate(&d.digest)?.unwrap_or_default()),
+                    metadata: Vec::new(),
+                }),
+                None => None,
+            };
+            let call = plugins::AdapterCall::Rollback {
+                environment: env.to_string(),
+                params: spec.adapter_params.clone(),
+                restore,
+            };
+            executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+                .await
+                .map_err(|detail| Error::Adapter {
+                    environment: env.to_string(),
+                    detail,
+                })?;
+        }
         let (state, down) = self
             .store
             .commit(|tx| {
@@ -463,6 +508,19 @@ impl Daemon {
             .await?;
         self.configstore.publish(state)?;
         Ok((self.configstore.get(env)?, down.digest))
+    }
+
+    /// How the environment's live candidate was placed: the environment as
+    /// the pipeline of the release that made it live defined it.
+    fn placed_by(&self, live: &LiveConfig) -> Result<Option<definition::Environment>, Error> {
+        let Some(active) = &live.state.active else {
+            return Ok(None);
+        };
+        Ok(self.store.release(active.release)?.and_then(|r| {
+            r.pipeline
+                .environment(&live.state.name)
+                .map(|(_, e)| e.clone())
+        }))
     }
 
     pub fn config(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {
@@ -534,20 +592,42 @@ impl Daemon {
 }
 
 /// Gates of `pipeline` whose plugin is missing or not a gate, with why.
-fn missing_gate_plugins<'a>(
-    pipeline: &'a Pipeline,
-    plugins: &Plugins,
-) -> Vec<(&'a definition::GateSpec, String)> {
-    pipeline
-        .environments
-        .iter()
-        .flat_map(|e| e.gates.iter())
-        .filter_map(|g| match plugins.gate(&g.plugin) {
-            Ok(_) => None,
-            Err(plugins::GateError::WrongKind { .. }) => Some((g, "an adapter, not a gate".into())),
-            Err(_) => Some((g, "not installed".into())),
-        })
-        .collect()
+/// A plugin a pipeline names that this daemon cannot call yet.
+struct MissingPlugin {
+    /// Who uses it: `gate "cost"` or `the adapter of "production"`.
+    user: String,
+    plugin: String,
+    problem: String,
+}
+
+fn missing_plugins(pipeline: &Pipeline, plugins: &Plugins) -> Vec<MissingPlugin> {
+    let problem = |e: plugins::GateError| match e {
+        plugins::GateError::WrongKind { .. } => "an adapter, not a gate".to_string(),
+        plugins::GateError::NotAnAdapter { .. } => "a gate, not an adapter".to_string(),
+        _ => "not installed".to_string(),
+    };
+    let mut missing = Vec::new();
+    for env in &pipeline.environments {
+        for g in &env.gates {
+            if let Err(e) = plugins.gate(&g.plugin) {
+                missing.push(MissingPlugin {
+                    user: format!("gate {:?}", g.name),
+                    plugin: g.plugin.clone(),
+                    problem: problem(e),
+                });
+            }
+        }
+        if env.adapter != BUILTIN_ADAPTER
+            && let Err(e) = plugins.adapter(&env.adapter)
+        {
+            missing.push(MissingPlugin {
+                user: format!("the adapter of {:?}", env.name),
+                plugin: env.adapter.clone(),
+                problem: problem(e),
+            });
+        }
+    }
+    missing
 }
 
 fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> {

@@ -22,6 +22,19 @@ pub fn fetch(request: &Request) -> Result<Response, Error> {
     }
 }
 
+/// Sends every request, at most `max_in_flight` at a time, and waits for
+/// all; answers come in the order of `requests`. For calling a model on each
+/// case of a golden dataset without waiting on each in turn.
+pub fn fetch_all(requests: &[Request], max_in_flight: u32) -> Vec<Result<Response, Error>> {
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::gate::gatehouse::plugin::http::fetch_all(requests, max_in_flight);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = max_in_flight;
+        requests.iter().map(fetch).collect()
+    }
+}
+
 /// `GET url`.
 pub fn get(url: &str) -> Result<Response, Error> {
     fetch(&Request {

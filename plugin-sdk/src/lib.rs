@@ -29,7 +29,10 @@
 //! plugin logic can be unit tested natively ([`testing`]); only calls into the
 //! host ([`log`], [`http`]) differ there.
 
+pub mod attachments;
+pub mod data;
 mod describe;
+pub mod golden;
 pub mod http;
 pub mod log;
 mod request;

@@ -91,7 +91,7 @@ pub async fn submit(c: &mut Client, pipeline: &str, bytes: &[u8]) -> proto::Subm
         .submit_release(proto::SubmitReleaseRequest {
             pipeline: pipeline.into(),
             candidate: bytes.to_vec(),
-            metadata: Default::default(),
+            ..Default::default()
         })
         .await
         .expect("submit")

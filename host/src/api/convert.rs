@@ -63,6 +63,15 @@ pub fn release(r: &Release) -> proto::Release {
         pipeline: r.pipeline.name.clone(),
         candidate_digest: r.candidate.hex(),
         metadata: r.metadata.clone().into_iter().collect(),
+        attachments: r
+            .attachments
+            .iter()
+            .map(|a| proto::Attachment {
+                name: a.name.clone(),
+                digest: a.digest.hex(),
+                size: a.size,
+            })
+            .collect(),
         phase: phase(r.phase.name()) as i32,
         environment: r.current_environment().unwrap_or_default().to_string(),
         reason: r.phase.reason().unwrap_or_default().to_string(),

@@ -10,15 +10,18 @@ pub fn status(e: Error) -> Status {
     let message = e.to_string();
     match e {
         Error::UnknownPipeline { .. } => Status::not_found(message),
-        Error::Candidate(_) | Error::Metadata { .. } => Status::invalid_argument(message),
+        Error::Candidate(_) | Error::Attachment(_) | Error::Metadata { .. } => {
+            Status::invalid_argument(message)
+        }
         Error::Environment(configstore::Error::UnknownEnvironment { .. }) => {
             Status::not_found(message)
         }
         Error::Environment(configstore::Error::Store(s)) | Error::Store(s) => store_status(s),
         Error::Pipeline(_) | Error::DuplicatePipeline(_) => Status::failed_precondition(message),
-        Error::Plugin(_) | Error::Signing(_) | Error::GatePlugin { .. } => {
-            Status::failed_precondition(message)
-        }
+        Error::Plugin(_)
+        | Error::Signing(_)
+        | Error::MissingPlugin { .. }
+        | Error::Adapter { .. } => Status::failed_precondition(message),
         Error::Registry(e) => registry_status(e),
     }
 }

@@ -51,7 +51,14 @@ pub async fn routes(
     let releases = InterceptedService::new(
         ReleaseServiceServer::new(releases::ReleaseApi {
             daemon: daemon.clone(),
-        }),
+        })
+        // A submission may carry attachments up to their limit, beyond
+        // gRPC's default of 4 MiB per message.
+        .max_decoding_message_size(
+            crate::pipeline::attachment::MAX_ATTACHMENT_BYTES
+                + crate::pipeline::candidate::MAX_CANDIDATE_BYTES
+                + 64 * 1024,
+        ),
         tokens.clone(),
     );
     let environments = InterceptedService::new(

@@ -34,7 +34,13 @@ impl ReleaseService for ReleaseApi {
         let metadata = r.metadata.into_iter().collect();
         let (release, deduplicated, candidate_known) = self
             .daemon
-            .submit(&who.name, &r.pipeline, r.candidate, metadata)
+            .submit(
+                &who.name,
+                &r.pipeline,
+                r.candidate,
+                metadata,
+                r.attachments.into_iter().collect(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(proto::SubmitReleaseResponse {

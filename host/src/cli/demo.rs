@@ -51,6 +51,7 @@ pub async fn run() -> anyhow::Result<u8> {
                 pipeline: "model-config".into(),
                 candidate: bytes.to_vec(),
                 metadata: [("source".to_string(), "gatehouse demo".to_string())].into(),
+                ..Default::default()
             })
             .await
             .map_err(rpc)?

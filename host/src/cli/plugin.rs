@@ -4,11 +4,12 @@
 use super::{Ctx, EXIT_ERROR, EXIT_GATE_FAILED, EXIT_OK, Output, rpc};
 use anyhow::{Context, bail};
 use gatehouse::digest::Digest;
+use gatehouse::plugins::capabilities::attachments::Files;
 use gatehouse::plugins::manifest::Manifest;
 use gatehouse::plugins::sandbox::Limits;
 use gatehouse::plugins::{
-    AdapterCall, CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput, PluginKind, Plugins,
-    signing,
+    AdapterCall, Attachments, CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput,
+    PluginKind, Plugins, signing,
 };
 use gatehouse::proto;
 use serde_json::json;
@@ -398,6 +399,36 @@ fn candidate(value: &serde_json::Value) -> CandidateView {
     }
 }
 
+/// Attachments given in a request file: `{"NAME": "contents"}` or
+/// `{"NAME": {"file": "path"}}`, a path relative to the request file.
+fn attached(value: &serde_json::Value, base: &Path) -> anyhow::Result<Files> {
+    let mut files = Files::new();
+    let serde_json::Value::Object(entries) = value else {
+        if value.is_null() {
+            return Ok(files);
+        }
+        bail!(
+            "\"attachments\" must be an object of file names, e.g. {{\"outputs.jsonl\": {{\"file\": \"outputs.jsonl\"}}}}"
+        );
+    };
+    for (name, entry) in entries {
+        let bytes = match entry {
+            serde_json::Value::String(text) => text.clone().into_bytes(),
+            serde_json::Value::Object(o) => match o.get("file").and_then(|f| f.as_str()) {
+                Some(path) => read(&base.join(path))?,
+                None => bail!(
+                    "attachment {name:?}: write {{\"file\": \"path\"}} or the contents as a string"
+                ),
+            },
+            _ => bail!(
+                "attachment {name:?}: write {{\"file\": \"path\"}} or the contents as a string"
+            ),
+        };
+        files.insert(name.clone(), Arc::new(bytes));
+    }
+    Ok(files)
+}
+
 fn test(a: TestArgs) -> anyhow::Result<u8> {
     let wasm = read(&a.plugin)?;
     let request: serde_json::Value = serde_json::from_slice(&read(&a.request)?)
@@ -447,11 +478,16 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
             let Some(c) = request.get("candidate") else {
                 bail!("the request has no \"candidate\"; a gate judges one");
             };
+            let base = a.request.parent().unwrap_or(Path::new("."));
             let input = GateInput {
                 candidate: candidate(c),
                 incumbent: request.get("incumbent").map(candidate),
                 stage: field("stage").as_str().unwrap_or("staging").to_string(),
                 params,
+                attachments: Arc::new(Attachments {
+                    candidate: attached(&field("attachments"), base)?,
+                    incumbent: attached(&field("incumbent_attachments"), base)?,
+                }),
             };
             let started = Instant::now();
             let result = plugins.evaluate(&plugin, &input, limits);

@@ -18,6 +18,10 @@ pub struct SubmitArgs {
     /// Facts to record with it, e.g. --meta commit=3f2a1c --meta author=ana.
     #[arg(long = "meta", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// Files for gates to read, e.g. --attach outputs.jsonl=out/outputs.jsonl
+    /// (or just --attach out/outputs.jsonl, named by its file name).
+    #[arg(long = "attach", value_parser = parse_attach)]
+    pub attach: Vec<(String, PathBuf)>,
     /// Follow the release until it ends; exit 0 only if it succeeded.
     #[arg(long)]
     pub wait: bool,
@@ -29,6 +33,18 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn parse_attach(s: &str) -> Result<(String, PathBuf), String> {
+    if let Some((name, path)) = s.split_once('=') {
+        return Ok((name.to_string(), PathBuf::from(path)));
+    }
+    let path = PathBuf::from(s);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{s:?} names no file; write NAME=PATH"))?;
+    Ok((name.to_string(), path))
 }
 
 #[derive(clap::Args)]
@@ -76,6 +92,11 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
     } else {
         std::fs::read(&a.candidate).with_context(|| format!("reading {}", a.candidate.display()))?
     };
+    let mut attachments = HashMap::new();
+    for (name, path) in a.attach {
+        let file = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        attachments.insert(name, file);
+    }
     let mut client = ctx.connect().await?;
     let resp = client
         .releases
@@ -83,6 +104,7 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
             pipeline: a.pipeline,
             candidate: bytes,
             metadata: a.meta.into_iter().collect::<HashMap<_, _>>(),
+            attachments,
         })
         .await
         .map_err(rpc)?

@@ -15,6 +15,7 @@ use toml::Spanned;
 /// The adapter every environment gets unless it names another.
 pub const BUILTIN_ADAPTER: &str = "configstore";
 pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_ADAPTER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_GATE_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +27,14 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     pub name: String,
+    /// [`BUILTIN_ADAPTER`], or the name of an adapter plugin.
     pub adapter: String,
+    /// Handed to an adapter plugin as a JSON object.
+    #[serde(default)]
+    pub adapter_params: serde_json::Value,
+    /// How long one adapter call may take.
+    #[serde(default = "default_adapter_timeout")]
+    pub adapter_timeout: Duration,
     /// Distinct operators who must approve before the candidate is applied.
     pub approvals: u32,
     pub gates: Vec<GateSpec>,
@@ -79,6 +87,10 @@ pub enum InconclusiveAction {
     Pause,
     /// Roll back.
     Fail,
+}
+
+fn default_adapter_timeout() -> Duration {
+    DEFAULT_ADAPTER_TIMEOUT
 }
 
 fn default_step_seconds() -> u64 {
@@ -255,9 +267,42 @@ impl Pipeline {
                     Some(c)
                 }
             };
+            if adapter == BUILTIN_ADAPTER && !env.adapter_params.is_empty() {
+                return Err(at(
+                    env.name.span(),
+                    format!(
+                        "environment {:?} has adapter_params but uses the built-in adapter, which takes none; name an adapter plugin with `adapter`",
+                        env.name.get_ref()
+                    ),
+                ));
+            }
+            let adapter_timeout = match &env.adapter_timeout_ms {
+                None => DEFAULT_ADAPTER_TIMEOUT,
+                Some(ms) => {
+                    let t = Duration::from_millis(*ms.get_ref());
+                    if t.is_zero() || t > MAX_GATE_TIMEOUT {
+                        return Err(at(
+                            ms.span(),
+                            format!(
+                                "adapter_timeout_ms must be between 1 and {}",
+                                MAX_GATE_TIMEOUT.as_millis()
+                            ),
+                        ));
+                    }
+                    t
+                }
+            };
+            let adapter_params = serde_json::to_value(&env.adapter_params).map_err(|e| {
+                at(
+                    env.name.span(),
+                    format!("adapter_params cannot be handed to the plugin as JSON: {e}"),
+                )
+            })?;
             environments.push(Environment {
                 name: env.name.into_inner(),
                 adapter,
+                adapter_params,
+                adapter_timeout,
                 approvals: env.approvals.unwrap_or(0),
                 gates,
                 canary,
@@ -290,6 +335,9 @@ struct RawPipeline {
 struct RawEnvironment {
     name: Spanned<String>,
     adapter: Option<Spanned<String>>,
+    #[serde(default)]
+    adapter_params: toml::Table,
+    adapter_timeout_ms: Option<Spanned<u64>>,
     approvals: Option<u32>,
     #[serde(default)]
     gate: Vec<RawGate>,

@@ -7,9 +7,13 @@
 
 use crate::configstore::ConfigStore;
 use crate::daemon::Daemon;
+use crate::digest::Digest;
+use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId};
 use crate::plugins::sandbox::Limits;
-use crate::plugins::{CALL_MEMORY_LIMIT, CandidateView, GateInput};
+use crate::plugins::{
+    AdapterCall, Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput, LiveState,
+};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Refusal, Tx, TxResult, refuse};
 use std::sync::Arc;
@@ -186,6 +190,12 @@ async fn run_gates(
             .collect(),
     };
     let live = daemon.configstore.get(&env).ok();
+    let incumbent_release = live
+        .as_ref()
+        .and_then(|l| l.state.active.as_ref())
+        .map(|active| daemon.store.release(active.release))
+        .transpose()?
+        .flatten();
     let incumbent = live.and_then(|l| {
         let active = l.state.active.as_ref()?;
         Some(CandidateView {
@@ -193,6 +203,13 @@ async fn run_gates(
             bytes: l.active_bytes.clone()?,
             metadata: Vec::new(),
         })
+    });
+    let attachments = Arc::new(Attachments {
+        candidate: attached_files(daemon, release)?,
+        incumbent: match &incumbent_release {
+            Some(r) => attached_files(daemon, r)?,
+            None => Default::default(),
+        },
     });
 
     // Gates of a stage are independent: run them side by side.
@@ -205,6 +222,7 @@ async fn run_gates(
             incumbent: incumbent.clone(),
             stage: env.clone(),
             params: gate.params.clone(),
+            attachments: attachments.clone(),
         };
         let span = tracing::info_span!("gate", stage = %env, gate = %gate.name);
         calls.push(tokio::task::spawn_blocking(move || {
@@ -308,10 +326,63 @@ async fn run_gates(
     .await
 }
 
-/// Applies the candidate through the environment's adapter. The built-in
-/// config store applies and promotes in the same transaction.
+/// The files attached to `release`'s submission, by name.
+fn attached_files(
+    daemon: &Daemon,
+    release: &Release,
+) -> Result<crate::plugins::capabilities::attachments::Files, store::Error> {
+    let mut files = std::collections::BTreeMap::new();
+    for a in &release.attachments {
+        // Stored before the release that names it; a file gone missing
+        // reads as absent, and the gate that needs it says so.
+        if let Some(bytes) = daemon.store.attachment(&a.digest)? {
+            files.insert(a.name.clone(), Arc::new(bytes));
+        }
+    }
+    Ok(files)
+}
+
+/// Attempts at an adapter call before the release fails.
+const ADAPTER_ATTEMPTS: u32 = 3;
+
+/// Applies the candidate through the environment's adapter, then records
+/// it as live and promotes, in one transaction. An adapter plugin is called
+/// first (again after a restart: adapters are idempotent by digest); the
+/// built-in config store needs no call, its record is the environment.
 async fn apply(daemon: &Daemon, release: &Release, stage: usize) -> Result<Release, store::Error> {
     let env = release.environment(stage).to_string();
+    let spec = &release.pipeline.environments[stage];
+    let mut adapter_digest = None;
+    if spec.adapter != BUILTIN_ADAPTER {
+        let bytes = daemon
+            .store
+            .candidate(&release.candidate)?
+            .unwrap_or_default();
+        let call = AdapterCall::Apply {
+            environment: env.clone(),
+            params: spec.adapter_params.clone(),
+            candidate: CandidateView {
+                digest: release.candidate,
+                bytes: Arc::new(bytes),
+                metadata: Vec::new(),
+            },
+        };
+        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+            Ok((digest, _)) => adapter_digest = Some(digest),
+            Err(reason) => {
+                let failed = Phase::Failed {
+                    stage: Some(stage),
+                    gate: None,
+                    reason: format!(
+                        "adapter {} could not apply {} to {env}: {reason}",
+                        spec.adapter,
+                        release.candidate.short()
+                    ),
+                };
+                return advance(daemon, release, failed, |_, _| Ok(())).await;
+            }
+        }
+    }
     let applied = std::sync::Mutex::new(None);
     let r = advance(daemon, release, Phase::Promoted { stage }, |tx, r| {
         let changed = ConfigStore::apply_in(tx, &env, r.candidate, r.id)?;
@@ -328,9 +399,12 @@ async fn apply(daemon: &Daemon, release: &Release, stage: usize) -> Result<Relea
                 )
                 .release(r.id.0, PhaseName::Promoted)
                 .environment(&env)
-                .detail(
-                    serde_json::json!({ "digest": r.candidate, "generation": state.generation }),
-                ),
+                .detail(serde_json::json!({
+                    "digest": r.candidate,
+                    "generation": state.generation,
+                    "adapter": spec.adapter,
+                    "adapter_digest": adapter_digest,
+                })),
             )?;
         }
         r.stages[stage].promoted = true;
@@ -345,4 +419,50 @@ async fn apply(daemon: &Daemon, release: &Release, stage: usize) -> Result<Relea
         tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
     }
     Ok(r)
+}
+
+/// Runs one adapter call off the reactor, retrying a failed one with
+/// back-off; returns the digest of the plugin version that answered, or
+/// the last failure.
+pub async fn call_adapter(
+    daemon: &Daemon,
+    adapter: &str,
+    timeout: Duration,
+    call: AdapterCall,
+) -> Result<(Digest, Option<LiveState>), String> {
+    let mut backoff = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=ADAPTER_ATTEMPTS {
+        // The version active now answers, to the end of this call.
+        let plugin = daemon
+            .plugins
+            .adapter(adapter)
+            .map_err(|e| format!("plugin {adapter} {e}"))?;
+        let plugins = daemon.plugins.clone();
+        let call = call.clone();
+        let span = tracing::info_span!("adapter", adapter, plugin_digest = %plugin.digest.short());
+        let limits = Limits {
+            timeout,
+            fuel: crate::plugins::DEFAULT_FUEL,
+            memory: CALL_MEMORY_LIMIT,
+        };
+        let answer = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            plugins
+                .adapt(&plugin, call, limits)
+                .map(|live| (plugin.digest, live))
+        })
+        .await;
+        match answer {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(e)) => last = format!("plugin {adapter} {e}"),
+            Err(e) => last = format!("the adapter call did not complete: {e}"),
+        }
+        tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
+        if attempt < ADAPTER_ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
 }

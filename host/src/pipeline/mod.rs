@@ -1,6 +1,7 @@
 //! Pipelines as code, the candidates that run down them, the release state
 //! machine and the executor that drives each release one step at a time.
 
+pub mod attachment;
 pub mod candidate;
 pub mod definition;
 pub mod executor;

@@ -10,6 +10,7 @@
 //! `Gating`, the adapter applies in `Applying`), so a daemon that dies resumes
 //! each release from its last phase and repeats at most an idempotent effect.
 
+use super::attachment::AttachmentRef;
 use super::definition::Pipeline;
 use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
@@ -213,6 +214,9 @@ pub struct Release {
     pub pipeline: Pipeline,
     pub candidate: Digest,
     pub metadata: BTreeMap<String, String>,
+    /// Files attached to the submission, for gates to read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
     pub phase: Phase,
     pub stages: Vec<StageRecord>,
     pub submitted_by: String,
@@ -242,6 +246,7 @@ impl Release {
             pipeline,
             candidate,
             metadata,
+            attachments: Vec::new(),
             phase: Phase::Pending,
             stages,
             submitted_by,

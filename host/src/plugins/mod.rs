@@ -24,6 +24,7 @@ pub mod world;
 use crate::digest::Digest;
 use crate::pipeline::release::{Measurement, Outcome};
 use capabilities::Grants;
+pub use capabilities::attachments::Attachments;
 use manifest::Manifest;
 use sandbox::{CallState, Limits};
 use std::collections::BTreeMap;
@@ -108,6 +109,8 @@ pub struct GateInput {
     pub incumbent: Option<CandidateView>,
     pub stage: String,
     pub params: serde_json::Value,
+    /// Files attached to the candidate's and the incumbent's submissions.
+    pub attachments: Arc<Attachments>,
 }
 
 /// A verdict that passed the host's checks, with what it cost.
@@ -140,6 +143,8 @@ pub enum GateError {
     NotInstalled { plugin: String },
     #[error("is an adapter, not a gate; use a gate plugin here")]
     WrongKind { plugin: String },
+    #[error("is a gate, not an adapter; name an adapter plugin as the environment's adapter")]
+    NotAnAdapter { plugin: String },
     #[error(
         "timed out after {limit_ms} ms; raise `timeout_ms` in the pipeline or make the plugin faster"
     )]
@@ -385,6 +390,19 @@ impl Plugins {
         }
     }
 
+    /// The active version of adapter `name`, or why there is none.
+    pub fn adapter(&self, name: &str) -> Result<Arc<Plugin>, GateError> {
+        match self.active(name) {
+            Some(p) if p.description.kind == PluginKind::Adapter => Ok(p),
+            Some(_) => Err(GateError::NotAnAdapter {
+                plugin: name.to_string(),
+            }),
+            None => Err(GateError::NotInstalled {
+                plugin: name.to_string(),
+            }),
+        }
+    }
+
     /// Every active plugin, by name.
     pub fn all_active(&self) -> Vec<Arc<Plugin>> {
         self.read().values().cloned().collect()
@@ -416,6 +434,7 @@ impl Plugins {
             &plugin.grants,
             limits,
             |store, instance| {
+                store.data_mut().attachments = input.attachments.clone();
                 indices
                     .load(&mut *store, instance)?
                     .call_evaluate(store, &request)

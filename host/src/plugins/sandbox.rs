@@ -3,6 +3,7 @@
 //! memories, and the translation of whatever went wrong into a [`GateError`].
 
 use super::GateError;
+use super::capabilities::attachments::Attachments;
 use super::capabilities::{Grants, clock, files};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ pub struct CallState {
     pub(super) grants: Arc<Grants>,
     pub(super) deadline: Instant,
     pub(super) host_failure: Option<HostFailure>,
+    /// What an evaluation may read of its submission; empty for other calls.
+    pub(super) attachments: Arc<Attachments>,
 }
 
 impl WasiView for CallState {
@@ -154,6 +157,7 @@ pub fn call<R>(
         grants: grants.clone(),
         deadline: Instant::now() + limits.timeout,
         host_failure: None,
+        attachments: Arc::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
@@ -221,9 +225,46 @@ fn classify(
             detail: format!("{err:#}"),
         }
     } else {
-        // `{:?}` carries the trap code and the wasm backtrace.
         GateError::Trap {
-            detail: super::clip(format!("{err:?}")),
+            detail: trap_detail(&err),
         }
     }
+}
+
+/// Frames of a trap's wasm backtrace kept in its reason.
+const TRAP_FRAMES: usize = 8;
+
+/// The trap's code, then the innermost frames of the guest's stack. Never
+/// the host's own stack: a reason lands in the audit log and the CLI.
+fn trap_detail(err: &wasmtime::Error) -> String {
+    let code = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    let frames: Vec<String> = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|trace| {
+            trace
+                .to_string()
+                .lines()
+                .filter_map(|line| {
+                    // Frame lines read `  3: 0x1a2b - name`; the rest are
+                    // headers and source locations.
+                    let (index, rest) = line.trim_start().split_once(": ")?;
+                    index.parse::<usize>().ok()?;
+                    Some(rest.rsplit(" - ").next().unwrap_or(rest).to_string())
+                })
+                .take(TRAP_FRAMES)
+                .collect()
+        })
+        .unwrap_or_default();
+    let detail = if frames.is_empty() {
+        code
+    } else {
+        format!(
+            "{code}; wasm backtrace, innermost first: {}",
+            frames.join(" <- ")
+        )
+    };
+    super::clip(detail)
 }

@@ -60,6 +60,8 @@ pub struct Store {
     /// (candidate digest, pipeline) → id, for releases not yet terminal.
     open_releases: sled::Tree,
     candidates: sled::Tree,
+    /// Attached files by sha256 (see `pipeline::attachment`).
+    attachments: sled::Tree,
     events: sled::Tree,
     /// (release id, seq) → (), to replay one release's events.
     release_events: sled::Tree,
@@ -99,6 +101,7 @@ impl Store {
             releases: db.open_tree("releases")?,
             open_releases: db.open_tree("open_releases")?,
             candidates: db.open_tree("candidates")?,
+            attachments: db.open_tree("attachments")?,
             events: db.open_tree("events")?,
             release_events: db.open_tree("release_events")?,
             environments: db.open_tree("environments")?,
@@ -193,6 +196,19 @@ impl Store {
 
     pub fn candidate(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.candidates.get(digest.0)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores an attached file under its digest (kept once however often
+    /// it is attached).
+    pub fn put_attachment(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
+        let _ = self
+            .attachments
+            .compare_and_swap(digest.0, None as Option<&[u8]>, Some(bytes))?;
+        Ok(())
+    }
+
+    pub fn attachment(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.attachments.get(digest.0)?.map(|v| v.to_vec()))
     }
 
     pub fn release(&self, id: ReleaseId) -> Result<Option<Release>, Error> {

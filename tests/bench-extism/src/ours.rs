@@ -46,6 +46,7 @@ impl Ours {
             incumbent: None,
             stage: STAGE.to_owned(),
             params: serde_json::json!({}),
+            attachments: Default::default(),
         };
         let ours = Ours {
             plugins,

@@ -190,37 +190,99 @@ fn transport(e: ureq::Error) -> Error {
     }
 }
 
+/// Requests one `fetch-all` keeps in flight at most, whatever the plugin asks.
+pub const MAX_IN_FLIGHT: u32 = 16;
+
 impl Host for CallState {
     fn fetch(&mut self, request: Request) -> Result<Response, Error> {
         let what = format!("{} {}", request.method, request.url);
-        let answer = match &self.grants.http {
-            Some(policy) => policy.send(request, self.deadline),
-            // Not linked for such a plugin (see `check_imports`); refuse
-            // anyway rather than trust that.
-            None => Err(Error::NotAllowed("any host".into())),
-        };
+        let answer = send(self.grants.http.as_deref(), request, self.deadline);
         if let Err(e) = &answer {
-            let detail = match e {
-                Error::NotAllowed(host) => {
-                    format!(
-                        "{what}: host {host} is not on the plugin's allowlist (manifest [http] allow_hosts)"
-                    )
-                }
-                Error::InvalidRequest(why) => format!("{what}: invalid request: {why}"),
-                Error::Timeout => format!("{what}: no answer in time"),
-                Error::TooLarge(limit) => {
-                    format!(
-                        "{what}: response over the {limit}-byte limit (manifest [http] max_response_bytes)"
-                    )
-                }
-                Error::Transport(why) => format!("{what}: {why}"),
-            };
-            self.host_failure = Some(HostFailure {
-                capability: "http",
-                detail,
-            });
+            self.note_failure(&what, e);
         }
         answer
+    }
+
+    fn fetch_all(
+        &mut self,
+        requests: Vec<Request>,
+        max_in_flight: u32,
+    ) -> Vec<Result<Response, Error>> {
+        let whats: Vec<String> = requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect();
+        let workers = max_in_flight.clamp(1, MAX_IN_FLIGHT) as usize;
+        let answers = {
+            let (policy, deadline) = (self.grants.http.clone(), self.deadline);
+            let policy = policy.as_deref();
+            let queue = std::sync::Mutex::new(requests.into_iter().enumerate());
+            let mut answers: Vec<Option<Result<Response, Error>>> =
+                std::iter::repeat_with(|| None).take(whats.len()).collect();
+            let done = std::sync::Mutex::new(Vec::with_capacity(whats.len()));
+            std::thread::scope(|scope| {
+                for _ in 0..workers.min(whats.len()) {
+                    scope.spawn(|| {
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                            let Some((index, request)) = next else { break };
+                            let answer = send(policy, request, deadline);
+                            done.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((index, answer));
+                        }
+                    });
+                }
+            });
+            for (index, answer) in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                answers[index] = Some(answer);
+            }
+            answers
+        };
+        let mut out = Vec::with_capacity(answers.len());
+        for (what, answer) in whats.iter().zip(answers) {
+            let answer = answer.unwrap_or(Err(Error::Transport("not sent".into())));
+            if let Err(e) = &answer {
+                self.note_failure(what, e);
+            }
+            out.push(answer);
+        }
+        out
+    }
+}
+
+fn send(policy: Option<&Policy>, request: Request, deadline: Instant) -> Result<Response, Error> {
+    match policy {
+        Some(policy) => policy.send(request, deadline),
+        // Not linked for such a plugin (see `check_imports`); refuse anyway
+        // rather than trust that.
+        None => Err(Error::NotAllowed("any host".into())),
+    }
+}
+
+impl CallState {
+    /// Keeps the latest failed request, so a plugin that then gives up is
+    /// reported for that reason.
+    fn note_failure(&mut self, what: &str, e: &Error) {
+        let detail = match e {
+            Error::NotAllowed(host) => {
+                format!(
+                    "{what}: host {host} is not on the plugin's allowlist (manifest [http] allow_hosts)"
+                )
+            }
+            Error::InvalidRequest(why) => format!("{what}: invalid request: {why}"),
+            Error::Timeout => format!("{what}: no answer in time"),
+            Error::TooLarge(limit) => {
+                format!(
+                    "{what}: response over the {limit}-byte limit (manifest [http] max_response_bytes)"
+                )
+            }
+            Error::Transport(why) => format!("{what}: {why}"),
+        };
+        self.host_failure = Some(HostFailure {
+            capability: "http",
+            detail,
+        });
     }
 }
 

@@ -9,6 +9,7 @@
 //! Nothing is ambient: without grants a plugin sees no files, no environment
 //! variables, no network and a clock stopped at the Unix epoch.
 
+pub mod attachments;
 pub mod clock;
 pub mod files;
 pub mod http;

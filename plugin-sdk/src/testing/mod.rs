@@ -8,11 +8,31 @@
 //! assert_eq!(request.stage, "production");
 //! ```
 //!
-//! To run the same request through the built `.wasm` in the daemon's
-//! sandbox, use `gatehouse plugin test PLUGIN.wasm --request FILE.json`, or
-//! [`GateRequest::to_request_file`] to write that file from a test.
+//! To run the same request through the built `.wasm` in the daemon's own
+//! sandbox from a test, use [`wasm`]; from a shell,
+//! `gatehouse plugin test PLUGIN.wasm --request FILE.json`
+//! ([`GateRequest::to_request_file`] writes that file).
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::attachments::Owner;
 use crate::{Candidate, GateRequest, Target};
+
+/// Attaches `contents` as the file `name` of `owner`'s submission, for
+/// [`crate::attachments`] and [`crate::data`] sources in native tests. Only
+/// the calling thread sees it, so tests running in parallel do not mix.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn attach(owner: Owner, name: &str, contents: impl Into<Vec<u8>>) {
+    crate::attachments::native::set(owner, name, contents.into());
+}
+
+/// Removes every file [`attach`] attached on this thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn clear_attachments() {
+    crate::attachments::native::clear();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod wasm;
 
 /// A candidate holding `text`, named by a digest derived from it (not a
 /// sha256 off WebAssembly; enough to tell candidates apart in tests).
