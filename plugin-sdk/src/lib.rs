@@ -36,6 +36,7 @@ pub mod golden;
 pub mod http;
 pub mod log;
 mod request;
+pub mod stats;
 pub mod testing;
 mod verdict;
 
