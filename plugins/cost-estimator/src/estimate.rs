@@ -1,9 +1,13 @@
-//! The cost of one request under a configuration's own price list.
+//! The cost of one request from token counts the pipeline states: the
+//! `expected_input_tokens` and `expected_output_tokens` params, or else the
+//! configuration's `parameters.max_tokens` (the worst case). Used when the
+//! gate has no golden dataset to count on.
 
 use gatehouse_plugin_sdk::json_kind;
 use serde_json::Value;
 
 use crate::params::Params;
+use crate::pricing::{self, Price, PricingTable};
 
 /// Where the output token count of an estimate came from; decides the advice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,10 @@ pub struct Estimate {
     pub input_price: f64,
     /// USD per 1,000 output tokens.
     pub output_price: f64,
+    /// The pricing table's key, when the table gave the prices.
+    pub table_key: Option<String>,
+    /// The configuration's own pricing disagreeing with the table's.
+    pub price_note: Option<String>,
 }
 
 impl Estimate {
@@ -40,40 +48,42 @@ impl Estimate {
             OutputTokens::MaxTokens => " (parameters.max_tokens)",
         };
         format!(
-            "{} input tokens at {}/1k and {} output tokens{source} at {}/1k",
+            "{} input tokens at {}/1k and {} output tokens{source} at {}/1k{}",
             self.input_tokens,
             usd(self.input_price),
             self.output_tokens,
             usd(self.output_price),
+            table_note(self.table_key.as_deref()),
         )
     }
+}
+
+/// " (prices from the pricing table's \"gpt-4o*\")", or nothing.
+pub fn table_note(key: Option<&str>) -> String {
+    key.map(|k| format!(" (prices from the pricing table's {k:?})"))
+        .unwrap_or_default()
 }
 
 /// Reads the prices and token counts for `config`, the `role` ("candidate" or
 /// "incumbent") naming it in messages. The error names the field to fix.
 pub fn estimate(config: &Value, params: &Params, role: &str) -> Result<Estimate, String> {
-    if !config.is_object() {
-        return Err(format!(
-            "the {role} is {}, not a JSON object; submit the configuration as a JSON object",
-            json_kind(config)
-        ));
-    }
-    let pricing = match config.get("pricing") {
-        Some(Value::Object(pricing)) => pricing,
-        Some(other) => {
-            return Err(format!(
-                "`pricing` in the {role} must be an object with `input_per_1k_tokens` and `output_per_1k_tokens`, found {}",
-                json_kind(other)
-            ));
-        }
-        None => {
-            return Err(format!(
-                "the {role} has no `pricing`; add `pricing.input_per_1k_tokens` and `pricing.output_per_1k_tokens` (USD per 1,000 tokens)"
-            ));
-        }
-    };
-    let input_price = price(pricing.get("input_per_1k_tokens"), "input", role)?;
-    let output_price = price(pricing.get("output_per_1k_tokens"), "output", role)?;
+    estimate_with(config, params, None, role)
+}
+
+/// [`estimate`], with prices from `table` when it lists the model.
+pub fn estimate_with(
+    config: &Value,
+    params: &Params,
+    table: Option<&PricingTable>,
+    role: &str,
+) -> Result<Estimate, String> {
+    check_object(config, role)?;
+    let Price {
+        input_per_1k,
+        output_per_1k,
+        table_key,
+        disagreement,
+    } = pricing::price(config, table, role)?;
     let (output_tokens, output_tokens_from) = match params.expected_output_tokens {
         Some(tokens) => (tokens, OutputTokens::Expected),
         None => (max_tokens(config, role)?, OutputTokens::MaxTokens),
@@ -82,27 +92,22 @@ pub fn estimate(config: &Value, params: &Params, role: &str) -> Result<Estimate,
         input_tokens: params.expected_input_tokens,
         output_tokens,
         output_tokens_from,
-        input_price,
-        output_price,
+        input_price: input_per_1k,
+        output_price: output_per_1k,
+        table_key,
+        price_note: disagreement,
     })
 }
 
-fn price(value: Option<&Value>, direction: &str, role: &str) -> Result<f64, String> {
-    let field = format!("pricing.{direction}_per_1k_tokens");
-    match value {
-        None => Err(format!(
-            "the {role} has no `{field}`; add the model's price in USD per 1,000 {direction} tokens"
-        )),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(price) if price.is_finite() && price >= 0.0 => Ok(price),
-            _ => Err(format!(
-                "`{field}` in the {role} is {n}; set it to the model's price in USD per 1,000 {direction} tokens (0 or more)"
-            )),
-        },
-        Some(other) => Err(format!(
-            "`{field}` in the {role} must be a number, found {}; set it to the model's price in USD per 1,000 {direction} tokens",
-            json_kind(other)
-        )),
+/// A configuration must be a JSON object to be priced at all.
+pub fn check_object(config: &Value, role: &str) -> Result<(), String> {
+    if config.is_object() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {role} is {}, not a JSON object; submit the configuration as a JSON object",
+            json_kind(config)
+        ))
     }
 }
 

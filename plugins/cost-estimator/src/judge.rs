@@ -3,36 +3,80 @@
 //! Every broken budget goes into the reason, not just the first, each with the
 //! figures behind it and what to change. The score is the tightest
 //! `limit / estimate` over the budgets, capped at 1: 1.0 within every budget,
-//! 0.5 at twice a budget.
+//! 0.5 at twice a budget. Budgets hold the mean cost per request (what the
+//! month adds up to); the 95th percentile is measured alongside. The
+//! incumbent is priced the same way on the same cases, each configuration
+//! with its own tokenizer and prices.
+
+use std::collections::BTreeMap;
 
 use gatehouse_plugin_sdk::Verdict;
+use gatehouse_plugin_sdk::golden::{Case, Output};
 use serde_json::Value;
 
-use crate::estimate::{Estimate, OutputTokens, estimate, usd};
+use crate::cost::Cost;
+use crate::estimate::{check_object, estimate_with, usd};
 use crate::params::Params;
+use crate::pricing::{self, PricingTable};
+use crate::usage::usage;
 
-/// Judges `candidate`; `incumbent` is what is live now, parsed or not.
+/// What the gate read from its data sources before judging.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Data {
+    /// The golden dataset; without it the params state the token counts.
+    pub cases: Option<Vec<Case>>,
+    /// The candidate's outputs on the dataset, by case id.
+    pub outputs: Option<BTreeMap<String, Output>>,
+    /// The incumbent's outputs on the dataset, by case id.
+    pub incumbent_outputs: Option<BTreeMap<String, Output>>,
+    pub pricing_table: Option<PricingTable>,
+}
+
+/// Judges `candidate` from the params alone; `incumbent` is what is live
+/// now, parsed or not.
 pub fn judge(
     params: &Params,
     candidate: &Value,
     incumbent: Option<Result<Value, String>>,
 ) -> Verdict {
-    let estimate = match estimate(candidate, params, "candidate") {
-        Ok(estimate) => estimate,
+    judge_with(params, &Data::default(), candidate, incumbent)
+}
+
+/// Judges `candidate` with what the gate read from its data sources.
+pub fn judge_with(
+    params: &Params,
+    data: &Data,
+    candidate: &Value,
+    incumbent: Option<Result<Value, String>>,
+) -> Verdict {
+    let cost = match cost_of(candidate, params, data, data.outputs.as_ref(), "candidate") {
+        Ok(cost) => cost,
         Err(problem) => return Verdict::fail(problem).with_score(0.0),
     };
-    let cost = estimate.cost();
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
-    let mut score = ratio(params.max_cost_per_request, cost);
-    let mut measurements = vec![("cost_per_request", cost, "usd")];
+    let mut score = ratio(params.max_cost_per_request, cost.mean);
+    let mut measurements = vec![
+        ("cost_per_request", cost.mean, "usd"),
+        ("cost_per_request_p95", cost.p95, "usd"),
+        ("input_tokens_mean", cost.input_tokens_mean, "tokens"),
+        ("input_tokens_p95", cost.input_tokens_p95, "tokens"),
+        ("output_tokens_mean", cost.output_tokens_mean, "tokens"),
+        ("output_tokens_p95", cost.output_tokens_p95, "tokens"),
+    ];
+    if let Some(tokenizer) = cost.tokenizer {
+        // A measurement carries a number: 1 for an exact count, 0 for an
+        // approximation, with the tokenizer's name as the unit.
+        let exact = if tokenizer.is_exact() { 1.0 } else { 0.0 };
+        measurements.push(("tokenizer", exact, tokenizer.name()));
+    }
 
-    if cost > params.max_cost_per_request {
-        failures.push(over_budget(&estimate, params.max_cost_per_request));
+    if cost.mean > params.max_cost_per_request {
+        failures.push(over_budget(&cost, params.max_cost_per_request));
     }
 
     let monthly = params.requests_per_month.map(|requests| {
-        let monthly = cost * requests as f64;
+        let monthly = cost.mean * requests as f64;
         measurements.push(("monthly_cost", monthly, "usd"));
         (requests, monthly)
     });
@@ -47,11 +91,22 @@ pub fn judge(
         }
     }
 
-    let incumbent = incumbent.map(|parsed| parsed.and_then(|v| estimate_incumbent(&v, params)));
+    let incumbent = incumbent.map(|parsed| {
+        parsed.and_then(|v| {
+            cost_of(
+                &v,
+                params,
+                data,
+                data.incumbent_outputs.as_ref(),
+                "incumbent",
+            )
+            .map(|c| c.mean)
+        })
+    });
     match (incumbent, params.max_increase_pct) {
         (Some(Ok(previous)), limit) => {
             measurements.push(("incumbent_cost_per_request", previous, "usd"));
-            let change = change_pct(previous, cost);
+            let change = change_pct(previous, cost.mean);
             if let Some(change) = change {
                 measurements.push(("cost_change_pct", change, "percent"));
             }
@@ -61,7 +116,7 @@ pub fn judge(
                 failures.push(format!(
                     "estimated cost per request rises from {} (incumbent) to {}, more than max_increase_pct of {limit}%; bring the cost down or raise max_increase_pct",
                     usd(previous),
-                    usd(cost)
+                    usd(cost.mean)
                 ));
             }
         }
@@ -71,17 +126,26 @@ pub fn judge(
         _ => {}
     }
 
-    let verdict = if !failures.is_empty() {
-        Verdict::fail(failures.join("; "))
+    let mut verdict = if !failures.is_empty() {
+        let mut reason = failures.join("; ");
+        // Counted figures always say how they were counted; the over-budget
+        // failure already does.
+        if cost.tokenizer.is_some() && cost.mean <= params.max_cost_per_request {
+            reason.push_str(&format!("; candidate: {}", cost.breakdown));
+        }
+        Verdict::fail(reason)
     } else if !warnings.is_empty() {
         Verdict::warn(format!(
             "{}; {}",
-            within_budget(cost, params, monthly),
+            within_budget(&cost, params, monthly),
             warnings.join("; ")
         ))
     } else {
-        Verdict::pass(within_budget(cost, params, monthly))
+        Verdict::pass(within_budget(&cost, params, monthly))
     };
+    for note in &cost.notes {
+        verdict.reason.push_str(&format!("; note: {note}"));
+    }
     measurements
         .into_iter()
         .fold(verdict.with_score(score), |v, (name, value, unit)| {
@@ -89,8 +153,25 @@ pub fn judge(
         })
 }
 
-fn estimate_incumbent(incumbent: &Value, params: &Params) -> Result<f64, String> {
-    estimate(incumbent, params, "incumbent").map(|e| e.cost())
+/// The cost of `config` (the `role`) with the dataset when there is one,
+/// else with the token counts the params state.
+pub fn cost_of(
+    config: &Value,
+    params: &Params,
+    data: &Data,
+    outputs: Option<&BTreeMap<String, Output>>,
+    role: &str,
+) -> Result<Cost, String> {
+    let table = data.pricing_table.as_ref();
+    match &data.cases {
+        None => estimate_with(config, params, table, role).map(|e| Cost::of_estimate(&e)),
+        Some(cases) => {
+            check_object(config, role)?;
+            let price = pricing::price(config, table, role)?;
+            let usage = usage(config, cases, outputs, role)?;
+            Ok(Cost::of_usage(&usage, &price))
+        }
+    }
 }
 
 /// `limit / actual`, capped at 1; free is always within budget.
@@ -114,32 +195,35 @@ fn change_pct(previous: f64, now: f64) -> Option<f64> {
     }
 }
 
-fn over_budget(estimate: &Estimate, budget: f64) -> String {
-    let advice = match estimate.output_tokens_from {
-        OutputTokens::MaxTokens => {
-            "lower parameters.max_tokens, choose a cheaper model, or raise max_cost_per_request"
-        }
-        OutputTokens::Expected => "choose a cheaper model or raise max_cost_per_request",
-    };
+fn over_budget(cost: &Cost, budget: f64) -> String {
     format!(
-        "estimated {} per request exceeds the budget of {}: {}; {advice}",
-        usd(estimate.cost()),
+        "estimated {} per request exceeds the budget of {}: {}; {}",
+        usd(cost.mean),
         usd(budget),
-        estimate.breakdown()
+        cost.breakdown,
+        cost.advice
     )
 }
 
-fn within_budget(cost: f64, params: &Params, monthly: Option<(u64, f64)>) -> String {
-    let mut reason = format!(
-        "estimated {} per request, within the budget of {}",
-        usd(cost),
+fn within_budget(cost: &Cost, params: &Params, monthly: Option<(u64, f64)>) -> String {
+    let mut reason = format!("estimated {} per request", usd(cost.mean));
+    if cost.tokenizer.is_some() {
+        reason.push_str(&format!(" (p95 {})", usd(cost.p95)));
+    }
+    reason.push_str(&format!(
+        ", within the budget of {}",
         usd(params.max_cost_per_request)
-    );
+    ));
     if let Some((requests, monthly)) = monthly {
         reason.push_str(&format!(
             "; {} per month at {requests} requests",
             usd(monthly)
         ));
+    }
+    // Counted figures say how they were counted; stated ones came from
+    // the params, which the reader wrote.
+    if cost.tokenizer.is_some() {
+        reason.push_str(&format!("; {}", cost.breakdown));
     }
     reason
 }

@@ -1,4 +1,12 @@
-//! The gate's params: budgets and traffic assumptions, checked before judging.
+//! The gate's params: budgets, traffic, and where token counts and prices
+//! come from, checked before judging.
+//!
+//! Data sources (`dataset`, `outputs`, `incumbent_outputs`, `pricing_table`)
+//! are `attachment:NAME`, `incumbent-attachment:NAME`, or an absolute path in
+//! a directory the manifest grants. Attachments need no grant. Paths need
+//! the `files` capability, which the gate asks for only when built with the
+//! `files` feature: the daemon embeds the default build, which must run
+//! without a manifest.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,6 +37,21 @@ pub struct Params {
     /// Most the cost per request may rise against the incumbent, in percent.
     #[serde(default)]
     pub max_increase_pct: Option<f64>,
+    /// Golden dataset (JSON lines of cases) to count tokens on, instead of
+    /// `expected_input_tokens` and `expected_output_tokens`.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// The candidate's outputs on the dataset (JSON lines), priced instead
+    /// of the expected answers.
+    #[serde(default)]
+    pub outputs: Option<String>,
+    /// The incumbent's outputs on the dataset; defaults to the incumbent's
+    /// attachment of the same name as `outputs`, when it has one.
+    #[serde(default)]
+    pub incumbent_outputs: Option<String>,
+    /// Prices by model (JSON), winning over a configuration's own `pricing`.
+    #[serde(default)]
+    pub pricing_table: Option<String>,
 }
 
 fn default_input_tokens() -> u64 {
@@ -40,6 +63,18 @@ impl Params {
     pub fn parse(json: &str) -> Result<Self, String> {
         let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
         params.check()?;
+        // `expected_input_tokens` has a default, so only the raw params tell
+        // whether the pipeline set it alongside a dataset.
+        let raw: Value = gatehouse_plugin_sdk::parse_params(json)?;
+        if params.dataset.is_some() {
+            for name in ["expected_input_tokens", "expected_output_tokens"] {
+                if raw.get(name).is_some() {
+                    return Err(format!(
+                        "gate params set both `dataset` and `{name}`; the dataset gives the token counts, so remove `{name}`"
+                    ));
+                }
+            }
+        }
         Ok(params)
     }
 
@@ -70,7 +105,48 @@ impl Params {
                 "invalid gate param `max_increase_pct`: {pct} is not a percentage of 0 or more; set how far the cost per request may rise against the incumbent, e.g. 20"
             ));
         }
+        for (name, source) in [
+            ("outputs", &self.outputs),
+            ("incumbent_outputs", &self.incumbent_outputs),
+        ] {
+            if source.is_some() && self.dataset.is_none() {
+                return Err(format!(
+                    "gate param `{name}` needs `dataset`, the cases the outputs answer; add `dataset` or remove `{name}`"
+                ));
+            }
+        }
+        for (name, source) in [
+            ("dataset", &self.dataset),
+            ("outputs", &self.outputs),
+            ("incumbent_outputs", &self.incumbent_outputs),
+            ("pricing_table", &self.pricing_table),
+        ] {
+            if let Some(source) = source {
+                check_source(name, source)?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// Whether this build asks the host for data directories.
+pub const READS_GRANTED_DIRECTORIES: bool = cfg!(feature = "files");
+
+fn check_source(name: &str, source: &str) -> Result<(), String> {
+    if source.starts_with("attachment:") || source.starts_with("incumbent-attachment:") {
+        Ok(())
+    } else if source.starts_with('/') {
+        if READS_GRANTED_DIRECTORIES {
+            Ok(())
+        } else {
+            Err(format!(
+                "gate param `{name}` is the path {source:?}, but this build of cost-estimator does not ask for data directories; attach the file and write `attachment:NAME`, or push a build with `--features files` and a manifest granting the directory"
+            ))
+        }
+    } else {
+        Err(format!(
+            "gate param `{name}` is {source:?}, not a data source; write `attachment:NAME`, `incumbent-attachment:NAME` or an absolute path in a granted directory"
+        ))
     }
 }
 
@@ -113,9 +189,29 @@ pub fn schema() -> Value {
                 "description": "Most the cost per request may rise against the incumbent, in percent.",
                 "type": "number",
                 "minimum": 0
+            },
+            "dataset": {
+                "description": "Golden dataset (JSON lines of cases) to count tokens on: `attachment:NAME`, `incumbent-attachment:NAME` or a path in a granted directory.",
+                "type": "string"
+            },
+            "outputs": {
+                "description": "The candidate's outputs on the dataset (JSON lines), priced instead of the expected answers; needs dataset.",
+                "type": "string"
+            },
+            "incumbent_outputs": {
+                "description": "The incumbent's outputs on the dataset; defaults to the incumbent's attachment named like outputs, when present.",
+                "type": "string"
+            },
+            "pricing_table": {
+                "description": "Prices by model, JSON {\"MODEL\": {\"input_per_1m_tokens\": USD, \"output_per_1m_tokens\": USD}}; a key ending in * is a prefix.",
+                "type": "string"
             }
         },
-        "dependentRequired": { "max_monthly_cost": ["requests_per_month"] }
+        "dependentRequired": {
+            "max_monthly_cost": ["requests_per_month"],
+            "outputs": ["dataset"],
+            "incumbent_outputs": ["dataset"]
+        }
     })
 }
 
@@ -169,12 +265,59 @@ mod tests {
     fn schema_lists_exactly_the_accepted_params() {
         let schema = schema();
         let properties = schema["properties"].as_object().expect("properties");
-        let every_param: serde_json::Map<String, Value> = properties
-            .keys()
-            .map(|name| (name.clone(), json!(1)))
-            .collect();
-        let parsed = Params::parse(&Value::Object(every_param).to_string());
-        assert!(parsed.is_ok(), "{parsed:?}");
+        let value_for = |name: &str| match properties[name]["type"].as_str() {
+            Some("string") => json!("attachment:file.jsonl"),
+            _ => json!(1),
+        };
+        // Every param at once, but the dataset and the token counts it
+        // replaces, which exclude each other.
+        for excluded in ["dataset", "expected_input_tokens"] {
+            let params: serde_json::Map<String, Value> = properties
+                .keys()
+                .filter(|name| {
+                    let counts = name.starts_with("expected_");
+                    let dataset =
+                        ["dataset", "outputs", "incumbent_outputs"].contains(&name.as_str());
+                    if excluded == "dataset" {
+                        !dataset
+                    } else {
+                        !counts
+                    }
+                })
+                .map(|name| (name.clone(), value_for(name)))
+                .collect();
+            let parsed = Params::parse(&Value::Object(params).to_string());
+            assert!(parsed.is_ok(), "{parsed:?}");
+        }
         assert_eq!(schema["required"], json!(["max_cost_per_request"]));
+    }
+
+    #[test]
+    fn dataset_and_stated_token_counts_exclude_each_other() {
+        let err = Params::parse(
+            r#"{"max_cost_per_request": 1, "dataset": "attachment:golden.jsonl", "expected_input_tokens": 800}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`dataset` and `expected_input_tokens`"),
+            "{err}"
+        );
+        let err =
+            Params::parse(r#"{"max_cost_per_request": 1, "outputs": "attachment:outputs.jsonl"}"#)
+                .unwrap_err();
+        assert!(err.contains("`outputs` needs `dataset`"), "{err}");
+    }
+
+    #[test]
+    fn sources_must_be_attachments_or_absolute_paths() {
+        let err = Params::parse(r#"{"max_cost_per_request": 1, "pricing_table": "pricing.json"}"#)
+            .unwrap_err();
+        assert!(err.contains("not a data source"), "{err}");
+        let path =
+            Params::parse(r#"{"max_cost_per_request": 1, "dataset": "/golden/triage.jsonl"}"#);
+        assert_eq!(path.is_ok(), READS_GRANTED_DIRECTORIES, "{path:?}");
+        if let Err(err) = path {
+            assert!(err.contains("--features files"), "{err}");
+        }
     }
 }
