@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "gatehouse/v1/environments.proto",
     "gatehouse/v1/audit.proto",
     "gatehouse/v1/plugins.proto",
+    "gatehouse/v1/canary.proto",
 ];
 
 /// Plugin crates built for wasm32-wasip2, and whether the daemon embeds them as
@@ -16,6 +17,11 @@ const PROTOS: &[&str] = &[
 const PLUGINS: &[(&str, bool)] = &[
     ("cost-estimator", true),
     ("config-lint", true),
+    ("golden-eval", true),
+    // Adapters need a directory or hosts granted by an admin's manifest, so
+    // they ship as files to push rather than embedded.
+    ("adapter-file", false),
+    ("adapter-http", false),
     ("chaos-gate", false),
     ("hostile-gate", false),
     ("noop-gate", false),
@@ -45,13 +51,12 @@ fn compile_protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
-/// Builds every plugin crate for `wasm32-wasip2` in release mode, into a target
-/// directory of its own so this nested cargo never waits on the outer one.
-fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    for dir in ["plugin-sdk", "plugins", "tests/plugins"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
-    }
-    let target_dir = out.join("wasm");
+/// Plugins also built with extra features, as `NAME_FULL_PATH`.
+const VARIANTS: &[(&str, &str)] = &[("golden-eval", "files,live")];
+
+/// A cargo building plugins for `wasm32-wasip2` in release mode into
+/// `target_dir`, with none of the outer build's settings.
+fn nested_cargo(root: &Path, target_dir: &Path) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
@@ -62,10 +67,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
             "wasm32-wasip2",
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for (p, _) in PLUGINS {
-        cmd.args(["-p", p]);
-    }
+        .arg(target_dir);
     // The daemon embeds these: keep them small (about a tenth of the size
     // with line tables). Function names stay, so trap backtraces still read.
     cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
@@ -84,6 +86,47 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
     ] {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+/// Builds every plugin crate for `wasm32-wasip2` in release mode, into a target
+/// directory of its own so this nested cargo never waits on the outer one.
+fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    for dir in ["plugin-sdk", "plugins", "tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = out.join("wasm");
+    let built = |p: &str| {
+        target_dir
+            .join("wasm32-wasip2/release")
+            .join(format!("{}.wasm", p.replace('-', "_")))
+    };
+    // Builds that ask for more capabilities than the embedded defaults (a
+    // plugin's Cargo features decide what it asks for), for admins to push
+    // with a manifest that grants them. Built first, in the same target
+    // directory, and copied aside: the default build below then reuses
+    // everything but the plugin itself.
+    let mut variants = String::new();
+    for (p, features) in VARIANTS {
+        let mut cmd = nested_cargo(root, &target_dir);
+        cmd.args(["-p", p, "--features", features]);
+        let status = cmd.status()?;
+        if !status.success() {
+            return Err(format!("building {p} with features {features} failed ({status})").into());
+        }
+        let stem = p.replace('-', "_");
+        let copy = out.join(format!("{stem}_full.wasm"));
+        std::fs::copy(built(p), &copy)?;
+        variants.push_str(&format!(
+            "/// Where the build left `{p}` built with features `{features}`.\npub const {}_FULL_PATH: &str = {:?};\n",
+            stem.to_uppercase(),
+            copy.display().to_string()
+        ));
+    }
+    let mut cmd = nested_cargo(root, &target_dir);
+    for (p, _) in PLUGINS {
+        cmd.args(["-p", p]);
+    }
     let status = cmd.status()?;
     if !status.success() {
         return Err(format!("building the plugins for wasm32-wasip2 failed ({status}); run `rustup target add wasm32-wasip2`").into());
@@ -91,9 +134,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
     let mut consts = String::new();
     for (p, embedded) in PLUGINS {
         let stem = p.replace('-', "_");
-        let wasm = target_dir
-            .join("wasm32-wasip2/release")
-            .join(format!("{stem}.wasm"));
+        let wasm = built(p);
         if !wasm.exists() {
             return Err(format!("expected {} after building the plugins", wasm.display()).into());
         }
@@ -108,6 +149,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
             ));
         }
     }
+    consts.push_str(&variants);
     std::fs::write(out.join("plugin_paths.rs"), consts)?;
     Ok(())
 }

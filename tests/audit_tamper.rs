@@ -13,7 +13,7 @@ async fn altered_event_is_named_by_audit_verify() {
     let daemon = Daemon::start(&data, &[]);
     let token = daemon.generated_token.clone().unwrap();
     let mut c = daemon.client(Some(&token)).await;
-    let id = submit(&mut c, "model-config", GOOD)
+    let id = submit_evaluated(&mut c, "model-config", GOOD, GOOD_OUTPUTS)
         .await
         .release
         .unwrap()
@@ -69,7 +69,7 @@ async fn exported_log_verifies_offline_and_a_removed_line_is_found() {
     let daemon = Daemon::start(&root.path().join("data"), &[]);
     let token = daemon.generated_token.clone().unwrap();
     let mut c = daemon.client(Some(&token)).await;
-    let id = submit(&mut c, "model-config", GOOD)
+    let id = submit_evaluated(&mut c, "model-config", GOOD, GOOD_OUTPUTS)
         .await
         .release
         .unwrap()

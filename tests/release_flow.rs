@@ -27,7 +27,10 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
     let initial = watch.message().await.unwrap().unwrap();
     assert!(initial.active.is_none());
 
-    let good = submit(&mut c, "model-config", GOOD).await.release.unwrap();
+    let good = submit_evaluated(&mut c, "model-config", GOOD, GOOD_OUTPUTS)
+        .await
+        .release
+        .unwrap();
     let done = finished(&mut c, good.id).await;
     assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
     let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
@@ -37,8 +40,17 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
         .unwrap();
     assert_eq!(seen.active.as_ref().unwrap().digest, done.candidate_digest);
     assert_eq!(seen.active.unwrap().config, GOOD);
-    let gate = &done.stages[1].gates[0];
+    let gate = &done.stages[1].gates[1];
     assert_eq!(gate.plugin, "cost-estimator");
+    let golden = &done.stages[1].gates[0];
+    assert_eq!(golden.plugin, "golden-eval");
+    assert!(
+        golden
+            .measurements
+            .iter()
+            .any(|m| m.name == "pass_rate" && m.value >= 0.9),
+        "{golden:?}"
+    );
     assert_eq!(
         gate.plugin_digest.len(),
         64,
@@ -50,7 +62,7 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
             .any(|m| m.name == "cost_per_request")
     );
 
-    let bad = submit(&mut c, "model-config", EXPENSIVE)
+    let bad = submit_evaluated(&mut c, "model-config", EXPENSIVE, GOOD_OUTPUTS)
         .await
         .release
         .unwrap();
@@ -345,7 +357,7 @@ async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() 
 }
 
 #[test]
-fn demo_shows_one_release_in_production_and_one_stopped_at_a_named_gate() {
+fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
     let out = std::process::Command::new(BIN)
         .arg("demo")
         .output()
@@ -364,6 +376,10 @@ fn demo_shows_one_release_in_production_and_one_stopped_at_a_named_gate() {
         stdout.contains("release 2: Failed, stopped at gate cost-estimator in staging"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("release 3: Failed, stopped at gate golden-eval in staging"),
+        "{stdout}"
+    );
     assert!(stdout.contains("hash chain intact"), "{stdout}");
 }
 
@@ -373,6 +389,16 @@ async fn cli_submit_wait_exit_codes_tell_success_from_gate_failure() {
     let daemon = Daemon::start(&root.path().join("data"), &[]);
     let token = daemon.generated_token.clone().unwrap();
     let good = write(root.path(), "good.json", std::str::from_utf8(GOOD).unwrap());
+    let golden = write(
+        root.path(),
+        "golden.jsonl",
+        std::str::from_utf8(GOLDEN).unwrap(),
+    );
+    let outputs = write(
+        root.path(),
+        "outputs.jsonl",
+        std::str::from_utf8(GOOD_OUTPUTS).unwrap(),
+    );
     let bad = write(
         root.path(),
         "bad.json",
@@ -388,7 +414,11 @@ async fn cli_submit_wait_exit_codes_tell_success_from_gate_failure() {
             "--token",
             &token,
         ])
-        .arg(file);
+        .arg(file)
+        .arg("--attach")
+        .arg(&golden)
+        .arg("--attach")
+        .arg(&outputs);
         if json {
             cmd.args(["--output", "json"]);
         }

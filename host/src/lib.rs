@@ -4,6 +4,7 @@
 //! it and an adapter places it; the store remembers every step.
 
 pub mod api;
+pub mod canary;
 pub mod client;
 pub mod configstore;
 pub mod daemon;

@@ -49,6 +49,9 @@ enum Command {
     /// Export or verify the audit log.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Judge a canary offline from recorded samples.
+    #[command(subcommand)]
+    Canary(cli::canary::CanaryCommand),
     /// Write, test, sign, push and manage gate and adapter plugins.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             Command::Rollback(a) => cli::env::rollback(&ctx, a).await,
             Command::Config(a) => cli::env::config(&ctx, a).await,
             Command::Audit(a) => cli::audit::run(&ctx, a).await,
+            Command::Canary(a) => cli::canary::run(a),
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
         }

@@ -77,6 +77,11 @@ pub fn write(root: &Path, name: &str, text: &str) -> PathBuf {
 
 pub const GOOD: &[u8] = include_bytes!("../../examples/candidates/triage-v2.json");
 pub const EXPENSIVE: &[u8] = include_bytes!("../../examples/candidates/triage-v3-expensive.json");
+pub const REGRESSED: &[u8] = include_bytes!("../../examples/candidates/triage-v4-regressed.json");
+pub const GOLDEN: &[u8] = include_bytes!("../../examples/golden/triage.jsonl");
+pub const GOOD_OUTPUTS: &[u8] = include_bytes!("../../examples/outputs/triage-v2.outputs.jsonl");
+pub const REGRESSED_OUTPUTS: &[u8] =
+    include_bytes!("../../examples/outputs/triage-v4-regressed.outputs.jsonl");
 
 /// A distinct, valid candidate per `n`.
 pub fn candidate(n: u32) -> Vec<u8> {
@@ -91,6 +96,30 @@ pub async fn submit(c: &mut Client, pipeline: &str, bytes: &[u8]) -> proto::Subm
         .submit_release(proto::SubmitReleaseRequest {
             pipeline: pipeline.into(),
             candidate: bytes.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+/// Submits as CI does down the bundled pipeline: with the golden dataset
+/// and the candidate's `outputs` on it attached.
+pub async fn submit_evaluated(
+    c: &mut Client,
+    pipeline: &str,
+    bytes: &[u8],
+    outputs: &[u8],
+) -> proto::SubmitReleaseResponse {
+    c.releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: pipeline.into(),
+            candidate: bytes.to_vec(),
+            attachments: [
+                ("golden.jsonl".to_string(), GOLDEN.to_vec()),
+                ("outputs.jsonl".to_string(), outputs.to_vec()),
+            ]
+            .into(),
             ..Default::default()
         })
         .await

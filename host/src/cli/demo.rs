@@ -1,5 +1,7 @@
 //! `demo`: a throw-away daemon on loopback and a temporary data directory,
-//! the bundled pipeline, one good candidate and one that a gate stops.
+//! the bundled pipeline, one good candidate and two that gates stop: one too
+//! dear, one whose answers on the golden dataset regressed. Each is submitted
+//! as CI would, with its outputs on the golden dataset attached.
 
 use super::release::follow;
 use super::render::Style;
@@ -10,7 +12,12 @@ use gatehouse::server::{self, Settings};
 use std::time::Instant;
 
 const GOOD: &[u8] = include_bytes!("../../../examples/candidates/triage-v2.json");
-const BAD: &[u8] = include_bytes!("../../../examples/candidates/triage-v3-expensive.json");
+const DEAR: &[u8] = include_bytes!("../../../examples/candidates/triage-v3-expensive.json");
+const REGRESSED: &[u8] = include_bytes!("../../../examples/candidates/triage-v4-regressed.json");
+const GOLDEN: &[u8] = include_bytes!("../../../examples/golden/triage.jsonl");
+const GOOD_OUTPUTS: &[u8] = include_bytes!("../../../examples/outputs/triage-v2.outputs.jsonl");
+const REGRESSED_OUTPUTS: &[u8] =
+    include_bytes!("../../../examples/outputs/triage-v4-regressed.outputs.jsonl");
 
 pub async fn run() -> anyhow::Result<u8> {
     let dir = tempfile::tempdir().context("creating a temporary data directory")?;
@@ -30,17 +37,27 @@ pub async fn run() -> anyhow::Result<u8> {
         dir.path().display()
     );
     println!(
-        "Pipeline model-config: dev (config-lint) → staging (cost-estimator) → production (cost-estimator)\n"
+        "Pipeline model-config: dev (config-lint) → staging (golden-eval, cost-estimator) → production (golden-eval, cost-estimator)\n"
     );
 
     let mut client = gatehouse::client::connect(&addr, Some(&token)).await?;
     let style = Style::detect();
     let mut results = Vec::new();
-    for (label, bytes) in [
-        ("triage-v2.json: gpt-4o-mini, 16 output tokens", GOOD),
+    for (label, bytes, outputs) in [
+        (
+            "triage-v2.json: gpt-4o-mini, 16 output tokens",
+            GOOD,
+            GOOD_OUTPUTS,
+        ),
         (
             "triage-v3-expensive.json: gpt-4-32k, 2048 output tokens",
-            BAD,
+            DEAR,
+            GOOD_OUTPUTS,
+        ),
+        (
+            "triage-v4-regressed.json: gpt-4.1-nano, shortened prompt",
+            REGRESSED,
+            REGRESSED_OUTPUTS,
         ),
     ] {
         println!("── submitting {label}");
@@ -51,7 +68,11 @@ pub async fn run() -> anyhow::Result<u8> {
                 pipeline: "model-config".into(),
                 candidate: bytes.to_vec(),
                 metadata: [("source".to_string(), "gatehouse demo".to_string())].into(),
-                ..Default::default()
+                attachments: [
+                    ("golden.jsonl".to_string(), GOLDEN.to_vec()),
+                    ("outputs.jsonl".to_string(), outputs.to_vec()),
+                ]
+                .into(),
             })
             .await
             .map_err(rpc)?
@@ -109,9 +130,12 @@ pub async fn run() -> anyhow::Result<u8> {
     let good_ok = results
         .first()
         .is_some_and(|r| super::render::phase_name(r.phase) == "Succeeded");
-    let bad_stopped = results.get(1).is_some_and(|r| {
-        super::render::phase_name(r.phase) == "Failed" && !r.failed_gate.is_empty()
-    });
+    let stopped_by = |i: usize, gate: &str| {
+        results.get(i).is_some_and(|r| {
+            super::render::phase_name(r.phase) == "Failed" && r.failed_gate == gate
+        })
+    };
+    let bad_stopped = stopped_by(1, "cost-estimator") && stopped_by(2, "golden-eval");
     Ok(if good_ok && bad_stopped && verify.ok {
         EXIT_OK
     } else {

@@ -2,6 +2,7 @@
 //! for people (a terminal) or machines (`--output json`, plain lines).
 
 pub mod audit;
+pub mod canary;
 pub mod demo;
 pub mod env;
 pub mod plugin;

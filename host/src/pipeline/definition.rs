@@ -418,10 +418,14 @@ pub(crate) mod tests {
 
     impl Catalog for FixedCatalog {
         fn has_gate_plugin(&self, name: &str) -> bool {
-            ["cost-estimator", "config-lint"].contains(&name)
+            ["cost-estimator", "config-lint", "golden-eval"].contains(&name)
         }
         fn gate_plugin_names(&self) -> Vec<String> {
-            vec!["config-lint".into(), "cost-estimator".into()]
+            vec![
+                "config-lint".into(),
+                "cost-estimator".into(),
+                "golden-eval".into(),
+            ]
         }
         fn has_adapter(&self, name: &str) -> bool {
             name == BUILTIN_ADAPTER

@@ -4,9 +4,10 @@
 include!(concat!(env!("OUT_DIR"), "/plugin_paths.rs"));
 
 /// (file name, bytes) of every embedded gate plugin.
-pub fn embedded() -> [(&'static str, &'static [u8]); 2] {
+pub fn embedded() -> [(&'static str, &'static [u8]); 3] {
     [
         ("cost-estimator.wasm", COST_ESTIMATOR_WASM),
         ("config-lint.wasm", CONFIG_LINT_WASM),
+        ("golden-eval.wasm", GOLDEN_EVAL_WASM),
     ]
 }

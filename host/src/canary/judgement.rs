@@ -1,0 +1,480 @@
+//! The judgement: per-metric evidence, the Kayenta-style score, and the
+//! decision with a one-line reason.
+//!
+//! Rules, in order:
+//! 1. No samples at all: inconclusive, with how many are needed.
+//! 2. A critical metric that fails rolls back, at any look. At an interim
+//!    look only anytime-valid metrics are judged, so only they can stop a
+//!    canary early; that is what keeps early stopping honest.
+//! 3. Fewer than `min_samples` on either arm: inconclusive, with how many
+//!    more each arm needs — never a pass.
+//! 4. An interim look with nothing failing: continue.
+//! 5. At the final look, a critical metric without data: inconclusive.
+//! 6. Score = weight-% of the metrics with data that pass. ≥ `pass`:
+//!    promote; < `marginal`: roll back; between: `on_inconclusive` decides
+//!    (extend → continue, pause → inconclusive, fail → roll back).
+//!
+//! Every number is finite or absent, so the judgement serialises to JSON
+//! for the audit log without loss.
+
+use super::config::{CanaryConfig, Metric, OnInconclusive, ScoreBands};
+use serde::{Deserialize, Serialize};
+
+/// What became of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No regression beyond the effect floor was found.
+    Pass,
+    /// Significantly worse, but by less than the effect floor (for
+    /// divergence: above the tolerance, but not significantly).
+    Marginal,
+    /// Significantly worse by at least the effect floor.
+    Fail,
+    /// Not enough data to test; left out of the score.
+    NoData,
+    /// A fixed-horizon test at an interim look: judged at the final look.
+    Deferred,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Marginal => "marginal",
+            Outcome::Fail => "fail",
+            Outcome::NoData => "no-data",
+            Outcome::Deferred => "deferred",
+        }
+    }
+
+    fn has_data(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Marginal | Outcome::Fail)
+    }
+}
+
+/// The test behind a metric's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    /// Normal-mixture sequential probability ratio test (anytime-valid).
+    MixtureSprt,
+    MannWhitneyU,
+    KolmogorovSmirnov,
+    /// Order-statistic confidence intervals of a quantile, compared.
+    QuantileInterval,
+    /// One-sided test of a disagreement rate against its tolerance.
+    DisagreementRate,
+    /// One-sided test of a mean absolute difference against its tolerance.
+    MeanAbsDifference,
+}
+
+impl Test {
+    pub fn name(self) -> &'static str {
+        match self {
+            Test::MixtureSprt => "mSPRT",
+            Test::MannWhitneyU => "Mann-Whitney U",
+            Test::KolmogorovSmirnov => "KS 2-sample",
+            Test::QuantileInterval => "quantile CI",
+            Test::DisagreementRate => "disagreement z",
+            Test::MeanAbsDifference => "abs-diff z",
+        }
+    }
+}
+
+/// One metric's evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub metric: Metric,
+    /// The baseline's value: a mean, rate, median, quantile or spread.
+    pub baseline: Option<f64>,
+    pub canary: Option<f64>,
+    pub baseline_n: u64,
+    pub canary_n: u64,
+    pub test: Test,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    /// For the anytime-valid test: the likelihood ratio Λ at this look.
+    pub e_value: Option<f64>,
+    /// The significance level the p-value is compared with.
+    pub threshold: f64,
+    /// Relative change (0.2 = 20% higher), the CDF gap, or the observed
+    /// divergence.
+    pub effect: Option<f64>,
+    pub effect_floor: f64,
+    pub outcome: Outcome,
+    pub anytime_valid: bool,
+    pub weight: f64,
+    pub critical: bool,
+    /// One line on what was found, or why there is no result.
+    pub note: String,
+}
+
+impl MetricResult {
+    /// A result with no evidence yet, carrying the metric's settings.
+    pub(super) fn untested(
+        config: &CanaryConfig,
+        metric: Metric,
+        test: Test,
+        counts: (u64, u64),
+    ) -> MetricResult {
+        let c = config.metric(metric);
+        MetricResult {
+            metric,
+            baseline: None,
+            canary: None,
+            baseline_n: counts.0,
+            canary_n: counts.1,
+            test,
+            statistic: None,
+            p_value: None,
+            e_value: None,
+            threshold: config.alpha,
+            effect: None,
+            effect_floor: c.effect_floor,
+            outcome: Outcome::NoData,
+            anytime_valid: metric.is_sequential(),
+            weight: c.weight,
+            critical: c.critical,
+            note: String::new(),
+        }
+    }
+
+    /// One line naming the metric and its evidence, for reasons.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} {}", self.metric, self.outcome.name());
+        match (self.baseline, self.canary) {
+            (Some(b), Some(c)) => s += &format!(": canary {} vs baseline {}", num(c), num(b)),
+            (None, Some(c)) => s += &format!(": {}", num(c)),
+            _ => {}
+        }
+        if let Some(e) = self.effect.filter(|_| self.outcome.has_data()) {
+            s += &format!(" ({})", effect_text(self.metric, e));
+        }
+        if let Some(p) = self.p_value.filter(|_| self.outcome.has_data()) {
+            s += &format!(", {} p={}", self.test.name(), num(p));
+        }
+        if !self.outcome.has_data() && !self.note.is_empty() {
+            s += &format!(": {}", self.note);
+        }
+        s
+    }
+}
+
+/// How an effect reads for people: relative changes as percentages.
+pub fn effect_text(metric: Metric, effect: f64) -> String {
+    match metric {
+        Metric::LatencyDistribution => format!("CDF gap {effect:.3}"),
+        Metric::LabelDivergence => format!("{:.2}% disagree", effect * 100.0),
+        Metric::PredictionDivergence => format!("mean |Δ| {}", num(effect)),
+        _ => format!("{:+.1}%", effect * 100.0),
+    }
+}
+
+/// A number to about four digits, or in scientific notation when tiny.
+pub fn num(x: f64) -> String {
+    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) {
+        format!("{x:.2e}")
+    } else if x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else {
+        let digits = 3usize.saturating_sub(x.abs().log10().max(0.0).floor() as usize);
+        format!("{x:.digits$}")
+    }
+}
+
+/// What the release should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Decision {
+    /// The canary is no worse: promote it.
+    Promote,
+    /// Nothing failed yet: keep the canary running.
+    Continue,
+    /// The canary is worse: roll it back.
+    RollBack,
+    /// Cannot judge. `needed` is how many more samples each arm needs (for
+    /// a paused canary: how many more would likely settle it).
+    Inconclusive { needed: u64 },
+}
+
+/// When in a canary's life a judgement is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Look {
+    /// While traffic still flows: only anytime-valid tests may stop it.
+    Interim,
+    /// At the planned end: every test is judged and the score decides.
+    Final,
+}
+
+/// The evidence and the decision, as written to the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub decision: Decision,
+    /// One line, naming the metric that weighed most.
+    pub reason: String,
+    pub look: Look,
+    /// Weighted % of the metrics with data that pass; absent when the
+    /// score did not decide.
+    pub score: Option<f64>,
+    pub bands: ScoreBands,
+    pub alpha: f64,
+    pub baseline_n: u64,
+    pub canary_n: u64,
+    /// Request keys served by both arms.
+    pub mirrored_pairs: u64,
+    pub metrics: Vec<MetricResult>,
+}
+
+impl Judgement {
+    pub fn metric(&self, metric: Metric) -> Option<&MetricResult> {
+        self.metrics.iter().find(|m| m.metric == metric)
+    }
+}
+
+/// Applies the rules in this module's documentation.
+pub(super) fn decide(
+    config: &CanaryConfig,
+    look: Look,
+    counts: (u64, u64),
+    metrics: &[MetricResult],
+) -> (Decision, String, Option<f64>) {
+    let (nb, nc) = counts;
+    let fewest = nb.min(nc);
+    let min = config.min_samples;
+    let worst = worst(metrics);
+    let worst_text = worst.map_or_else(|| "no metric has data".to_string(), |m| m.summary());
+
+    if nb == 0 && nc == 0 {
+        return (
+            Decision::Inconclusive { needed: min },
+            format!("no data from either arm yet; need {min} samples per arm"),
+            None,
+        );
+    }
+    if let Some(m) = worst.filter(|m| m.critical && m.outcome == Outcome::Fail) {
+        return (
+            Decision::RollBack,
+            format!("critical metric failed: {}", m.summary()),
+            None,
+        );
+    }
+    if fewest < min {
+        let short = if nb < nc { "baseline" } else { "canary" };
+        return (
+            Decision::Inconclusive {
+                needed: min - fewest,
+            },
+            format!(
+                "too few samples: baseline {nb}, canary {nc}; the {short} needs {} more \
+                 (min_samples {min})",
+                min - fewest
+            ),
+            None,
+        );
+    }
+    if look == Look::Interim {
+        return (
+            Decision::Continue,
+            format!(
+                "no anytime-valid regression after {fewest} samples per arm; worst: {worst_text}"
+            ),
+            None,
+        );
+    }
+    if let Some(m) = metrics.iter().find(|m| m.critical && !m.outcome.has_data()) {
+        return (
+            Decision::Inconclusive { needed: min },
+            format!("critical metric has no data: {}", m.summary()),
+            None,
+        );
+    }
+    let judged = metrics.iter().filter(|m| m.outcome.has_data());
+    let total: f64 = judged.clone().map(|m| m.weight).sum();
+    if total <= 0.0 {
+        return (
+            Decision::Inconclusive { needed: min },
+            "no metric with data carries weight; enable one or give it a weight".to_string(),
+            None,
+        );
+    }
+    let passed: f64 = judged
+        .filter(|m| m.outcome == Outcome::Pass)
+        .map(|m| m.weight)
+        .sum();
+    let score = 100.0 * passed / total;
+    let bands = config.score;
+    let s = format!("{score:.1}");
+    let (decision, why) = if score >= bands.pass {
+        (
+            Decision::Promote,
+            format!("score {s} ≥ pass {}", bands.pass),
+        )
+    } else if score < bands.marginal {
+        (
+            Decision::RollBack,
+            format!("score {s} < marginal {}", bands.marginal),
+        )
+    } else {
+        let between = format!(
+            "score {s} between marginal {} and pass {}",
+            bands.marginal, bands.pass
+        );
+        match config.on_inconclusive {
+            OnInconclusive::Extend => (Decision::Continue, format!("{between}; extending")),
+            OnInconclusive::Pause => (
+                Decision::Inconclusive { needed: fewest },
+                format!(
+                    "{between}; paused for a person to decide (about {fewest} more per arm may settle it)"
+                ),
+            ),
+            OnInconclusive::Fail => (
+                Decision::RollBack,
+                format!("{between}; on_inconclusive = fail"),
+            ),
+        }
+    };
+    (decision, format!("{why}; worst: {worst_text}"), Some(score))
+}
+
+/// The metric that weighs most against the canary: failures (critical
+/// first) before marginals before passes, then by weight, then by evidence.
+fn worst(metrics: &[MetricResult]) -> Option<&MetricResult> {
+    let rank = |m: &MetricResult| match (m.outcome, m.critical) {
+        (Outcome::Fail, true) => 5,
+        (Outcome::Fail, false) => 4,
+        (Outcome::Marginal, _) => 3,
+        (Outcome::Pass, _) => 2,
+        (Outcome::NoData, _) => 1,
+        (Outcome::Deferred, _) => 0,
+    };
+    metrics.iter().max_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then(a.weight.total_cmp(&b.weight))
+            .then(
+                b.p_value
+                    .unwrap_or(1.0)
+                    .total_cmp(&a.p_value.unwrap_or(1.0)),
+            )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(metric: Metric, outcome: Outcome, critical: bool) -> MetricResult {
+        MetricResult {
+            metric,
+            baseline: Some(100.0),
+            canary: Some(130.0),
+            baseline_n: 100,
+            canary_n: 100,
+            test: Test::MannWhitneyU,
+            statistic: Some(1.0),
+            p_value: Some(if outcome == Outcome::Pass { 0.5 } else { 0.001 }),
+            e_value: None,
+            threshold: 0.01,
+            effect: Some(0.3),
+            effect_floor: 0.05,
+            outcome,
+            anytime_valid: false,
+            weight: 1.0,
+            critical,
+            note: String::new(),
+        }
+    }
+
+    fn all_pass() -> Vec<MetricResult> {
+        Metric::ALL
+            .iter()
+            .map(|&m| result(m, Outcome::Pass, false))
+            .collect()
+    }
+
+    #[test]
+    fn all_passing_metrics_promote() {
+        let c = CanaryConfig::default();
+        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &all_pass());
+        assert_eq!(d, Decision::Promote, "{reason}");
+        assert_eq!(score, Some(100.0));
+    }
+
+    #[test]
+    fn one_failure_in_nine_is_inconclusive_and_extends_by_default() {
+        let c = CanaryConfig::default();
+        let mut m = all_pass();
+        m[3] = result(Metric::LatencyDistribution, Outcome::Fail, false);
+        let (d, reason, _) = decide(&c, Look::Final, (100, 100), &m);
+        assert_eq!(d, Decision::Continue, "{reason}");
+        assert!(reason.contains("latency_distribution"), "{reason}");
+        let paused = CanaryConfig {
+            on_inconclusive: OnInconclusive::Pause,
+            ..c
+        };
+        let (d, _, _) = decide(&paused, Look::Final, (100, 100), &m);
+        assert_eq!(d, Decision::Inconclusive { needed: 100 });
+    }
+
+    #[test]
+    fn low_score_rolls_back_naming_the_worst_metric() {
+        let c = CanaryConfig::default();
+        let mut m = all_pass();
+        for failing in &mut m[1..4] {
+            failing.outcome = Outcome::Fail;
+            failing.p_value = Some(0.001);
+        }
+        m[2].weight = 3.0;
+        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &m);
+        assert_eq!(d, Decision::RollBack);
+        assert!(score.unwrap() < 75.0);
+        assert!(reason.contains("latency_centre"), "{reason}");
+    }
+
+    #[test]
+    fn interim_look_continues_unless_a_critical_metric_fails() {
+        let c = CanaryConfig::default();
+        let (d, _, _) = decide(&c, Look::Interim, (100, 100), &all_pass());
+        assert_eq!(d, Decision::Continue);
+        let mut m = all_pass();
+        m[0] = result(Metric::ErrorRate, Outcome::Fail, true);
+        let (d, reason, _) = decide(&c, Look::Interim, (30, 30), &m);
+        assert_eq!(d, Decision::RollBack);
+        assert!(
+            reason.starts_with("critical metric failed: error_rate"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn no_data_and_no_weight_are_inconclusive() {
+        let c = CanaryConfig::default();
+        let (d, _, _) = decide(&c, Look::Final, (0, 0), &[]);
+        assert_eq!(d, Decision::Inconclusive { needed: 50 });
+        let mut m = all_pass();
+        m.iter_mut().for_each(|m| m.weight = 0.0);
+        let (d, reason, _) = decide(&c, Look::Final, (60, 60), &m);
+        assert_eq!(d, Decision::Inconclusive { needed: 50 }, "{reason}");
+    }
+
+    #[test]
+    fn decision_serialises_with_its_kind() {
+        let json = serde_json::to_string(&Decision::Inconclusive { needed: 12 }).unwrap();
+        assert_eq!(json, r#"{"kind":"inconclusive","needed":12}"#);
+        assert_eq!(
+            serde_json::to_string(&Decision::RollBack).unwrap(),
+            r#"{"kind":"roll_back"}"#
+        );
+    }
+
+    #[test]
+    fn numbers_read_with_about_four_digits() {
+        assert_eq!(num(412.04), "412.0");
+        assert_eq!(num(0.0123), "0.012");
+        assert_eq!(num(0.00012), "1.20e-4");
+        assert_eq!(num(12345.6), "12346");
+        assert_eq!(num(14654913407.0), "1.47e10");
+    }
+}
