@@ -65,9 +65,12 @@ pub struct TestArgs {
     /// The plugin component (`.wasm`).
     pub plugin: PathBuf,
     /// A JSON request: for a gate `{"candidate": {...}, "incumbent": {...},
-    /// "stage": "...", "params": {...}}`; for an adapter `{"call":
+    /// "stage": "...", "params": {...}, "attachments": {"NAME": {"file":
+    /// "PATH"}}, "incumbent_attachments": {...}}`; for an adapter `{"call":
     /// "apply|current|set-traffic|rollback", "environment": "...",
-    /// "params": {...}, "candidate": {...}, "weight_percent": N}`.
+    /// "params": {...}, "candidate": {...}, "weight_percent": N}`. A
+    /// candidate may be given as `"candidate_file": "PATH"` instead (and
+    /// `"incumbent_file"`), read as it is; paths are relative to the request.
     #[arg(long)]
     pub request: PathBuf,
     /// The manifest granting capabilities; without one, the plugin gets the
@@ -399,6 +402,25 @@ fn candidate(value: &serde_json::Value) -> CandidateView {
     }
 }
 
+/// The candidate a request file names as `KEY` (a JSON document, or a
+/// string taken as exact bytes) or as `KEY_file` (a path relative to the
+/// request file, read as it is).
+fn given_candidate(
+    request: &serde_json::Value,
+    key: &str,
+    base: &Path,
+) -> anyhow::Result<Option<CandidateView>> {
+    if let Some(path) = request.get(format!("{key}_file")).and_then(|p| p.as_str()) {
+        let bytes = read(&base.join(path))?;
+        return Ok(Some(CandidateView {
+            digest: Digest::of(&bytes),
+            bytes: Arc::new(bytes),
+            metadata: Vec::new(),
+        }));
+    }
+    Ok(request.get(key).map(candidate))
+}
+
 /// Attachments given in a request file: `{"NAME": "contents"}` or
 /// `{"NAME": {"file": "path"}}`, a path relative to the request file.
 fn attached(value: &serde_json::Value, base: &Path) -> anyhow::Result<Files> {
@@ -475,13 +497,15 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
     );
     match plugin.description.kind {
         PluginKind::Gate => {
-            let Some(c) = request.get("candidate") else {
-                bail!("the request has no \"candidate\"; a gate judges one");
-            };
             let base = a.request.parent().unwrap_or(Path::new("."));
+            let Some(c) = given_candidate(&request, "candidate", base)? else {
+                bail!(
+                    "the request has no \"candidate\" (or \"candidate_file\"); a gate judges one"
+                );
+            };
             let input = GateInput {
-                candidate: candidate(c),
-                incumbent: request.get("incumbent").map(candidate),
+                candidate: c,
+                incumbent: given_candidate(&request, "incumbent", base)?,
                 stage: field("stage").as_str().unwrap_or("staging").to_string(),
                 params,
                 attachments: Arc::new(Attachments {
@@ -535,12 +559,19 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
             })
         }
         PluginKind::Adapter => {
+            let base = a.request.parent().unwrap_or(Path::new("."));
+            let given = given_candidate(&request, "candidate", base)?;
+            let needed = |call: &str| {
+                given.clone().with_context(|| {
+                    format!("a {call} needs a \"candidate\" (or \"candidate_file\")")
+                })
+            };
             let environment = field("environment").as_str().unwrap_or("dev").to_string();
             let call = match field("call").as_str().unwrap_or("current") {
                 "apply" => AdapterCall::Apply {
                     environment,
                     params,
-                    candidate: candidate(&field("candidate")),
+                    candidate: needed("apply")?,
                 },
                 "current" => AdapterCall::Current {
                     environment,
@@ -549,13 +580,13 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
                 "set-traffic" => AdapterCall::SetTraffic {
                     environment,
                     params,
-                    canary: candidate(&field("candidate")),
+                    canary: needed("set-traffic")?,
                     weight_percent: field("weight_percent").as_u64().unwrap_or(0).min(100) as u8,
                 },
                 "rollback" => AdapterCall::Rollback {
                     environment,
                     params,
-                    restore: request.get("candidate").map(candidate),
+                    restore: given,
                 },
                 other => bail!(
                     "unknown adapter call {other:?}; use apply, current, set-traffic or rollback"

@@ -1,0 +1,98 @@
+//! `gatehouse plugin test` on each built standard plugin with the example
+//! requests in `examples/requests/` prints the verdict the example is
+//! there to show, with no daemon.
+
+mod common;
+
+use common::BIN;
+use gatehouse::plugins::builtin::{
+    ADAPTER_FILE_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, GOLDEN_EVAL_PATH,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn request(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/requests")
+        .join(name)
+}
+
+/// Runs `plugin test`; returns its exit code and what it printed.
+fn plugin_test(plugin: &str, request_file: &str, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["plugin", "test", plugin, "--request"])
+        .arg(request(request_file))
+        .args(extra)
+        .output()
+        .expect("run gatehouse plugin test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn each_gates_example_request_gives_its_verdict() {
+    // (plugin, request, exit code, outcome line, words of the reason)
+    let cases = [
+        (
+            GOLDEN_EVAL_PATH,
+            "golden-eval.json",
+            0,
+            ": pass (score",
+            "pass rate",
+        ),
+        (
+            GOLDEN_EVAL_PATH,
+            "golden-eval-regressed.json",
+            3,
+            ": fail (score",
+            "incumbent",
+        ),
+        (
+            COST_ESTIMATOR_PATH,
+            "cost-estimator.json",
+            3,
+            ": fail (score",
+            "max_increase_pct",
+        ),
+        (CONFIG_LINT_PATH, "config-lint.json", 0, ": pass (score", ""),
+    ];
+    for (plugin, file, code, outcome, words) in cases {
+        let (got, text) = plugin_test(plugin, file, &[]);
+        assert_eq!(got, code, "{file}: {text}");
+        assert!(text.contains(outcome), "{file}: {text}");
+        assert!(text.contains(words), "{file}: {text}");
+        assert!(text.contains("instructions (fuel)"), "{file}: {text}");
+    }
+}
+
+#[test]
+fn the_file_adapters_example_request_places_the_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = dir.path().join("deploy");
+    std::fs::create_dir_all(&deploy).unwrap();
+    let manifest = dir.path().join("adapter-file.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
+            deploy.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (code, text) = plugin_test(
+        ADAPTER_FILE_PATH,
+        "adapter-file.json",
+        &["--manifest", manifest.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": done"), "{text}");
+    let placed = std::fs::read(deploy.join("staging/active.json")).unwrap();
+    assert_eq!(
+        placed,
+        std::fs::read(request("../candidates/triage-v2.json")).unwrap()
+    );
+}
