@@ -18,6 +18,8 @@ const PLUGINS: &[(&str, bool)] = &[
     ("cost-estimator", true),
     ("config-lint", true),
     ("golden-eval", true),
+    ("drift", true),
+    ("latency", true),
     // Adapters need a directory or hosts granted by an admin's manifest, so
     // they ship as files to push rather than embedded.
     ("adapter-file", false),

@@ -6,7 +6,8 @@ mod common;
 
 use common::BIN;
 use gatehouse::plugins::builtin::{
-    ADAPTER_FILE_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, GOLDEN_EVAL_PATH,
+    ADAPTER_FILE_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, DRIFT_PATH, GOLDEN_EVAL_PATH,
+    LATENCY_PATH,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +60,8 @@ fn each_gates_example_request_gives_its_verdict() {
             "max_increase_pct",
         ),
         (CONFIG_LINT_PATH, "config-lint.json", 0, ": pass (score", ""),
+        (DRIFT_PATH, "drift.json", 3, ": fail (score", "output_label"),
+        (LATENCY_PATH, "latency.json", 0, ": pass (score", "p99"),
     ];
     for (plugin, file, code, outcome, words) in cases {
         let (got, text) = plugin_test(plugin, file, &[]);

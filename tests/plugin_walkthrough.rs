@@ -6,8 +6,10 @@
 mod common;
 
 use common::BIN;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const README: &str = include_str!("../README.md");
 
@@ -35,9 +37,15 @@ fn readme_plugin_walkthrough_runs_as_written() {
     );
     let mut cmd = Command::new("bash");
     // -e: any failing line fails the walk-through; the `for` loop waits at
-    // most 10 s for the daemon.
+    // most 60 s for the daemon. Output goes to files, not pipes: a daemon
+    // left behind by a failing line must not hold the test's pipes open.
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     cmd.args(["-e", "-c", script])
         .current_dir(dir.path())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        // Its own process group, so everything it started can be stopped.
+        .process_group(0)
         .env("PATH", path)
         .env("GATEHOUSE_LOG", "warn")
         .env_remove("GATEHOUSE_TOKEN")
@@ -49,13 +57,28 @@ fn readme_plugin_walkthrough_runs_as_written() {
             cmd.env_remove(key);
         }
     }
-    let out = cmd.output().expect("run bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut child = cmd.spawn().expect("run bash");
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bash") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Stop whatever the walk-through left running (the daemon, when a line
+    // after `serve` failed).
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     assert!(
-        out.status.success(),
-        "walk-through failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
+        status.is_some_and(|s| s.success()),
+        "walk-through failed ({status:?}; None is a timeout after 15 min):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     // `cargo test` ran the gate natively and as the built component.
     assert!(
