@@ -29,6 +29,7 @@ use manifest::Manifest;
 use sandbox::{CallState, Limits};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -247,16 +248,19 @@ impl Plugins {
         component.serialize().ok()
     }
 
-    /// Loads a compiled artefact made by [`Plugins::precompiled`].
+    /// Loads a file holding what [`Plugins::precompiled`] made, by mapping it:
+    /// nothing is copied, and only the pages a call touches are read.
     ///
     /// # Safety
-    /// wasmtime runs the machine code in `bytes` as it is: they must be the
-    /// unaltered output of `precompiled` on an engine of this build (the
-    /// registry checks their sha256 before calling this). A mismatched engine
-    /// is detected and reported as an error, not run.
-    pub unsafe fn load_precompiled(&self, bytes: &[u8]) -> Option<Component> {
+    /// wasmtime runs the machine code in the file as it is, and reads it
+    /// through the mapping for as long as the component lives: the file must
+    /// be the unaltered output of `precompiled` on an engine of this build,
+    /// and must not be changed in place while mapped (replacing it by a
+    /// rename is fine). A file of another engine or that is no artefact at
+    /// all is detected and reported as an error, not run.
+    pub unsafe fn load_precompiled_file(&self, path: &Path) -> wasmtime::Result<Component> {
         // SAFETY: upheld by the caller, see above.
-        unsafe { Component::deserialize(&self.engine, bytes) }.ok()
+        unsafe { Component::deserialize_file(&self.engine, path) }
     }
 
     /// Names this engine's build and settings: compiled artefacts are only

@@ -1,13 +1,16 @@
 //! The plugin registry: every pushed version kept in the store by digest,
 //! with its manifest; one active version per plugin name; compiled artefacts
-//! cached per engine so a restart does not recompile.
+//! kept per engine, as files the next start maps, so a restart does not
+//! recompile.
 //!
 //! Rules: a push is checked in full (signature, compile, world, describe,
 //! grants) before anything is stored; the version record, the active pointer
 //! and their audit events commit in one transaction; only then does the
 //! in-memory swap happen, so what runs is always what the store says is
 //! active. Registry changes are serialised by one lock: they are rare, and
-//! this keeps the store's order and the swap's order the same.
+//! this keeps the store's order and the swap's order the same. An artefact
+//! that is missing or does not load is compiled again from the plugin's
+//! bytes and written anew; it never stops the daemon.
 
 use super::manifest::Manifest;
 use super::signing::Trust;
@@ -18,6 +21,7 @@ use crate::store::{self, Refusal, Store, refuse};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use wasmtime::component::Component;
 
 /// Largest plugin accepted.
 pub const MAX_PLUGIN_BYTES: usize = 32 << 20;
@@ -159,23 +163,16 @@ impl Registry {
             return Ok(p);
         }
         let source_name = format!("{} {}", record.description.name, record.digest.short());
-        let engine_key = self.plugins.engine_key();
-        // SAFETY: the store hands back an artefact only when its sha256
-        // matches, and only this engine's build writes under `engine_key`.
-        let cached = match self.store.plugin_compiled(&engine_key, &record.digest)? {
-            Some(bytes) => unsafe { self.plugins.load_precompiled(&bytes) },
-            None => None,
-        };
-        let component = match cached {
+        let component = match self.load_compiled(&record.digest) {
             Some(c) => c,
             None => {
                 let wasm = self.store.plugin_blob(&record.digest)?.ok_or_else(|| {
                     Error::NotFound(format!(
-                        "the bytes of {source_name} are missing from the store"
+                        "the bytes of {source_name} are missing from the data directory; push the plugin again"
                     ))
                 })?;
                 let component = self.plugins.compile(&source_name, &wasm).map_err(invalid)?;
-                self.cache_compiled(&record.digest, &component);
+                cache_compiled(&self.store, &self.plugins, &record.digest, &component);
                 component
             }
         };
@@ -194,15 +191,31 @@ impl Registry {
         Ok(plugin)
     }
 
-    fn cache_compiled(&self, digest: &Digest, component: &wasmtime::component::Component) {
-        let Some(bytes) = self.plugins.precompiled(component) else {
-            return;
-        };
-        if let Err(e) = self
+    /// The artefact this engine compiled earlier, if one is kept and loads.
+    fn load_compiled(&self, digest: &Digest) -> Option<Component> {
+        let path = match self
             .store
-            .put_plugin_compiled(&self.plugins.engine_key(), digest, &bytes)
+            .plugin_compiled(&self.plugins.engine_key(), digest)
         {
-            tracing::warn!(plugin_digest = %digest.short(), "cannot cache compiled plugin: {e}");
+            Ok(path) => path?,
+            Err(e) => {
+                tracing::warn!(plugin_digest = %digest.short(), "compiled plugin artefact cannot be looked up ({e}); recompiling");
+                return None;
+            }
+        };
+        // SAFETY: files under this engine's key are written only through
+        // `Store::put_plugin_compiled`, with what `precompiled` made on an
+        // engine of this build (or moved out of sled once their sha256 checked
+        // out), and have the size recorded then; wasmtime checks the header and
+        // the engine as it loads. Files are only ever replaced by a rename,
+        // never changed in place, so the mapping keeps what was checked. The
+        // data directory is trusted as sled is (see `store::plugins`).
+        match unsafe { self.plugins.load_precompiled_file(&path) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(plugin_digest = %digest.short(), path = %path.display(), "compiled plugin artefact does not load ({e:#}); recompiling");
+                None
+            }
         }
     }
 
@@ -271,26 +284,30 @@ impl Registry {
                 .check(&digest, push.signature.as_deref())
                 .map_err(|e| fail(Error::Untrusted(e)))?,
         };
+        let size_bytes = push.wasm.len() as u64;
         let plugin = match self.loaded_version(&digest) {
             Some(p) if p.manifest == manifest => p,
             _ => {
                 let plugins = self.plugins.clone();
+                let store = self.store.clone();
                 let source_name = push.source_name.clone();
-                let wasm = push.wasm.clone();
+                let wasm = push.wasm;
                 let manifest = manifest.clone();
-                let (plugin, component) = tokio::task::spawn_blocking(move || {
-                    let component = plugins.compile(&source_name, &wasm)?;
-                    let plugin =
-                        plugins.prepare(&source_name, digest, &component, manifest, None)?;
-                    Ok::<_, super::Error>((plugin, component))
+                // Compiling and writing megabytes of files: off the reactor.
+                let plugin = tokio::task::spawn_blocking(move || {
+                    let component = plugins.compile(&source_name, &wasm).map_err(invalid)?;
+                    let plugin = plugins
+                        .prepare(&source_name, digest, &component, manifest, None)
+                        .map_err(invalid)?;
+                    // The files go first: the transaction naming them comes
+                    // after, in `store_version`.
+                    store.put_plugin_blob(&digest, &wasm)?;
+                    cache_compiled(&store, &plugins, &digest, &component);
+                    Ok::<_, Error>(plugin)
                 })
                 .await
                 .map_err(|e| fail(Error::Invalid(format!("checking the plugin panicked: {e}"))))?
-                .map_err(|e| fail(invalid(e)))?;
-                self.store
-                    .put_plugin_blob(&digest, &push.wasm)
-                    .map_err(|e| fail(e.into()))?;
-                self.cache_compiled(&digest, &component);
+                .map_err(fail)?;
                 let plugin = Arc::new(plugin);
                 self.remember(plugin.clone());
                 plugin
@@ -302,7 +319,7 @@ impl Registry {
             manifest,
             api_version: plugin.api_version().to_string(),
             granted: plugin.grants.names(),
-            size_bytes: push.wasm.len() as u64,
+            size_bytes,
             pushed_at_ms: store::now_ms(),
             pushed_by: push.actor,
             origin: push.origin,
@@ -570,6 +587,17 @@ fn push_detail(record: &PluginRecord) -> serde_json::Value {
     })
 }
 
+/// Keeps the compiled artefact so a restart does not compile again. Best
+/// effort: without it, the next load compiles.
+fn cache_compiled(store: &Store, plugins: &Plugins, digest: &Digest, component: &Component) {
+    let Some(bytes) = plugins.precompiled(component) else {
+        return;
+    };
+    if let Err(e) = store.put_plugin_compiled(&plugins.engine_key(), digest, &bytes) {
+        tracing::warn!(plugin_digest = %digest.short(), "cannot keep the compiled plugin: {e}");
+    }
+}
+
 fn invalid(e: super::Error) -> Error {
     Error::Invalid(e.to_string())
 }
@@ -613,9 +641,13 @@ fn put_active(tx: &store::Tx<'_>, record: &PluginRecord, actor: &str) -> store::
 mod tests {
     use super::*;
     use crate::plugins::builtin::NOOP_GATE_PATH;
+    use crate::plugins::sandbox::Limits;
+    use crate::plugins::{CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput};
+    use std::path::Path;
+    use std::time::Duration;
 
     /// A store holding noop-gate, pushed and active, with its engine.
-    async fn pushed_noop(dir: &std::path::Path) -> (Store, Arc<Plugins>, Digest) {
+    async fn pushed_noop(dir: &Path) -> (Store, Arc<Plugins>, Digest) {
         let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
         let digest = Digest::of(&wasm);
         let store = Store::open(dir).expect("store");
@@ -646,6 +678,29 @@ mod tests {
         fresh
     }
 
+    /// Asserts the active noop-gate of `plugins` judges a candidate.
+    fn answers(plugins: &Plugins) {
+        let bytes = br#"{"model":"m"}"#.to_vec();
+        let input = GateInput {
+            candidate: CandidateView {
+                digest: Digest::of(&bytes),
+                bytes: Arc::new(bytes),
+                metadata: Vec::new(),
+            },
+            incumbent: None,
+            stage: "dev".into(),
+            params: serde_json::json!({}),
+            attachments: Arc::default(),
+        };
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            fuel: DEFAULT_FUEL,
+            memory: CALL_MEMORY_LIMIT,
+        };
+        let gate = plugins.gate("noop-gate").expect("active");
+        plugins.evaluate(&gate, &input, limits).expect("a verdict");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn restart_loads_the_compiled_artefact_without_recompiling() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -662,6 +717,7 @@ mod tests {
         store.remove_plugin_blob(&digest).expect("remove");
         let fresh = restart(&store, digest);
         assert_eq!(fresh.engine_key(), plugins.engine_key());
+        answers(&fresh);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,8 +733,118 @@ mod tests {
                 .expect("read")
                 .is_some()
         );
-        // The artefact checks out by its own sum but does not deserialize:
-        // the registry falls back to compiling the stored bytes.
+        // The file has the size its record says but is no artefact: wasmtime
+        // refuses it, and the registry falls back to compiling the bytes.
         restart(&store, digest);
+    }
+
+    /// Damages noop-gate's artefact file with `damage`, restarts, and asserts
+    /// the plugin was compiled again, answers, and its artefact was written
+    /// anew: a second restart loads it without the plugin's bytes.
+    async fn falls_back_to_compiling_after(damage: impl FnOnce(&Path)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, plugins, digest) = pushed_noop(dir.path()).await;
+        let path = store.plugin_compiled_path(&plugins.engine_key(), &digest);
+        let intact = std::fs::read(&path).expect("the push wrote the artefact");
+        damage(&path);
+
+        let fresh = restart(&store, digest);
+        answers(&fresh);
+        assert_eq!(
+            std::fs::read(&path).expect("rewritten").len(),
+            intact.len(),
+            "the artefact is written anew"
+        );
+        store.remove_plugin_blob(&digest).expect("remove");
+        answers(&restart(&store, digest));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_truncated_artefact_file_falls_back_to_compiling_and_the_plugin_answers() {
+        falls_back_to_compiling_after(|path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .expect("open");
+            let len = file.metadata().expect("metadata").len();
+            file.set_len(len / 2).expect("truncate");
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupted_artefact_file_falls_back_to_compiling_and_the_plugin_answers() {
+        // Same size, so only wasmtime's own header check can tell.
+        falls_back_to_compiling_after(|path| {
+            let mut bytes = std::fs::read(path).expect("read");
+            for b in bytes.iter_mut().take(4096) {
+                *b = !*b;
+            }
+            std::fs::write(path, bytes).expect("write");
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_artefact_file_falls_back_to_compiling_and_the_plugin_answers() {
+        falls_back_to_compiling_after(|path| std::fs::remove_file(path).expect("remove")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plugin_bytes_that_do_not_match_their_digest_are_refused_not_compiled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, plugins, digest) = pushed_noop(dir.path()).await;
+        std::fs::remove_file(store.plugin_compiled_path(&plugins.engine_key(), &digest))
+            .expect("remove artefact");
+        let wasm_path = dir
+            .path()
+            .join("plugins/wasm")
+            .join(format!("{}.wasm", digest.hex()));
+        let mut wasm = std::fs::read(&wasm_path).expect("read");
+        wasm.extend_from_slice(b"tampered");
+        std::fs::write(&wasm_path, wasm).expect("write");
+
+        assert!(matches!(
+            store.plugin_blob(&digest),
+            Err(store::Error::Corrupt { .. })
+        ));
+        // The daemon still starts; the plugin is not installed.
+        let fresh = Arc::new(Plugins::new().expect("engine"));
+        let restarted = Registry::new(store.clone(), fresh.clone(), Trust::default());
+        assert_eq!(restarted.load_active().expect("load"), 0);
+        assert!(fresh.gate("noop-gate").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_data_dir_with_plugin_bytes_in_sled_moves_them_to_files_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, plugins, digest) = pushed_noop(dir.path()).await;
+        let engine = plugins.engine_key();
+        let wasm = store.plugin_blob(&digest).expect("read").expect("bytes");
+        let compiled_path = store.plugin_compiled_path(&engine, &digest);
+        let compiled = std::fs::read(&compiled_path).expect("artefact");
+        store
+            .keep_plugin_bytes_in_sled(&engine, &digest, &wasm, &compiled)
+            .expect("older layout");
+        assert!(store.plugin_blob(&digest).expect("read").is_none());
+        assert!(!compiled_path.exists());
+        drop(store);
+
+        // Opening moves both out of sled.
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.plugin_blob(&digest).expect("read").as_deref(),
+            Some(&wasm[..])
+        );
+        assert_eq!(std::fs::read(&compiled_path).expect("artefact"), compiled);
+        // The artefact moved too: without the bytes, it alone loads the plugin.
+        store.remove_plugin_blob(&digest).expect("remove");
+        answers(&restart(&store, digest));
+        drop(store);
+
+        // The old trees are gone: a later open has nothing to move.
+        let store = Store::open(dir.path()).expect("reopen again");
+        assert!(store.plugin_blob(&digest).expect("read").is_none());
+        answers(&restart(&store, digest));
     }
 }

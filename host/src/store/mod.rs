@@ -1,5 +1,7 @@
 //! Everything the daemon must not forget, in sled: releases, candidates, the
-//! audit log, what is live in each environment.
+//! audit log, what is live in each environment. Plugin bytes and compiled
+//! artefacts are files beside sled, each written before the record naming it
+//! (see `plugins`).
 //!
 //! Rules: every change goes through [`Store::commit`], one sled transaction
 //! across all trees that also appends its audit events, flushed to disk before
@@ -7,6 +9,7 @@
 //! Events are announced on the bus only after that flush.
 
 pub mod audit;
+mod plugin_files;
 mod plugins;
 
 use crate::configstore::EnvState;
@@ -67,13 +70,14 @@ pub struct Store {
     release_events: sled::Tree,
     environments: sled::Tree,
     meta: sled::Tree,
-    plugin_blobs: sled::Tree,
     /// (name, 0, digest) → the pushed version's record.
     plugin_versions: sled::Tree,
     /// name → the active version and the ones before it.
     plugin_active: sled::Tree,
-    /// (engine key, digest) → sha256 + compiled artefact.
-    plugin_compiled: sled::Tree,
+    /// (engine key, digest) → what is known of its compiled artefact file.
+    plugin_artefacts: sled::Tree,
+    /// Plugin bytes and compiled artefacts, as files beside sled.
+    plugin_files: plugin_files::PluginFiles,
     bus: broadcast::Sender<Arc<AuditEvent>>,
     /// Commits run one at a time (see [`Store::commit`]).
     commits: Arc<std::sync::Mutex<()>>,
@@ -97,7 +101,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, Error> {
         let db = sled::Config::new().path(dir).open()?;
         let (bus, _) = broadcast::channel(4096);
-        Ok(Store {
+        let store = Store {
             releases: db.open_tree("releases")?,
             open_releases: db.open_tree("open_releases")?,
             candidates: db.open_tree("candidates")?,
@@ -106,14 +110,16 @@ impl Store {
             release_events: db.open_tree("release_events")?,
             environments: db.open_tree("environments")?,
             meta: db.open_tree("meta")?,
-            plugin_blobs: db.open_tree("plugin_blobs")?,
             plugin_versions: db.open_tree("plugin_versions")?,
             plugin_active: db.open_tree("plugin_active")?,
-            plugin_compiled: db.open_tree("plugin_compiled")?,
+            plugin_artefacts: db.open_tree("plugin_artefacts")?,
+            plugin_files: plugins::open_files(dir)?,
             db,
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
-        })
+        };
+        store.move_plugin_bytes_out_of_sled()?;
+        Ok(store)
     }
 
     /// Audit events, announced once durable.
