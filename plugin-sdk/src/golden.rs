@@ -8,6 +8,12 @@
 //!
 //! `expected` is any JSON value: a label, a number (for numeric tolerance),
 //! a pattern (for regex scoring). Outputs are matched to cases by `id`.
+//!
+//! [`read_cases`] and [`read_outputs`] read owned rows. A gate scoring
+//! thousands of cases reads the file once and parses it into [`borrowed`]
+//! rows instead ([`parse_cases`], [`parse_outputs_unchecked`]), which
+//! allocate nothing for text without escapes; both forms accept the same
+//! files and refuse bad ones in the same words.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,21 +56,8 @@ pub struct Output {
 /// Reads the cases `source` names (see [`crate::data`]) and checks that ids
 /// are unique.
 pub fn read_cases(source: &str) -> Result<Vec<Case>, String> {
-    let cases: Vec<Case> = json_lines(source, &crate::data::read(source)?)?;
-    if cases.is_empty() {
-        return Err(format!(
-            "{source}: the golden dataset has no cases; add some"
-        ));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(cases.len());
-    for case in &cases {
-        if !seen.insert(case.id.as_str()) {
-            return Err(format!(
-                "{source}: case id {:?} appears twice; ids must be unique",
-                case.id
-            ));
-        }
-    }
+    let cases: Vec<Case> = crate::data::json_lines(source, &crate::data::read(source)?)?;
+    check_cases(source, cases.iter().map(|case| case.id.as_str()))?;
     Ok(cases)
 }
 
@@ -79,42 +72,391 @@ pub fn read_outputs(source: &str) -> Result<std::collections::BTreeMap<String, O
 /// writes outputs in the dataset's order, so a gate can pair them with
 /// cases by position and look up only the ones out of place.
 pub fn read_outputs_in_order(source: &str) -> Result<Vec<Output>, String> {
-    let rows: Vec<Output> = json_lines(source, &crate::data::read(source)?)?;
-    let mut seen = std::collections::HashSet::with_capacity(rows.len());
-    for row in &rows {
-        if !seen.insert(row.id.as_str()) {
-            return Err(format!(
-                "{source}: output for case {:?} appears twice",
-                row.id
-            ));
-        }
-    }
+    let rows: Vec<Output> = crate::data::json_lines(source, &crate::data::read(source)?)?;
+    check_outputs(source, rows.iter().map(|row| row.id.as_str()))?;
     Ok(rows)
 }
 
-/// [`crate::data::json_lines`] with the same results and errors, several
-/// times faster on good files: golden sets run to thousands of lines, and
-/// tracking every field's path costs more than parsing. Lines are parsed
-/// directly; only a file with a bad line is parsed again with paths, to name
-/// the line and field.
-fn json_lines<T: serde::de::DeserializeOwned>(
+/// [`read_cases`] of `bytes`, read from `source`, each case borrowing its
+/// text from them.
+pub fn parse_cases<'a>(source: &str, bytes: &'a [u8]) -> Result<Vec<borrowed::Case<'a>>, String> {
+    let cases = crate::data::json_lines_with_plain(source, bytes, borrowed::Case::plain)?;
+    check_cases(source, cases.iter().map(|case| &*case.id))?;
+    Ok(cases)
+}
+
+/// [`read_outputs_in_order`] of `bytes`, read from `source`, each output
+/// borrowing its text from them, but without the check that ids are
+/// unique: a gate that pairs outputs with cases by position knows them
+/// unique when each sits at its case's position, and needs
+/// [`check_outputs`] only when some do not.
+pub fn parse_outputs_unchecked<'a>(
     source: &str,
-    bytes: &[u8],
-) -> Result<Vec<T>, String> {
-    let direct = std::str::from_utf8(bytes).ok().and_then(|text| {
-        text.lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| serde_json::from_str(line).ok())
-            .collect::<Option<Vec<T>>>()
-    });
-    match direct {
-        Some(rows) => Ok(rows),
-        None => crate::data::json_lines(source, bytes),
+    bytes: &'a [u8],
+) -> Result<Vec<borrowed::Output<'a>>, String> {
+    crate::data::json_lines_with_plain(source, bytes, borrowed::Output::plain)
+}
+
+/// Refuses a dataset without cases or with an id given twice.
+fn check_cases<'a>(
+    source: &str,
+    ids: impl ExactSizeIterator<Item = &'a str>,
+) -> Result<(), String> {
+    if ids.len() == 0 {
+        return Err(format!(
+            "{source}: the golden dataset has no cases; add some"
+        ));
+    }
+    match first_repeated(ids) {
+        Some(id) => Err(format!(
+            "{source}: case id {id:?} appears twice; ids must be unique"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses outputs read from `source` (their ids, in the file's order) that
+/// answer a case twice.
+pub fn check_outputs<'a>(
+    source: &str,
+    ids: impl ExactSizeIterator<Item = &'a str>,
+) -> Result<(), String> {
+    match first_repeated(ids) {
+        Some(id) => Err(format!("{source}: output for case {id:?} appears twice")),
+        None => Ok(()),
+    }
+}
+
+/// The first id that was already seen.
+fn first_repeated<'a>(mut ids: impl ExactSizeIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.find(|&id| !seen.insert(id))
+}
+
+pub mod borrowed {
+    //! Cases and outputs that borrow their text from the file they were
+    //! read from, for gates that score thousands of cases: a string without
+    //! escapes costs no allocation, and `expected` is most often one string.
+    //!
+    //! Rules: the types have the owned types' names and fields, so that a
+    //! file is accepted or refused, in the same words, whichever form it is
+    //! parsed into.
+
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, Visitor};
+
+    use crate::data::PlainJson;
+
+    /// A [`super::Case`] borrowing its text.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Case<'a> {
+        #[serde(borrow)]
+        pub id: Cow<'a, str>,
+        #[serde(borrow)]
+        pub input: Cow<'a, str>,
+        #[serde(borrow)]
+        pub expected: Expected<'a>,
+        #[serde(default, borrow, deserialize_with = "texts")]
+        pub tags: Vec<Cow<'a, str>>,
+        #[serde(default, borrow, deserialize_with = "optional_text")]
+        pub scorer: Option<Cow<'a, str>>,
+    }
+
+    /// A [`super::Output`] borrowing its text.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Output<'a> {
+        #[serde(borrow)]
+        pub id: Cow<'a, str>,
+        #[serde(borrow)]
+        pub output: Cow<'a, str>,
+        #[serde(default)]
+        pub latency_ms: Option<f64>,
+        #[serde(default)]
+        pub input_tokens: Option<u64>,
+        #[serde(default)]
+        pub output_tokens: Option<u64>,
+    }
+
+    impl<'a> Case<'a> {
+        /// The case on `line` when every value is a plain string (see
+        /// [`PlainJson`]), as in nearly every golden line; `None` for any
+        /// other line, including every line serde refuses.
+        pub fn plain(line: &'a str) -> Option<Self> {
+            let (mut id, mut input, mut expected, mut scorer) = (None, None, None, None);
+            let mut tags: Option<Vec<Cow<'a, str>>> = None;
+            PlainJson::object(line, |key, json| {
+                let slot = match key {
+                    "id" => &mut id,
+                    "input" => &mut input,
+                    "expected" => &mut expected,
+                    "scorer" => &mut scorer,
+                    "tags" if tags.is_none() => {
+                        let list = tags.insert(Vec::new());
+                        return json.array(|json| {
+                            list.push(Cow::Borrowed(json.string()?));
+                            Some(())
+                        });
+                    }
+                    // Serde names an unknown or repeated field.
+                    _ => return None,
+                };
+                match slot {
+                    Some(_) => None,
+                    None => {
+                        *slot = Some(json.string()?);
+                        Some(())
+                    }
+                }
+            })?;
+            Some(Case {
+                id: Cow::Borrowed(id?),
+                input: Cow::Borrowed(input?),
+                expected: Expected::Text(Cow::Borrowed(expected?)),
+                tags: tags.unwrap_or_default(),
+                scorer: scorer.map(Cow::Borrowed),
+            })
+        }
+    }
+
+    impl<'a> Output<'a> {
+        /// The output on `line` when it has only `id` and `output`, plain
+        /// strings (see [`PlainJson`]); `None` for any other line.
+        pub fn plain(line: &'a str) -> Option<Self> {
+            let (mut id, mut output) = (None, None);
+            PlainJson::object(line, |key, json| {
+                let slot = match key {
+                    "id" => &mut id,
+                    "output" => &mut output,
+                    // Numbers and unknown fields are serde's to read.
+                    _ => return None,
+                };
+                match slot {
+                    Some(_) => None,
+                    None => {
+                        *slot = Some(json.string()?);
+                        Some(())
+                    }
+                }
+            })?;
+            Some(Output {
+                id: Cow::Borrowed(id?),
+                output: Cow::Borrowed(output?),
+                latency_ms: None,
+                input_tokens: None,
+                output_tokens: None,
+            })
+        }
+    }
+
+    impl<'a> From<&'a super::Case> for Case<'a> {
+        fn from(case: &'a super::Case) -> Self {
+            Case {
+                id: Cow::Borrowed(&case.id),
+                input: Cow::Borrowed(&case.input),
+                expected: Expected::from(&case.expected),
+                tags: case
+                    .tags
+                    .iter()
+                    .map(|t| Cow::Borrowed(t.as_str()))
+                    .collect(),
+                scorer: case.scorer.as_deref().map(Cow::Borrowed),
+            }
+        }
+    }
+
+    impl<'a> From<&'a super::Output> for Output<'a> {
+        fn from(output: &'a super::Output) -> Self {
+            Output {
+                id: Cow::Borrowed(&output.id),
+                output: Cow::Borrowed(&output.output),
+                latency_ms: output.latency_ms,
+                input_tokens: output.input_tokens,
+                output_tokens: output.output_tokens,
+            }
+        }
+    }
+
+    /// A case's `expected`: a string (a label, a short answer, a pattern)
+    /// kept as text, anything else parsed into a JSON value.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Expected<'a> {
+        /// A JSON string.
+        Text(Cow<'a, str>),
+        /// Any other JSON value; never a string.
+        Json(serde_json::Value),
+    }
+
+    impl Expected<'_> {
+        /// What kind of JSON value it is ("a string", "an array"), for messages.
+        pub fn kind(&self) -> &'static str {
+            match self {
+                Expected::Text(_) => "a string",
+                Expected::Json(value) => crate::json_kind(value),
+            }
+        }
+
+        /// As a JSON value.
+        pub fn to_value(&self) -> serde_json::Value {
+            match self {
+                Expected::Text(text) => serde_json::Value::String(text.to_string()),
+                Expected::Json(value) => value.clone(),
+            }
+        }
+    }
+
+    impl<'a> From<&'a serde_json::Value> for Expected<'a> {
+        fn from(value: &'a serde_json::Value) -> Self {
+            match value {
+                serde_json::Value::String(text) => Expected::Text(Cow::Borrowed(text)),
+                other => Expected::Json(other.clone()),
+            }
+        }
+    }
+
+    impl From<serde_json::Value> for Expected<'static> {
+        fn from(value: serde_json::Value) -> Self {
+            match value {
+                serde_json::Value::String(text) => Expected::Text(Cow::Owned(text)),
+                other => Expected::Json(other),
+            }
+        }
+    }
+
+    /// The JSON text, as `serde_json::Value` writes it.
+    impl std::fmt::Display for Expected<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Expected::Text(text) => {
+                    let quoted = serde_json::to_string(&**text).map_err(|_| std::fmt::Error)?;
+                    f.write_str(&quoted)
+                }
+                Expected::Json(value) => value.fmt(f),
+            }
+        }
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Expected<'a> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(ExpectedVisitor)
+        }
+    }
+
+    /// Keeps a string as text and builds any other value as
+    /// `serde_json::Value` does, so both forms of a case read one value.
+    struct ExpectedVisitor;
+
+    impl<'de> Visitor<'de> for ExpectedVisitor {
+        type Value = Expected<'de>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any valid JSON value")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Expected::Text(Cow::Borrowed(text)))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Expected::Text(Cow::Owned(text.to_string())))
+        }
+
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Expected::Text(Cow::Owned(text)))
+        }
+
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+            Ok(Expected::Json(b.into()))
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Expected::Json(n.into()))
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Expected::Json(n.into()))
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(Expected::Json(n.into()))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Expected::Json(serde_json::Value::Null))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Expected::Json(serde_json::Value::Null))
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+            Expected::deserialize(inner)
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                .map(Expected::Json)
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))
+                .map(Expected::Json)
+        }
+    }
+
+    /// A string, borrowed when it has no escapes: `Cow<str>`'s own
+    /// `Deserialize` always copies.
+    struct Text<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Text<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text<'de>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // As `String` says it.
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Text(Cow::Borrowed(text)))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Text(Cow::Owned(text.to_string())))
+        }
+
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Text(Cow::Owned(text)))
+        }
+    }
+
+    fn texts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Cow<'de, str>>, D::Error> {
+        let texts = Vec::<Text<'de>>::deserialize(deserializer)?;
+        Ok(texts.into_iter().map(|Text(text)| text).collect())
+    }
+
+    fn optional_text<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Cow<'de, str>>, D::Error> {
+        Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|Text(text)| text))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
+    use super::borrowed::Expected;
     use super::*;
     use crate::attachments::Owner;
     use crate::testing;
@@ -169,6 +511,173 @@ mod tests {
         assert!(err.contains("output for case \"1\" appears twice"), "{err}");
         let err = read_outputs_in_order("attachment:dup.jsonl").unwrap_err();
         assert!(err.contains("output for case \"1\" appears twice"), "{err}");
+    }
+
+    #[test]
+    fn borrowed_cases_are_the_owned_ones_without_copies_of_plain_text() {
+        let text = concat!(
+            "{\"id\":\"1\",\"input\":\"charged twice\",\"expected\":\"billing\",\"tags\":[\"billing\",\"long\"]}\n",
+            "\n",
+            "{\"id\":\"q\\\"2\",\"input\":\"caf\\u00e9\",\"expected\":[\"a\",2],\"tags\":[\"t\\n\"],\"scorer\":\"token_f1\"}\n",
+            "{\"id\":\"3\",\"input\":\"\",\"expected\":{\"type\":\"object\"},\"scorer\":\"json_schema\"}\n",
+            "{\"id\":\"4\",\"input\":\"\",\"expected\":-1.5e3}\n",
+        );
+        testing::attach(Owner::Candidate, "golden.jsonl", text);
+        let owned = read_cases("attachment:golden.jsonl").expect("owned cases");
+        let borrowed = parse_cases("attachment:golden.jsonl", text.as_bytes()).expect("cases");
+        let from_owned: Vec<borrowed::Case> = owned.iter().map(borrowed::Case::from).collect();
+        assert_eq!(borrowed, from_owned);
+        assert!(matches!(borrowed[0].id, Cow::Borrowed("1")));
+        assert!(matches!(
+            &borrowed[0].expected,
+            Expected::Text(Cow::Borrowed("billing"))
+        ));
+        assert!(matches!(borrowed[0].tags[1], Cow::Borrowed("long")));
+        assert_eq!(borrowed[1].id, "q\"2");
+        assert_eq!(borrowed[1].input, "café");
+        assert_eq!(borrowed[1].tags, ["t\n"]);
+        assert_eq!(borrowed[1].scorer.as_deref(), Some("token_f1"));
+        for (case, borrowed) in owned.iter().zip(&borrowed) {
+            assert_eq!(borrowed.expected.to_value(), case.expected);
+            assert_eq!(borrowed.expected.to_string(), case.expected.to_string());
+            assert_eq!(borrowed.expected.kind(), crate::json_kind(&case.expected));
+        }
+
+        let outputs = "{\"id\":\"1\",\"output\":\"billing\",\"latency_ms\":310.5,\"input_tokens\":12}\n{\"id\":\"2\",\"output\":\"\\toutage\"}\n";
+        testing::attach(Owner::Candidate, "outputs.jsonl", outputs);
+        let owned = read_outputs_in_order("attachment:outputs.jsonl").expect("owned outputs");
+        let borrowed = parse_outputs_unchecked("attachment:outputs.jsonl", outputs.as_bytes())
+            .expect("outputs");
+        let from_owned: Vec<borrowed::Output> = owned.iter().map(borrowed::Output::from).collect();
+        assert_eq!(borrowed, from_owned);
+        assert!(matches!(borrowed[0].output, Cow::Borrowed("billing")));
+    }
+
+    #[test]
+    fn borrowed_readers_refuse_what_the_owned_ones_refuse_in_the_same_words() {
+        let bad_cases: &[&[u8]] = &[
+            b"{\"id\":\"1\",\"input\":7,\"expected\":\"x\"}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"x\",\"tags\":\"billing\"}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"x\",\"tags\":[\"a\",3]}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"x\",\"scorer\":1}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"x\",\"weight\":1}",
+            b"{\"id\":\"1\",\"input\":\"a\"}",
+            b"{\"id\":\"1\",\"id\":\"2\",\"input\":\"a\",\"expected\":\"x\"}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":{\"a\":[1,tru]}}",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"x\"",
+            b"[1]",
+            b"\"x\"",
+            b"[\"1\",\"a\"]",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":\"\\q\"}",
+            b"{\"id\":\"1\",\"input\":\"\xff\",\"expected\":\"x\"}",
+            b"\n \n",
+            b"{\"id\":\"1\",\"input\":\"a\",\"expected\":1}\n{\"id\":\"1\",\"input\":\"b\",\"expected\":2}",
+        ];
+        for bytes in bad_cases {
+            let good = b"{\"id\":\"0\",\"input\":\"i\",\"expected\":\"x\"}\n";
+            // A blank file has no cases; any other is read after a good line.
+            let file = if bytes.trim_ascii().is_empty() {
+                bytes.to_vec()
+            } else {
+                [&good[..], bytes].concat()
+            };
+            testing::attach(Owner::Candidate, "bad.jsonl", file.clone());
+            let owned = read_cases("attachment:bad.jsonl").expect_err("refused");
+            let borrowed = parse_cases("attachment:bad.jsonl", &file).expect_err("refused");
+            assert_eq!(borrowed, owned);
+        }
+        let bad_outputs: &[&[u8]] = &[
+            b"{\"id\":\"1\",\"output\":\"x\",\"extra\":1}",
+            b"{\"id\":\"1\",\"output\":\"x\",\"latency_ms\":\"fast\"}",
+            b"{\"id\":\"1\",\"output\":\"x\",\"input_tokens\":-3}",
+            b"{\"id\":\"1\"}",
+            b"\"x\"",
+        ];
+        for bytes in bad_outputs {
+            testing::attach(Owner::Candidate, "bad.jsonl", bytes.to_vec());
+            let owned = read_outputs_in_order("attachment:bad.jsonl").expect_err("refused");
+            let borrowed =
+                parse_outputs_unchecked("attachment:bad.jsonl", bytes).expect_err("refused");
+            assert_eq!(borrowed, owned);
+        }
+        let repeated = ["2", "1", "3", "1", "2"];
+        let err = check_outputs("o.jsonl", repeated.into_iter()).unwrap_err();
+        assert_eq!(err, "o.jsonl: output for case \"1\" appears twice");
+    }
+
+    /// Lines of every shape near the plain one: each field absent, plain,
+    /// escaped, of another type, repeated; odd spacing and trailing text.
+    fn lines_near_plain(keys: &[&str]) -> Vec<String> {
+        let values = [
+            r#""x""#,
+            r#""caf\u00e9 \"q\"""#,
+            r#""tab\there""#,
+            "\"déjà vu\"",
+            "7",
+            "null",
+            "[]",
+            r#"["a", "b"]"#,
+            r#"["a",1]"#,
+            r#"{"a":"b"}"#,
+            r#""unterminated"#,
+        ];
+        let mut lines = Vec::new();
+        for (n, spacing) in ["", " ", "\t", "\r"].iter().enumerate() {
+            for mask in 0..(1u32 << keys.len()) {
+                for (v, value) in values.iter().enumerate() {
+                    let fields: Vec<String> = keys
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| mask & (1 << k) != 0)
+                        .map(|(k, key)| {
+                            // One field takes the value under test; the others
+                            // a plain string (a list of them for tags).
+                            let value = if (k + v) % keys.len() == 0 {
+                                value
+                            } else if *key == "tags" {
+                                r#"["t"]"#
+                            } else {
+                                r#""v""#
+                            };
+                            format!("{spacing}\"{key}\"{spacing}:{spacing}{value}")
+                        })
+                        .collect();
+                    let body = fields.join(",");
+                    lines.push(format!("{spacing}{{{body}}}{spacing}"));
+                    match (n + v) % 4 {
+                        0 => lines.push(format!("{{{body},}}")),
+                        1 => lines.push(format!("{{{body}}} x")),
+                        2 => lines.push(format!("{{{body},{body}}}")),
+                        _ => lines.push(format!("{{{body},\"i\\u0064\":\"x\"}}")),
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn plain_lines_are_read_as_serde_reads_them_and_others_left_to_it() {
+        let keys = ["id", "input", "expected", "tags", "scorer", "extra"];
+        let mut plain = 0;
+        for line in lines_near_plain(&keys) {
+            let by_serde: Result<borrowed::Case, _> = serde_json::from_str(&line);
+            if let Some(case) = borrowed::Case::plain(&line) {
+                assert_eq!(by_serde.ok(), Some(case), "{line}");
+                plain += 1;
+            }
+        }
+        assert!(plain >= 80, "only {plain} plain lines");
+        let keys = ["id", "output", "latency_ms", "extra"];
+        let mut plain = 0;
+        for line in lines_near_plain(&keys) {
+            let by_serde: Result<borrowed::Output, _> = serde_json::from_str(&line);
+            if let Some(output) = borrowed::Output::plain(&line) {
+                assert_eq!(by_serde.ok(), Some(output), "{line}");
+                plain += 1;
+            }
+        }
+        assert!(plain >= 32, "only {plain} plain lines");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 
-use gatehouse_plugin_sdk::golden::{self, Case, Output};
+use gatehouse_plugin_sdk::data;
+use gatehouse_plugin_sdk::golden::{self, borrowed::Case, borrowed::Output};
 
 /// One case's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,17 +34,17 @@ pub struct Answers<'a> {
 impl<'a> Answers<'a> {
     /// Matches attached `outputs` to `cases` by id.
     pub fn attached(cases: &[Case], outputs: &'a [Output]) -> Self {
+        let mut matched = 0;
         let per_case: Vec<Answer<'a>> = by_case(cases, outputs)
             .into_iter()
             .map(|output| match output {
-                Some(output) => Answer::Given(&output.output),
+                Some(output) => {
+                    matched += 1;
+                    Answer::Given(&output.output)
+                }
                 None => Answer::Missing,
             })
             .collect();
-        let matched = per_case
-            .iter()
-            .filter(|a| matches!(a, Answer::Given(_)))
-            .count();
         Answers {
             per_case,
             // Ids are unique on both sides, so each output matches at most once.
@@ -69,7 +70,7 @@ impl<'a> Answers<'a> {
 /// Each case's output, if any. Outputs in the dataset's order (as CI
 /// writes them) pair by position; only those out of place are looked up,
 /// through an index built the first time one is.
-pub fn by_case<'o>(cases: &[Case], outputs: &'o [Output]) -> Vec<Option<&'o Output>> {
+pub fn by_case<'o, 'a>(cases: &[Case], outputs: &'o [Output<'a>]) -> Vec<Option<&'o Output<'a>>> {
     let mut index: Option<HashMap<&str, &Output>> = None;
     cases
         .iter()
@@ -77,8 +78,8 @@ pub fn by_case<'o>(cases: &[Case], outputs: &'o [Output]) -> Vec<Option<&'o Outp
         .map(|(position, case)| match outputs.get(position) {
             Some(output) if output.id == case.id => Some(output),
             _ => index
-                .get_or_insert_with(|| outputs.iter().map(|o| (o.id.as_str(), o)).collect())
-                .get(case.id.as_str())
+                .get_or_insert_with(|| outputs.iter().map(|o| (&*o.id, o)).collect())
+                .get(&*case.id)
                 .copied(),
         })
         .collect()
@@ -94,31 +95,54 @@ pub fn check_source(param: &str, source: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The golden cases `source` names.
-pub fn read_cases(source: &str) -> Result<Vec<Case>, String> {
-    check_source("dataset", source)?;
-    golden::read_cases(source)
+/// The bytes of the file `source` (the value of gate param `param`) names;
+/// cases and outputs borrow their text from them.
+pub fn read(param: &str, source: &str) -> Result<Vec<u8>, String> {
+    check_source(param, source)?;
+    data::read(source)
 }
 
-/// The outputs `source` names, in the file's order.
-pub fn read_outputs(param: &str, source: &str) -> Result<Vec<Output>, String> {
-    check_source(param, source)?;
-    golden::read_outputs_in_order(source)
+/// The golden cases in `bytes`, read from `source`.
+pub fn cases<'a>(source: &str, bytes: &'a [u8]) -> Result<Vec<Case<'a>>, String> {
+    golden::parse_cases(source, bytes)
+}
+
+/// The outputs in `bytes`, read from `source`, in the file's order; an id
+/// given twice is an error.
+pub fn outputs<'a>(
+    source: &str,
+    bytes: &'a [u8],
+    cases: &[Case],
+) -> Result<Vec<Output<'a>>, String> {
+    let outputs = golden::parse_outputs_unchecked(source, bytes)?;
+    // Case ids are unique, so outputs that each sit at their case's position
+    // are too; only others need the set that finds a repeated id.
+    let in_place = outputs.len() <= cases.len()
+        && outputs
+            .iter()
+            .zip(cases)
+            .all(|(output, case)| output.id == case.id);
+    if !in_place {
+        golden::check_outputs(source, outputs.iter().map(|output| &*output.id))?;
+    }
+    Ok(outputs)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use gatehouse_plugin_sdk::attachments::Owner;
+    use gatehouse_plugin_sdk::golden::borrowed::Expected;
     use gatehouse_plugin_sdk::testing;
-    use serde_json::json;
 
     use super::*;
 
-    fn case(id: &str) -> Case {
+    fn case(id: &str) -> Case<'_> {
         Case {
-            id: id.to_string(),
-            input: String::new(),
-            expected: json!("x"),
+            id: Cow::Borrowed(id),
+            input: Cow::Borrowed(""),
+            expected: Expected::Text(Cow::Borrowed("x")),
             tags: Vec::new(),
             scorer: None,
         }
@@ -131,18 +155,39 @@ mod tests {
             "outputs.jsonl",
             "{\"id\":\"b\",\"output\":\"B\"}\n{\"id\":\"zz\",\"output\":\"stale\"}\n",
         );
-        let outputs = read_outputs("outputs", "attachment:outputs.jsonl").expect("reads");
         let cases = [case("a"), case("b")];
+        let source = "attachment:outputs.jsonl";
+        let bytes = read("outputs", source).expect("reads");
+        let outputs = outputs(source, &bytes, &cases).expect("parses");
         let answers = Answers::attached(&cases, &outputs);
         assert_eq!(answers.per_case, [Answer::Missing, Answer::Given("B")]);
         assert_eq!(answers.unmatched, 1);
     }
 
     #[test]
+    fn an_output_given_twice_is_refused_wherever_it_sits() {
+        let cases = [case("a"), case("b"), case("c")];
+        let in_place = b"{\"id\":\"a\",\"output\":\"A\"}\n{\"id\":\"b\",\"output\":\"B\"}\n";
+        assert_eq!(outputs("o.jsonl", in_place, &cases).map(|o| o.len()), Ok(2));
+        let files: [&[u8]; 3] = [
+            b"{\"id\":\"a\",\"output\":\"A\"}\n{\"id\":\"a\",\"output\":\"B\"}\n",
+            b"{\"id\":\"c\",\"output\":\"C\"}\n{\"id\":\"b\",\"output\":\"B\"}\n{\"id\":\"c\",\"output\":\"A\"}\n",
+            b"{\"id\":\"a\",\"output\":\"A\"}\n{\"id\":\"b\",\"output\":\"B\"}\n{\"id\":\"c\",\"output\":\"C\"}\n{\"id\":\"b\",\"output\":\"B\"}\n",
+        ];
+        for (file, id) in files.into_iter().zip(["a", "c", "b"]) {
+            let err = outputs("o.jsonl", file, &cases).unwrap_err();
+            assert_eq!(
+                err,
+                format!("o.jsonl: output for case {id:?} appears twice")
+            );
+        }
+    }
+
+    #[test]
     fn outputs_pair_by_position_or_else_by_id() {
-        let output = |id: &str| Output {
-            id: id.to_string(),
-            output: id.to_uppercase(),
+        let output = |id: &'static str| Output {
+            id: Cow::Borrowed(id),
+            output: Cow::Owned(id.to_uppercase()),
             latency_ms: None,
             input_tokens: None,
             output_tokens: None,
@@ -151,7 +196,7 @@ mod tests {
         let outputs = [output("a"), output("c"), output("b")];
         let ids: Vec<Option<&str>> = by_case(&cases, &outputs)
             .into_iter()
-            .map(|o| o.map(|o| o.id.as_str()))
+            .map(|o| o.map(|o| &*o.id))
             .collect();
         assert_eq!(ids, [Some("a"), Some("b"), Some("c"), None]);
     }
@@ -169,7 +214,7 @@ mod tests {
     #[cfg(not(feature = "files"))]
     #[test]
     fn data_directory_paths_need_the_files_build() {
-        let err = read_cases("/golden/triage.jsonl").unwrap_err();
+        let err = read("dataset", "/golden/triage.jsonl").unwrap_err();
         assert!(err.contains("gate param `dataset`"), "{err}");
         assert!(err.contains("--features files"), "{err}");
         assert!(check_source("outputs", "attachment:o.jsonl").is_ok());
@@ -183,7 +228,9 @@ mod tests {
         let path = dir.join("golden.jsonl");
         std::fs::write(&path, "{\"id\":\"1\",\"input\":\"i\",\"expected\":\"x\"}\n")
             .expect("written");
-        let cases = read_cases(&path.to_string_lossy()).expect("reads");
+        let source = path.to_string_lossy();
+        let bytes = read("dataset", &source).expect("reads");
+        let cases = cases(&source, &bytes).expect("parses");
         assert_eq!(cases.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

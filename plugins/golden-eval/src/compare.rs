@@ -23,7 +23,7 @@
 //!   lowering the resamples (to no fewer than [`MIN_RESAMPLES`]) rather than
 //!   running out of fuel; the resamples used are measured.
 
-use gatehouse_plugin_sdk::golden::Case;
+use gatehouse_plugin_sdk::golden::borrowed::Case;
 use gatehouse_plugin_sdk::stats::{self, Bootstrap};
 
 use crate::answers;
@@ -102,7 +102,8 @@ pub fn against_incumbent(
             source: source.to_string(),
         });
     }
-    let outputs = answers::read_outputs("incumbent_outputs", source)?;
+    let bytes = answers::read("incumbent_outputs", source)?;
+    let outputs = answers::outputs(source, &bytes, cases)?;
     let mut candidate = Vec::with_capacity(cases.len());
     let mut incumbent = Vec::with_capacity(cases.len());
     let (mut worse, mut better) = (0u64, 0u64);

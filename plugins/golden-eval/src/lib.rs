@@ -170,9 +170,11 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
     if params.live.is_some() {
         return Err(live::NOT_IN_THIS_BUILD.to_string());
     }
-    let cases = answers::read_cases(&params.dataset)?;
+    let dataset = answers::read("dataset", &params.dataset)?;
+    let cases = answers::cases(&params.dataset, &dataset)?;
     let mut scorers = Scorers::prepare(&params, &params.dataset, &cases)?;
 
+    let outputs_bytes;
     let outputs;
     let live_answers;
     let (answers, answered_by) = match (&params.live, params.outputs_source()) {
@@ -192,7 +194,8 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
                 let why = data::read(source).err().unwrap_or_default();
                 return Ok(Verdict::inconclusive(format!("no outputs to score: {why}")));
             }
-            outputs = answers::read_outputs("outputs", source)?;
+            outputs_bytes = answers::read("outputs", source)?;
+            outputs = answers::outputs(source, &outputs_bytes, &cases)?;
             (Answers::attached(&cases, &outputs), source)
         }
     };

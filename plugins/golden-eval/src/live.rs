@@ -14,7 +14,7 @@
 //! import it, and the host refuses such a component unless its manifest
 //! grants `http`.
 
-use gatehouse_plugin_sdk::golden::Case;
+use gatehouse_plugin_sdk::golden::borrowed::Case;
 use gatehouse_plugin_sdk::http::{self, Request, Response};
 use serde_json::{Value, json};
 
@@ -145,7 +145,10 @@ pub const NOT_IN_THIS_BUILD: &str = "gate param `live` is set, but this build of
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
     use std::collections::BTreeMap;
+
+    use gatehouse_plugin_sdk::golden::borrowed::Expected;
 
     use super::*;
 
@@ -159,13 +162,13 @@ mod tests {
         }
     }
 
-    fn cases(inputs: &[&str]) -> Vec<Case> {
+    fn cases<'a>(inputs: &[&'a str]) -> Vec<Case<'a>> {
         inputs
             .iter()
             .map(|input| Case {
-                id: input.to_string(),
-                input: input.to_string(),
-                expected: json!("x"),
+                id: Cow::Borrowed(*input),
+                input: Cow::Borrowed(*input),
+                expected: Expected::Text(Cow::Borrowed("x")),
                 tags: Vec::new(),
                 scorer: None,
             })

@@ -10,7 +10,7 @@
 //! at most five, each clipped) whenever some case fails. The score is the
 //! aggregate `metric` names.
 
-use gatehouse_plugin_sdk::golden::Case;
+use gatehouse_plugin_sdk::golden::borrowed::Case;
 use gatehouse_plugin_sdk::{Outcome, Verdict};
 
 use crate::answers::{Answer, Answers};
@@ -27,7 +27,7 @@ const WEAKEST_TAGS: usize = 3;
 /// Everything a verdict is made of.
 pub struct Judged<'r, 'a> {
     pub params: &'r Params,
-    pub cases: &'a [Case],
+    pub cases: &'a [Case<'a>],
     pub answers: &'r Answers<'r>,
     pub scorers: &'r Scorers<'a>,
     pub card: &'r Scorecard<'a>,
@@ -323,7 +323,9 @@ pub fn clip(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::borrow::Cow;
+
+    use gatehouse_plugin_sdk::golden::borrowed::Expected;
 
     use super::*;
 
@@ -333,9 +335,9 @@ mod tests {
             .expect("params");
         let cases: Vec<Case> = (0..40)
             .map(|i| Case {
-                id: format!("c{i}"),
-                input: String::new(),
-                expected: json!("billing"),
+                id: Cow::Owned(format!("c{i}")),
+                input: Cow::Borrowed(""),
+                expected: Expected::Text(Cow::Borrowed("billing")),
                 tags: Vec::new(),
                 scorer: None,
             })

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_plugin_sdk::golden::Case;
+use gatehouse_plugin_sdk::golden::borrowed::Case;
 
 use crate::answers::{Answer, Answers};
 use crate::params::Metric;
@@ -88,7 +88,7 @@ impl<'a> Scorecard<'a> {
             };
             card.overall.add(score);
             for tag in &case.tags {
-                card.tags.entry(tag.as_str()).or_default().add(score);
+                card.tags.entry(&**tag).or_default().add(score);
             }
             card.scores.push(score);
         }
@@ -127,17 +127,19 @@ impl<'a> Scorecard<'a> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::borrow::Cow;
+
+    use gatehouse_plugin_sdk::golden::borrowed::Expected;
 
     use super::*;
     use crate::params::Params;
 
-    fn case(id: &str, expected: &str, tags: &[&str]) -> Case {
+    fn case<'a>(id: &'a str, expected: &'a str, tags: &[&'a str]) -> Case<'a> {
         Case {
-            id: id.to_string(),
-            input: String::new(),
-            expected: json!(expected),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+            id: Cow::Borrowed(id),
+            input: Cow::Borrowed(""),
+            expected: Expected::Text(Cow::Borrowed(expected)),
+            tags: tags.iter().map(|t| Cow::Borrowed(*t)).collect(),
             scorer: None,
         }
     }

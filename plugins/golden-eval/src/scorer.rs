@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use gatehouse_plugin_sdk::golden::Case;
+use gatehouse_plugin_sdk::golden::borrowed::{Case, Expected};
 use gatehouse_plugin_sdk::json_kind;
 use regex::Regex;
 use serde_json::Value;
@@ -59,12 +59,40 @@ pub struct Scorers<'a> {
 
 #[derive(Debug)]
 enum Rule<'a> {
-    Exact(Vec<Cow<'a, str>>),
-    Normalized(Vec<Cow<'a, str>>),
-    TokenF1(Vec<Cow<'a, str>>),
+    Exact(RightAnswers<'a>),
+    Normalized(RightAnswers<'a>),
+    TokenF1(RightAnswers<'a>),
     Regex(usize),
     JsonSchema(usize),
     Numeric(f64),
+}
+
+/// The right answers of a text scorer. Nearly every case has one, held
+/// without a `Vec` so that preparing a case allocates nothing.
+#[derive(Debug)]
+struct RightAnswers<'a> {
+    first: Cow<'a, str>,
+    others: Vec<Cow<'a, str>>,
+}
+
+impl<'a> RightAnswers<'a> {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&*self.first).chain(self.others.iter().map(|a| &**a))
+    }
+
+    /// Each answer trimmed, as `exact` compares them; done once here
+    /// rather than once per score.
+    fn trimmed(self) -> Self {
+        let trim = |answer: Cow<'a, str>| match answer {
+            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+            Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
+            Cow::Owned(text) => Cow::Owned(text.trim().to_string()),
+        };
+        RightAnswers {
+            first: trim(self.first),
+            others: self.others.into_iter().map(trim).collect(),
+        }
+    }
 }
 
 impl<'a> Scorers<'a> {
@@ -92,7 +120,7 @@ impl<'a> Scorers<'a> {
         let mut regex_index: HashMap<&'a str, usize> = HashMap::new();
         for case in cases {
             let fail = |why: String| format!("{source}: case {:?}: {why}", case.id);
-            let kind = match &case.scorer {
+            let kind = match case.scorer.as_deref() {
                 None => params.scorer,
                 Some(name) => ScorerKind::parse(name).ok_or_else(|| {
                     fail(format!(
@@ -102,7 +130,7 @@ impl<'a> Scorers<'a> {
                 })?,
             };
             let rule = match kind {
-                ScorerKind::Exact => Rule::Exact(texts(&case.expected).map_err(fail)?),
+                ScorerKind::Exact => Rule::Exact(texts(&case.expected).map_err(fail)?.trimmed()),
                 // References are normalised once here, not once per score.
                 ScorerKind::Normalized => {
                     Rule::Normalized(scorers.normalize_all(texts(&case.expected).map_err(fail)?))
@@ -111,14 +139,14 @@ impl<'a> Scorers<'a> {
                     Rule::TokenF1(scorers.normalize_all(texts(&case.expected).map_err(fail)?))
                 }
                 ScorerKind::Regex => {
-                    let Value::String(pattern) = &case.expected else {
+                    let Expected::Text(pattern) = &case.expected else {
                         return Err(fail(format!(
                             "the regex scorer needs `expected` to be a pattern string, found {}",
-                            json_kind(&case.expected)
+                            case.expected.kind()
                         )));
                     };
                     let next = scorers.regexes.len();
-                    let index = *regex_index.entry(pattern.as_str()).or_insert(next);
+                    let index = *regex_index.entry(&**pattern).or_insert(next);
                     if index == next {
                         // Anchored on both ends: the whole output must match.
                         let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
@@ -129,8 +157,8 @@ impl<'a> Scorers<'a> {
                     Rule::Regex(index)
                 }
                 ScorerKind::JsonSchema => match (&case.expected, params_schema) {
-                    (Value::Object(_) | Value::Bool(_), _) => {
-                        let schema = Schema::compile(&case.expected)
+                    (Expected::Json(schema @ (Value::Object(_) | Value::Bool(_))), _) => {
+                        let schema = Schema::compile(schema)
                             .map_err(|e| fail(format!("`expected` is not a usable {e}")))?;
                         scorers.schemas.push(schema);
                         Rule::JsonSchema(scorers.schemas.len() - 1)
@@ -139,7 +167,7 @@ impl<'a> Scorers<'a> {
                     (other, None) => {
                         return Err(fail(format!(
                             "the json_schema scorer needs a schema: `expected` is {}; put a schema object in `expected` or set the gate param `schema`",
-                            json_kind(other)
+                            other.kind()
                         )));
                     }
                 },
@@ -147,7 +175,7 @@ impl<'a> Scorers<'a> {
                     Rule::Numeric(expected_number(&case.expected).ok_or_else(|| {
                         fail(format!(
                             "the numeric scorer needs `expected` to be a number, found {}",
-                            json_kind(&case.expected)
+                            case.expected.kind()
                         ))
                     })?)
                 }
@@ -166,7 +194,7 @@ impl<'a> Scorers<'a> {
             match rule {
                 Rule::Exact(answers) => {
                     let output = output.trim();
-                    hit(answers.iter().any(|a| a.trim() == output))
+                    hit(answers.iter().any(|a| a == output))
                 }
                 Rule::Normalized(answers) => {
                     let mine = &mut self.normalized_output;
@@ -215,11 +243,27 @@ impl<'a> Scorers<'a> {
         }
     }
 
-    fn normalize_all(&mut self, answers: Vec<Cow<'a, str>>) -> Vec<Cow<'a, str>> {
-        answers
-            .into_iter()
-            .map(|a| Cow::Owned(self.normalizer.normalize(&a)))
-            .collect()
+    fn normalize_all(&mut self, answers: RightAnswers<'a>) -> RightAnswers<'a> {
+        RightAnswers {
+            first: self.normalize_one(answers.first),
+            others: answers
+                .others
+                .into_iter()
+                .map(|a| self.normalize_one(a))
+                .collect(),
+        }
+    }
+
+    /// `answer` normalised; kept as it is when already normal (a label such
+    /// as "billing"), which saves a copy per case.
+    fn normalize_one(&mut self, answer: Cow<'a, str>) -> Cow<'a, str> {
+        let normal = &mut self.normalized_output;
+        self.normalizer.normalize_into(&answer, normal);
+        if *normal == *answer {
+            answer
+        } else {
+            Cow::Owned(normal.clone())
+        }
     }
 
     /// Distinct regexes compiled, for tests of the cache.
@@ -233,14 +277,31 @@ fn hit(right: bool) -> f64 {
 }
 
 /// The acceptable answers in a text scorer's `expected`.
-fn texts(expected: &Value) -> Result<Vec<Cow<'_, str>>, String> {
-    match expected {
-        Value::Array(answers) if answers.is_empty() => {
-            Err("`expected` is an empty array; list at least one right answer".to_string())
+fn texts<'a>(expected: &'a Expected) -> Result<RightAnswers<'a>, String> {
+    let single = match expected {
+        Expected::Text(answer) => answer,
+        Expected::Json(Value::Array(answers)) => {
+            let Some((first, others)) = answers.split_first() else {
+                return Err(
+                    "`expected` is an empty array; list at least one right answer".to_string(),
+                );
+            };
+            return Ok(RightAnswers {
+                first: text(first)?,
+                others: others.iter().map(text).collect::<Result<_, _>>()?,
+            });
         }
-        Value::Array(answers) => answers.iter().map(text).collect(),
-        single => Ok(vec![text(single)?]),
-    }
+        Expected::Json(single) => {
+            return Ok(RightAnswers {
+                first: text(single)?,
+                others: Vec::new(),
+            });
+        }
+    };
+    Ok(RightAnswers {
+        first: Cow::Borrowed(single),
+        others: Vec::new(),
+    })
 }
 
 fn text(value: &Value) -> Result<Cow<'_, str>, String> {
@@ -254,11 +315,11 @@ fn text(value: &Value) -> Result<Cow<'_, str>, String> {
     }
 }
 
-fn expected_number(expected: &Value) -> Option<f64> {
+fn expected_number(expected: &Expected) -> Option<f64> {
     match expected {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
-        _ => None,
+        Expected::Json(Value::Number(n)) => n.as_f64(),
+        Expected::Text(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        Expected::Json(_) => None,
     }
 }
 
@@ -281,13 +342,13 @@ mod tests {
 
     use super::*;
 
-    fn case(id: &str, expected: Value, scorer: Option<&str>) -> Case {
+    fn case(id: &str, expected: Value, scorer: Option<&str>) -> Case<'static> {
         Case {
-            id: id.to_string(),
-            input: "input".to_string(),
-            expected,
+            id: Cow::Owned(id.to_string()),
+            input: Cow::Borrowed("input"),
+            expected: Expected::from(expected),
             tags: Vec::new(),
-            scorer: scorer.map(str::to_string),
+            scorer: scorer.map(|s| Cow::Owned(s.to_string())),
         }
     }
 
