@@ -381,6 +381,16 @@ fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
         "{stdout}"
     );
     assert!(stdout.contains("hash chain intact"), "{stdout}");
+    // The canary scene: the regressed candidate is taken out of traffic by
+    // the daemon, and the scene reports how long that took.
+    assert!(
+        stdout.contains("RolledBack  pipeline canary-demo"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("before the daemon rolled it back") && stdout.contains("error_rate fail"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

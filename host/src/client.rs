@@ -1,7 +1,14 @@
 //! A gRPC client for the daemon, with the bearer token on every call. Used by
 //! the CLI, the demo, the end-to-end tests and the benchmarks.
+//!
+//! Serving services split traffic between the live configuration and a
+//! canary with [`routes_to_canary`] (the rule is in `environments.proto`)
+//! and report what each arm did through `canaries`.
+
+pub use crate::canary::routing::{fnv1a64, routes_to_canary};
 
 use crate::proto::audit_service_client::AuditServiceClient;
+use crate::proto::canary_service_client::CanaryServiceClient;
 use crate::proto::environment_service_client::EnvironmentServiceClient;
 use crate::proto::plugin_service_client::PluginServiceClient;
 use crate::proto::release_service_client::ReleaseServiceClient;
@@ -30,6 +37,7 @@ pub struct Client {
     pub environments: EnvironmentServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
     pub plugins: PluginServiceClient<Authed>,
+    pub canaries: CanaryServiceClient<Authed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +80,7 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
         releases: ReleaseServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         environments: EnvironmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        plugins: PluginServiceClient::with_interceptor(channel, bearer),
+        plugins: PluginServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        canaries: CanaryServiceClient::with_interceptor(channel, bearer),
     })
 }

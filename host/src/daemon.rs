@@ -1,6 +1,13 @@
 //! The daemon's domain: everything a caller can ask of Gatehouse, free of
 //! gRPC. `api/` authenticates, parses and maps errors; this module decides.
+//! Operators' actions live in [`operate`], the canary's in [`canary`].
 
+mod canary;
+mod operate;
+
+pub use canary::{DRILL_WEIGHT_PERCENT, DrillReport, JudgementFeed};
+
+use crate::canary::live::Board;
 use crate::configstore::{self, ConfigStore, LiveConfig};
 use crate::pipeline::attachment::{self, AttachmentError};
 use crate::pipeline::candidate::{self, CandidateError};
@@ -10,9 +17,9 @@ use crate::pipeline::release::{Phase, Release, ReleaseId};
 use crate::plugins::registry::Registry;
 use crate::plugins::signing::{SigningSettings, Trust};
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
-use crate::plugins::{self, CandidateView, Plugins};
+use crate::plugins::{self, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
-use crate::store::{self, Refusal, Store, refuse};
+use crate::store::{self, Refusal, Store};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -80,6 +87,13 @@ pub enum Error {
         "environment {environment:?}: its adapter could not roll it back, so nothing was changed: {detail}; fix the adapter or its target and retry"
     )]
     Adapter { environment: String, detail: String },
+    #[error("release {release} has no canary judgement: {why}")]
+    NoJudgement { release: u64, why: String },
+    #[error("drill refused: environment {environment:?} {problem}")]
+    Drill {
+        environment: String,
+        problem: String,
+    },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -89,6 +103,8 @@ pub struct Daemon {
     pub plugins: Arc<Plugins>,
     pub registry: Arc<Registry>,
     pub configstore: ConfigStore,
+    /// Canaries running now, fed by serving services' reports.
+    pub canaries: Board,
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
@@ -203,6 +219,7 @@ impl Daemon {
             plugins,
             registry,
             configstore,
+            canaries: Board::default(),
             pipelines,
             running: Mutex::new(HashSet::new()),
             closing: watch::channel(false).0,
@@ -345,184 +362,6 @@ impl Daemon {
         Ok(self.store.releases(pipeline, limit)?)
     }
 
-    pub async fn approve(
-        &self,
-        actor: &str,
-        id: ReleaseId,
-        env: &str,
-        comment: &str,
-    ) -> Result<Release, Error> {
-        let r = self
-            .store
-            .commit(|tx| {
-                let mut r = tx.release(id)?;
-                let Phase::AwaitingApproval { stage } = r.phase else {
-                    return refuse(Refusal::Precondition(format!(
-                        "release {id} is not waiting for approval (it is {}{})",
-                        r.phase.name(),
-                        r.current_environment().map(|e| format!(" in {e}")).unwrap_or_default()
-                    )));
-                };
-                if r.environment(stage) != env {
-                    return refuse(Refusal::Precondition(format!(
-                        "release {id} waits for approval of {}, not {env}",
-                        r.environment(stage)
-                    )));
-                }
-                if r.stages[stage].approved_by.iter().any(|a| a == actor) {
-                    return refuse(Refusal::Precondition(format!(
-                        "{actor} already approved {env} for release {id}; another operator must approve"
-                    )));
-                }
-                r.stages[stage].approved_by.push(actor.to_string());
-                r.updated_at_ms = tx.now_ms();
-                tx.put_release(&r)?;
-                let have = r.stages[stage].approved_by.len();
-                let need = r.pipeline.environments[stage].approvals;
-                tx.append(
-                    Draft::new(EventKind::ReleaseApproved, actor, format!("{env}: approved by {actor} ({have} of {need})"))
-                        .release(id.0, r.phase.name())
-                        .environment(env)
-                        .detail(serde_json::json!({ "comment": comment })),
-                )?;
-                Ok(r)
-            })
-            .await?;
-        Ok(r)
-    }
-
-    pub async fn abort(&self, actor: &str, id: ReleaseId, reason: &str) -> Result<Release, Error> {
-        let reason = if reason.trim().is_empty() {
-            format!("aborted by {actor}")
-        } else {
-            format!("aborted by {actor}: {reason}")
-        };
-        let r = self
-            .store
-            .commit(|tx| {
-                let mut r = tx.release(id)?;
-                if r.phase.is_terminal() {
-                    return refuse(Refusal::Precondition(format!(
-                        "release {id} has already ended ({}); there is nothing to abort",
-                        r.phase.name()
-                    )));
-                }
-                r.phase = Phase::Aborted {
-                    stage: r.phase.stage(),
-                    reason: reason.clone(),
-                };
-                r.updated_at_ms = tx.now_ms();
-                tx.put_release(&r)?;
-                tx.append(
-                    Draft::new(
-                        EventKind::ReleaseAborted,
-                        actor,
-                        format!("release {id} {reason}"),
-                    )
-                    .release(id.0, r.phase.name()),
-                )?;
-                Ok(r)
-            })
-            .await?;
-        Ok(r)
-    }
-
-    /// Restores the previous deployment of `env`. A release still under way
-    /// whose candidate is taken down ends RolledBack.
-    pub async fn rollback_environment(
-        &self,
-        actor: &str,
-        env: &str,
-        reason: &str,
-    ) -> Result<(Arc<LiveConfig>, crate::digest::Digest), Error> {
-        let live = self.configstore.get(env)?;
-        // An environment placed by an adapter plugin is restored through
-        // it first; the record changes only once the adapter has done so.
-        if let Some(spec) = self.placed_by(&live)?
-            && spec.adapter != BUILTIN_ADAPTER
-        {
-            let restore = match live.state.history.last() {
-                Some(d) => Some(CandidateView {
-                    digest: d.digest,
-                    bytes: Arc::new(self.store.candidate(&d.digest)?.unwrap_or_default()),
-                    metadata: Vec::new(),
-                }),
-                None => None,
-            };
-            let call = plugins::AdapterCall::Rollback {
-                environment: env.to_string(),
-                params: spec.adapter_params.clone(),
-                restore,
-            };
-            executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
-                .await
-                .map_err(|detail| Error::Adapter {
-                    environment: env.to_string(),
-                    detail,
-                })?;
-        }
-        let (state, down) = self
-            .store
-            .commit(|tx| {
-                let (state, down) = ConfigStore::rollback_in(tx, env)?;
-                let restored = state
-                    .active
-                    .as_ref()
-                    .map(|d| d.digest.short())
-                    .unwrap_or_default();
-                let why = if reason.trim().is_empty() {
-                    "no reason given".to_string()
-                } else {
-                    reason.to_string()
-                };
-                let mut draft = Draft::new(
-                    EventKind::EnvRolledBack,
-                    actor,
-                    format!(
-                        "{env}: rolled back from {} to {restored} by {actor}: {why}",
-                        down.digest.short()
-                    ),
-                )
-                .environment(env)
-                .detail(serde_json::json!({
-                    "from": down.digest,
-                    "to": state.active.as_ref().map(|d| d.digest),
-                    "generation": state.generation,
-                    "reason": why,
-                }));
-                let mut release = tx.release(down.release).ok();
-                if let Some(r) = release.as_mut().filter(|r| !r.phase.is_terminal()) {
-                    r.phase = Phase::RolledBack {
-                        stage: r.phase.stage(),
-                        reason: format!("{env} was rolled back by {actor}: {why}"),
-                    };
-                    r.updated_at_ms = tx.now_ms();
-                    tx.put_release(r)?;
-                }
-                if let Some(r) = &release {
-                    draft = draft.release(r.id.0, r.phase.name());
-                }
-                tx.append(draft)?;
-                Ok((state, down))
-            })
-            .await?;
-        self.configstore.publish(state)?;
-        Ok((self.configstore.get(env)?, down.digest))
-    }
-
-    /// How the environment's live candidate was placed: the environment as
-    /// the pipeline of the release that made it live defined it.
-    fn placed_by(&self, live: &LiveConfig) -> Result<Option<definition::Environment>, Error> {
-        let Some(active) = &live.state.active else {
-            return Ok(None);
-        };
-        Ok(self.store.release(active.release)?.and_then(|r| {
-            r.pipeline
-                .environment(&live.state.name)
-                .map(|(_, e)| e.clone())
-        }))
-    }
-
     pub fn config(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {
         Ok(self.configstore.get(env)?)
     }
@@ -552,13 +391,26 @@ impl Daemon {
         let Some(r) = self.store.release(id)? else {
             return Ok(());
         };
-        let message = format!(
+        let mut message = format!(
             "release {id} resumed after a daemon restart, from {}{}",
             r.phase.name(),
             r.current_environment()
                 .map(|e| format!(" in {e}"))
                 .unwrap_or_default()
         );
+        // Canary windows live in memory only: what was observed is gone.
+        match r.phase {
+            Phase::Canary { step, .. } => {
+                message += &format!(
+                    "; canary step {} observes again from its start (its observations were held in memory)",
+                    step + 1
+                );
+            }
+            Phase::Promoted { stage } if r.stages[stage].watch_baseline.is_some() => {
+                message += "; the watch after promotion starts again";
+            }
+            _ => {}
+        }
         self.store
             .commit(|tx| {
                 tx.append(

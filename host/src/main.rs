@@ -49,9 +49,13 @@ enum Command {
     /// Export or verify the audit log.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
-    /// Judge a canary offline from recorded samples.
+    /// Judge a canary offline from recorded samples, or show the live
+    /// judgement of a release's canary.
     #[command(subcommand)]
     Canary(cli::canary::CanaryCommand),
+    /// Exercise the automatic rollback path in an environment and print how
+    /// fast the restored configuration reached its watchers.
+    Drill(cli::drill::DrillArgs),
     /// Write, test, sign, push and manage gate and adapter plugins.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
@@ -88,7 +92,8 @@ fn main() -> ExitCode {
             Command::Rollback(a) => cli::env::rollback(&ctx, a).await,
             Command::Config(a) => cli::env::config(&ctx, a).await,
             Command::Audit(a) => cli::audit::run(&ctx, a).await,
-            Command::Canary(a) => cli::canary::run(a),
+            Command::Canary(a) => cli::canary::run(&ctx, a).await,
+            Command::Drill(a) => cli::drill::run(&ctx, a).await,
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
         }

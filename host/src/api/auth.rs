@@ -3,6 +3,11 @@
 //! Callers present `authorization: Bearer <token>`. The daemon keeps only the
 //! sha256 of each token; tokens are long random strings, so a plain hash is
 //! enough to make a stolen config useless.
+//!
+//! Roles: `reader` reads; `ci` submits; `operator` approves, aborts, rolls
+//! back and drills; `service` is for serving services, which read their
+//! configuration and report canary observations and nothing else; `admin`
+//! may do everything. Operators may report too, to feed a canary by hand.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -20,6 +25,9 @@ pub enum Role {
     Ci,
     /// Approves, aborts and rolls back, and reads.
     Operator,
+    /// A serving service: reads configurations and reports canary
+    /// observations.
+    Service,
     /// Everything.
     Admin,
 }
@@ -31,6 +39,8 @@ pub enum Permission {
     Operate,
     /// Push, activate and roll back plugins.
     Administer,
+    /// Report what a canary's arms served.
+    Report,
 }
 
 impl Role {
@@ -39,7 +49,8 @@ impl Role {
             (self, p),
             (_, Permission::Read)
                 | (Role::Ci, Permission::Submit)
-                | (Role::Operator, Permission::Operate)
+                | (Role::Operator, Permission::Operate | Permission::Report)
+                | (Role::Service, Permission::Report)
                 | (Role::Admin, _)
         )
     }
@@ -51,6 +62,7 @@ impl fmt::Display for Role {
             Role::Reader => "reader",
             Role::Ci => "ci",
             Role::Operator => "operator",
+            Role::Service => "service",
             Role::Admin => "admin",
         })
     }
@@ -63,6 +75,7 @@ impl fmt::Display for Permission {
             Permission::Submit => "submit releases",
             Permission::Operate => "approve, abort and roll back",
             Permission::Administer => "push, activate and roll back plugins",
+            Permission::Report => "report canary observations",
         })
     }
 }
@@ -191,10 +204,11 @@ mod tests {
     fn roles_grant_what_the_product_promises() {
         use Permission::*;
         let table = [
-            (Role::Reader, [true, false, false, false]),
-            (Role::Ci, [true, true, false, false]),
-            (Role::Operator, [true, false, true, false]),
-            (Role::Admin, [true, true, true, true]),
+            (Role::Reader, [true, false, false, false, false]),
+            (Role::Ci, [true, true, false, false, false]),
+            (Role::Operator, [true, false, true, false, true]),
+            (Role::Service, [true, false, false, false, true]),
+            (Role::Admin, [true, true, true, true, true]),
         ];
         for (role, expect) in table {
             assert_eq!(
@@ -202,7 +216,8 @@ mod tests {
                     role.allows(Read),
                     role.allows(Submit),
                     role.allows(Operate),
-                    role.allows(Administer)
+                    role.allows(Administer),
+                    role.allows(Report)
                 ],
                 expect,
                 "{role}"

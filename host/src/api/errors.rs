@@ -9,7 +9,8 @@ use tonic::Status;
 pub fn status(e: Error) -> Status {
     let message = e.to_string();
     match e {
-        Error::UnknownPipeline { .. } => Status::not_found(message),
+        Error::UnknownPipeline { .. } | Error::NoJudgement { .. } => Status::not_found(message),
+        Error::Drill { .. } => Status::failed_precondition(message),
         Error::Candidate(_) | Error::Attachment(_) | Error::Metadata { .. } => {
             Status::invalid_argument(message)
         }

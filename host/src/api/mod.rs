@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod canary;
 mod convert;
 pub mod environments;
 mod errors;
@@ -26,6 +27,7 @@ pub async fn routes(
     tokens: Tokens,
 ) -> Result<Routes, tonic_reflection::server::Error> {
     use proto::audit_service_server::AuditServiceServer;
+    use proto::canary_service_server::CanaryServiceServer;
     use proto::environment_service_server::EnvironmentServiceServer;
     use proto::plugin_service_server::PluginServiceServer;
     use proto::release_service_server::ReleaseServiceServer;
@@ -42,6 +44,9 @@ pub async fn routes(
         .await;
     health
         .set_serving::<PluginServiceServer<plugins::PluginApi>>()
+        .await;
+    health
+        .set_serving::<CanaryServiceServer<canary::CanaryApi>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -73,6 +78,12 @@ pub async fn routes(
         }),
         tokens.clone(),
     );
+    let canaries = InterceptedService::new(
+        CanaryServiceServer::new(canary::CanaryApi {
+            daemon: daemon.clone(),
+        }),
+        tokens.clone(),
+    );
     let audit =
         InterceptedService::new(AuditServiceServer::new(audit::AuditApi { daemon }), tokens);
     Ok(Routes::new(health_service)
@@ -80,6 +91,7 @@ pub async fn routes(
         .add_service(releases)
         .add_service(environments)
         .add_service(plugins)
+        .add_service(canaries)
         .add_service(audit))
 }
 

@@ -2,8 +2,10 @@
 //! [`Canary`]; each look returns a [`Judgement`]: per-metric evidence and
 //! promote / continue / roll back / inconclusive, with its reason.
 //!
-//! Rules: pure domain logic — no gRPC types, no I/O except reading recorded
-//! samples ([`recorded`]) and config files. Anytime-valid tests
+//! Rules: domain logic — no gRPC types, no I/O except reading recorded
+//! samples ([`recorded`]) and config files; [`live`] keeps the canaries the
+//! daemon runs in memory and fires their rollback trigger, [`routing`] is
+//! the sticky traffic split services apply. Anytime-valid tests
 //! ([`sequential`]) may stop a canary at any look; fixed-horizon tests
 //! ([`judge`], [`divergence`]) only speak at the final look, where the
 //! Kayenta-style score decides ([`judgement`]). A final look sorts every
@@ -13,8 +15,10 @@ pub mod config;
 pub mod divergence;
 pub mod judge;
 pub mod judgement;
+pub mod live;
 pub mod observation;
 pub mod recorded;
+pub mod routing;
 pub mod sequential;
 
 #[cfg(test)]
@@ -24,7 +28,7 @@ mod testing;
 
 pub use config::{CanaryConfig, Direction, Metric, MetricConfig, OnInconclusive};
 pub use judgement::{Decision, Judgement, Look, MetricResult, Outcome, Test};
-pub use observation::{Arm, Observation, Window};
+pub use observation::{Arm, ArmSummary, Observation, Window};
 
 use judge::SortedLatencies;
 use sequential::MixtureSprt;
@@ -83,6 +87,17 @@ impl Canary {
         Canary {
             config,
             window: Window::new(),
+            sequential: BTreeMap::new(),
+        }
+    }
+
+    /// A canary judged against what a baseline served earlier (a historical
+    /// control), for the watch after full promotion. Only the anytime-valid
+    /// metrics can be judged: the baseline kept no latencies to rank.
+    pub fn against(config: CanaryConfig, baseline: &ArmSummary) -> Canary {
+        Canary {
+            config,
+            window: Window::against(baseline),
             sequential: BTreeMap::new(),
         }
     }

@@ -173,6 +173,46 @@ impl ArmSamples {
     }
 }
 
+/// What one arm served, without its latency column: enough for the
+/// anytime-valid tests, small enough to keep with the release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    pub errors: u64,
+    pub latency: Moments,
+    pub cost: Moments,
+    pub cost_recorded: bool,
+}
+
+impl ArmSummary {
+    pub fn count(&self) -> u64 {
+        self.latency.n
+    }
+}
+
+impl ArmSamples {
+    /// This arm's running statistics, for a later comparison.
+    pub fn summary(&self) -> ArmSummary {
+        ArmSummary {
+            errors: self.errors,
+            latency: self.latency,
+            cost: self.cost,
+            cost_recorded: self.cost_recorded,
+        }
+    }
+
+    /// An arm that served `summary` but kept no latencies: the rank,
+    /// distribution and quantile tests cannot use it, the sequential ones can.
+    fn from_summary(summary: &ArmSummary) -> ArmSamples {
+        ArmSamples {
+            latency_ms: Vec::new(),
+            latency: summary.latency,
+            cost: summary.cost,
+            cost_recorded: summary.cost_recorded,
+            errors: summary.errors,
+        }
+    }
+}
+
 /// What an arm answered for one request key, until the other arm answers it.
 #[derive(Debug, Clone)]
 struct KeyedOutput {
@@ -207,6 +247,15 @@ pub struct Window {
 impl Window {
     pub fn new() -> Window {
         Window::default()
+    }
+
+    /// A window whose baseline is fixed to what an earlier window's baseline
+    /// served (a historical control); only the canary arm grows.
+    pub fn against(baseline: &ArmSummary) -> Window {
+        Window {
+            baseline: ArmSamples::from_summary(baseline),
+            ..Window::default()
+        }
     }
 
     /// Adds one observation; refuses one whose numbers cannot be judged.

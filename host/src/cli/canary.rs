@@ -1,10 +1,14 @@
 //! `canary judge`: judges recorded baseline and canary samples with the
-//! daemon's own judge, offline — no daemon, no network.
+//! daemon's own judge, offline — no daemon, no network. `canary status`:
+//! the live judgement of a release's canary, from the daemon.
 
-use super::{EXIT_OK, EXIT_ROLLED_BACK, Output};
+pub mod scene;
+
+use super::{Ctx, EXIT_OK, EXIT_ROLLED_BACK, Output, rpc};
 use anyhow::Context;
 use gatehouse::canary::judgement::{effect_text, num};
 use gatehouse::canary::{CanaryConfig, Decision, Judgement, MetricResult, recorded};
+use gatehouse::proto;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -27,6 +31,22 @@ pub enum CanaryCommand {
     /// two files are mirrored requests, whose outputs are compared.
     #[command(after_help = CANARY_EXIT_CODES)]
     Judge(JudgeArgs),
+    /// Show the live judgement of a release's canary: per-metric comparison
+    /// of the arms, the test behind each, and the decision with its reason.
+    /// Once the canary has ended, shows the judgement it ended with.
+    #[command(after_help = CANARY_EXIT_CODES)]
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// The release whose canary to show.
+    pub release: u64,
+    /// Keep printing each new judgement until the canary ends.
+    #[arg(long)]
+    pub watch: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(clap::Args)]
@@ -44,17 +64,96 @@ pub struct JudgeArgs {
     pub output: Output,
 }
 
-pub fn run(cmd: CanaryCommand) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Ctx, cmd: CanaryCommand) -> anyhow::Result<u8> {
     match cmd {
         CanaryCommand::Judge(args) => {
             let (text, code) = judge(&args)?;
-            match writeln!(std::io::stdout().lock(), "{text}") {
-                // A reader that stopped early (`| head`) is not an error.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(code),
-            }
+            print(&text)?;
+            Ok(code)
         }
+        CanaryCommand::Status(args) => status(ctx, args).await,
     }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
+    let mut c = ctx.connect().await?;
+    let request = proto::GetJudgementRequest {
+        release_id: args.release,
+    };
+    if !args.watch {
+        let j = c
+            .canaries
+            .get_judgement(request)
+            .await
+            .map_err(rpc)?
+            .into_inner();
+        let (text, code) = shown(&j, args.output)?;
+        print(&text)?;
+        return Ok(code);
+    }
+    let mut stream = c
+        .canaries
+        .watch_judgement(request)
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let mut code = EXIT_INCONCLUSIVE;
+    while let Some(j) = stream.message().await.map_err(rpc)? {
+        let (text, c) = shown(&j, args.output)?;
+        code = c;
+        print(&text)?;
+    }
+    Ok(code)
+}
+
+/// A judgement from the daemon as text or JSON, and the exit code its
+/// decision calls for.
+pub fn shown(j: &proto::Judgement, output: Output) -> anyhow::Result<(String, u8)> {
+    let evidence: Judgement =
+        serde_json::from_str(&j.evidence_json).context("reading the judgement's evidence")?;
+    let code = exit_code(evidence.decision);
+    let text = match output {
+        Output::Json => serde_json::to_string(&serde_json::json!({
+            "release_id": j.release_id,
+            "environment": j.environment,
+            "step": j.step,
+            "weight_percent": j.weight_percent,
+            "watch": j.watch,
+            "final": j.r#final,
+            "judged_at_ms": j.judged_at_ms,
+            "judgement": evidence,
+        }))?,
+        Output::Text => {
+            let what = if j.watch {
+                "watch after promotion".to_string()
+            } else {
+                format!("canary step {} at {}%", j.step + 1, j.weight_percent)
+            };
+            let look = if j.interim {
+                "interim look"
+            } else {
+                "final look"
+            };
+            let ended = if j.r#final { " (ended)" } else { "" };
+            format!(
+                "release {} in {}: {what}, {look}{ended}, {} baseline / {} canary samples\n{}",
+                j.release_id,
+                j.environment,
+                j.baseline_samples,
+                j.canary_samples,
+                table(&evidence)
+            )
+        }
+    };
+    Ok((text, code))
 }
 
 /// Judges the files named in `args`; returns what to print and the exit

@@ -126,6 +126,7 @@ pub async fn run() -> anyhow::Result<u8> {
         }
     );
     running.stop().await?;
+    super::canary::scene::run().await?;
 
     let good_ok = results
         .first()

@@ -5,6 +5,9 @@
 //! together with the release's phase and its audit event), and only after
 //! that commit is it published to watchers, who always see a state that is
 //! already on disk. Applying the digest that is already live changes nothing.
+//! A canary runs beside the active deployment at a weight; promoting it is
+//! applying its digest (the canary is cleared), and rolling back while one
+//! runs takes the canary down and leaves the active deployment serving.
 
 use crate::digest::Digest;
 use crate::pipeline::release::ReleaseId;
@@ -138,9 +141,70 @@ impl ConfigStore {
         Ok(Some(state))
     }
 
-    /// Restores the previous deployment of `env` inside the caller's
-    /// transaction; returns the new state and the deployment taken down.
+    /// Runs `digest` as the canary of `env` at `weight_percent`, beside the
+    /// active deployment, inside the caller's transaction. Returns the new
+    /// state, or `None` when exactly that was in place already.
+    pub fn place_canary_in(
+        tx: &Tx<'_>,
+        env: &str,
+        digest: Digest,
+        release: ReleaseId,
+        weight_percent: u32,
+    ) -> TxResult<Option<EnvState>> {
+        let Some(mut state) = tx.environment(env)?.filter(|s| s.active.is_some()) else {
+            return refuse(Refusal::Precondition(format!(
+                "environment {env} has nothing live; a canary needs a baseline to run beside"
+            )));
+        };
+        if let Some(other) = state.canary.as_ref().filter(|c| c.release != release) {
+            return refuse(Refusal::Precondition(format!(
+                "environment {env} already runs the canary of release {}; one canary at a time",
+                other.release
+            )));
+        }
+        let same = state
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.digest == digest && c.release == release);
+        if same && state.canary_weight_percent == weight_percent {
+            return Ok(None);
+        }
+        if !same {
+            state.canary = Some(Deployment {
+                digest,
+                release,
+                deployed_at_ms: tx.now_ms(),
+            });
+        }
+        state.canary_weight_percent = weight_percent.min(100);
+        state.generation += 1;
+        tx.put_environment(&state)?;
+        Ok(Some(state))
+    }
+
+    /// Takes the canary of `env` out of traffic inside the caller's
+    /// transaction; the active deployment stays. Returns the new state and
+    /// the canary taken down, or `None` when no canary ran.
+    pub fn withdraw_canary_in(tx: &Tx<'_>, env: &str) -> TxResult<Option<(EnvState, Deployment)>> {
+        let Some(mut state) = tx.environment(env)? else {
+            return Ok(None);
+        };
+        let Some(canary) = state.canary.take() else {
+            return Ok(None);
+        };
+        state.canary_weight_percent = 0;
+        state.generation += 1;
+        tx.put_environment(&state)?;
+        Ok(Some((state, canary)))
+    }
+
+    /// Rolls `env` back inside the caller's transaction: while a canary
+    /// runs, takes it down; otherwise restores the previous deployment.
+    /// Returns the new state and the deployment taken down.
     pub fn rollback_in(tx: &Tx<'_>, env: &str) -> TxResult<(EnvState, Deployment)> {
+        if let Some(withdrawn) = ConfigStore::withdraw_canary_in(tx, env)? {
+            return Ok(withdrawn);
+        }
         let Some(mut state) = tx.environment(env)? else {
             return refuse(Refusal::Precondition(format!(
                 "environment {env} has never had a deployment; there is nothing to roll back"
@@ -265,6 +329,46 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no previous deployment"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rollback_while_a_canary_runs_takes_the_canary_down_and_keeps_the_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cs = ConfigStore::open(store.clone(), ["prod".to_string()]).unwrap();
+        let d = Digest::of(b"{\"model\":\"b\"}");
+        let refused = store
+            .commit(|tx| ConfigStore::place_canary_in(tx, "prod", d, ReleaseId(2), 5))
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("baseline"), "{refused}");
+        apply(&store, &cs, "prod", b"{\"model\":\"a\"}", 1).await;
+        let placed = store
+            .commit(|tx| ConfigStore::place_canary_in(tx, "prod", d, ReleaseId(2), 5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(placed.canary_weight_percent, 5);
+        let again = store
+            .commit(|tx| ConfigStore::place_canary_in(tx, "prod", d, ReleaseId(2), 5))
+            .await
+            .unwrap();
+        assert!(
+            again.is_none(),
+            "placing the same canary twice changes nothing"
+        );
+        let (state, down) = store
+            .commit(|tx| ConfigStore::rollback_in(tx, "prod"))
+            .await
+            .unwrap();
+        assert_eq!(down.digest, d);
+        assert_eq!(state.canary, None);
+        assert_eq!(state.canary_weight_percent, 0);
+        assert_eq!(
+            state.active.unwrap().digest,
+            Digest::of(b"{\"model\":\"a\"}")
+        );
+        assert_eq!(state.generation, placed.generation + 1);
     }
 
     #[test]

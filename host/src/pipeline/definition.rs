@@ -5,6 +5,10 @@
 //! and what to change. A validated [`Pipeline`] is copied into each release it
 //! starts, so editing the file never changes a release already under way.
 
+mod progressive;
+
+pub use progressive::{CanarySpec, InconclusiveAction};
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -57,50 +61,8 @@ pub struct GateSpec {
     pub blocking: bool,
 }
 
-/// Progressive delivery settings of an environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CanarySpec {
-    /// Canary traffic weights in percent, ascending, e.g. `[5, 25, 50]`.
-    pub steps: Vec<u32>,
-    /// How long each step observes before it is judged.
-    #[serde(default = "default_step_seconds")]
-    pub step_seconds: u64,
-    /// Fewer observations than this per arm is "not enough data", never a pass.
-    #[serde(default = "default_min_samples")]
-    pub min_samples: u64,
-    /// False-alarm rate of the statistical tests.
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
-    #[serde(default)]
-    pub on_inconclusive: InconclusiveAction,
-}
-
-/// What to do when a canary step ends without enough evidence either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InconclusiveAction {
-    /// Observe for another step's duration.
-    #[default]
-    Extend,
-    /// Wait for an operator's approval.
-    Pause,
-    /// Roll back.
-    Fail,
-}
-
 fn default_adapter_timeout() -> Duration {
     DEFAULT_ADAPTER_TIMEOUT
-}
-
-fn default_step_seconds() -> u64 {
-    60
-}
-fn default_min_samples() -> u64 {
-    50
-}
-fn default_alpha() -> f64 {
-    0.01
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,9 +224,8 @@ impl Pipeline {
                 None => None,
                 Some(c) => {
                     let span = c.span();
-                    let c = c.into_inner();
-                    check_canary(&c).map_err(|m| at(span, m))?;
-                    Some(c)
+                    let base = Path::new(file).parent().unwrap_or(Path::new("."));
+                    Some(progressive::resolve(c.into_inner(), base).map_err(|m| at(span, m))?)
                 }
             };
             if adapter == BUILTIN_ADAPTER && !env.adapter_params.is_empty() {
@@ -341,7 +302,7 @@ struct RawEnvironment {
     approvals: Option<u32>,
     #[serde(default)]
     gate: Vec<RawGate>,
-    canary: Option<Spanned<CanarySpec>>,
+    canary: Option<Spanned<progressive::RawCanary>>,
 }
 
 #[derive(Deserialize)]
@@ -376,30 +337,6 @@ fn check_name(name: &Spanned<String>, what: &str) -> Result<(), String> {
             "{what} name {n:?} must be 1 to 64 characters of a-z, 0-9, '-' or '_'"
         ))
     }
-}
-
-fn check_canary(c: &CanarySpec) -> Result<(), String> {
-    if c.steps.is_empty() {
-        return Err(
-            "canary.steps is empty; list traffic weights in percent, e.g. [5, 25, 50]".into(),
-        );
-    }
-    if c.steps.iter().any(|s| *s == 0 || *s > 100) || c.steps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!(
-            "canary.steps {:?} must rise strictly, each between 1 and 100 (percent)",
-            c.steps
-        ));
-    }
-    if c.step_seconds == 0 {
-        return Err("canary.step_seconds must be at least 1".into());
-    }
-    if !(c.alpha > 0.0 && c.alpha < 0.5) {
-        return Err(format!(
-            "canary.alpha {} must be between 0 and 0.5 (e.g. 0.01)",
-            c.alpha
-        ));
-    }
-    Ok(())
 }
 
 /// 1-based line and column of a byte offset.

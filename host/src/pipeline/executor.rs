@@ -4,16 +4,23 @@
 //! the next phase only if the release is still in the phase we read
 //! (compare-and-set) — an abort or rollback that landed meanwhile wins, and
 //! this task stops. A phase is always durable before its effect starts.
+//! The canary stage (steps, judgements, automatic rollback, the watch after
+//! promotion) lives in [`canary`].
 
-use crate::configstore::ConfigStore;
+mod apply;
+mod canary;
+mod takedown;
+mod watch;
+
+pub use apply::call_adapter;
+use apply::{apply, apply_now};
+
 use crate::daemon::Daemon;
-use crate::digest::Digest;
-use crate::pipeline::definition::BUILTIN_ADAPTER;
-use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId};
-use crate::plugins::sandbox::Limits;
-use crate::plugins::{
-    AdapterCall, Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput, LiveState,
+use crate::pipeline::release::{
+    CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId,
 };
+use crate::plugins::sandbox::Limits;
+use crate::plugins::{Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Refusal, Tx, TxResult, refuse};
 use std::sync::Arc;
@@ -58,7 +65,12 @@ async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error>
         return Ok(Flow::Done);
     };
     let outcome = match release.phase.clone() {
-        p if p.is_terminal() => return Ok(Flow::Done),
+        p if p.is_terminal() => {
+            // An abort or an operator's rollback may have ended a canary
+            // this task was running; stop feeding it.
+            daemon.canaries.end(id.0, None);
+            return Ok(Flow::Done);
+        }
         Phase::Pending => {
             advance(daemon, &release, Phase::Gating { stage: 0 }, |_, _| Ok(())).await
         }
@@ -72,24 +84,13 @@ async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error>
             advance(daemon, &release, next, |_, _| Ok(())).await
         }
         Phase::Applying { stage } => apply(daemon, &release, stage).await,
-        Phase::Canary { stage } => {
-            // Releases enter Canary only on a daemon that judges canaries; one
-            // found here is stopped rather than promoted unjudged.
-            let reason = format!(
-                "canary analysis for {} is not available on this daemon; the release was stopped rather than promoted unjudged",
-                release.environment(stage)
-            );
-            let failed = Phase::Failed {
-                stage: Some(stage),
-                gate: None,
-                reason,
-            };
-            advance(daemon, &release, failed, |_, _| Ok(())).await
-        }
-        Phase::Promoted { stage } => {
-            let next = release.after_promotion(stage);
-            advance(daemon, &release, next, |_, _| Ok(())).await
-        }
+        Phase::Canary {
+            stage,
+            step,
+            extensions,
+            hold,
+        } => canary::run(daemon, &release, stage, step, extensions, hold).await,
+        Phase::Promoted { stage } => watch::after_promotion(daemon, &release, stage).await,
         // Terminal phases returned above.
         _ => return Ok(Flow::Done),
     };
@@ -97,6 +98,13 @@ async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error>
         Ok(_) | Err(store::Error::Refused(Refusal::Stale(_))) => Ok(Flow::Continue),
         Err(e) => Err(e),
     }
+}
+
+/// What a transition's phase event says beyond the phase: its own words,
+/// and evidence merged into the event's detail (e.g. a canary judgement).
+pub(crate) struct Note {
+    pub message: String,
+    pub detail: serde_json::Value,
 }
 
 /// Commits `next` if the release is still as read, with `extra` adding its
@@ -107,7 +115,27 @@ async fn advance(
     next: Phase,
     extra: impl Fn(&Tx<'_>, &mut Release) -> TxResult<()>,
 ) -> Result<Release, store::Error> {
-    let message = describe_phase(read, &next);
+    advance_noted(daemon, read, next, None, extra).await
+}
+
+/// [`advance`], with the phase event worded and enriched by `note`.
+async fn advance_noted(
+    daemon: &Daemon,
+    read: &Release,
+    next: Phase,
+    note: Option<Note>,
+    extra: impl Fn(&Tx<'_>, &mut Release) -> TxResult<()>,
+) -> Result<Release, store::Error> {
+    let message = match &note {
+        Some(n) => n.message.clone(),
+        None => describe_phase(read, &next),
+    };
+    let mut detail = serde_json::to_value(&next).unwrap_or_default();
+    if let (Some(map), Some(serde_json::Value::Object(more))) =
+        (detail.as_object_mut(), note.map(|n| n.detail))
+    {
+        map.extend(more);
+    }
     daemon
         .store
         .commit(|tx| {
@@ -121,7 +149,7 @@ async fn advance(
             tx.put_release(&r)?;
             let mut draft = Draft::new(EventKind::ReleasePhase, DAEMON, message.clone())
                 .release(r.id.0, r.phase.name())
-                .detail(serde_json::to_value(&r.phase).unwrap_or_default());
+                .detail(detail.clone());
             if let Some(env) = r.current_environment() {
                 draft = draft.environment(env);
             }
@@ -142,7 +170,23 @@ fn describe_phase(r: &Release, next: &Phase) -> String {
             r.pipeline.environments[*stage].approvals
         ),
         Phase::Applying { stage } => format!("{}: applying {}", env(stage), r.candidate.short()),
-        Phase::Canary { stage } => format!("{}: canary", env(stage)),
+        Phase::Canary {
+            stage, step, hold, ..
+        } => {
+            let steps = r.canary_spec(*stage).map_or(&[][..], |c| &c.steps[..]);
+            let weight = steps.get(*step).copied().unwrap_or(0);
+            let held = match hold {
+                CanaryHold::Observing => "",
+                CanaryHold::Paused => ", paused for an operator",
+                CanaryHold::Approved => ", approved",
+            };
+            format!(
+                "{}: canary at {weight}% (step {} of {}){held}",
+                env(stage),
+                step + 1,
+                steps.len()
+            )
+        }
         Phase::Promoted { stage } => format!("{}: promoted", env(stage)),
         Phase::Succeeded => format!("release {} succeeded", r.id),
         Phase::Failed { reason, .. } => format!("release {} failed: {reason}", r.id),
@@ -340,129 +384,4 @@ fn attached_files(
         }
     }
     Ok(files)
-}
-
-/// Attempts at an adapter call before the release fails.
-const ADAPTER_ATTEMPTS: u32 = 3;
-
-/// Applies the candidate through the environment's adapter, then records
-/// it as live and promotes, in one transaction. An adapter plugin is called
-/// first (again after a restart: adapters are idempotent by digest); the
-/// built-in config store needs no call, its record is the environment.
-async fn apply(daemon: &Daemon, release: &Release, stage: usize) -> Result<Release, store::Error> {
-    let env = release.environment(stage).to_string();
-    let spec = &release.pipeline.environments[stage];
-    let mut adapter_digest = None;
-    if spec.adapter != BUILTIN_ADAPTER {
-        let bytes = daemon
-            .store
-            .candidate(&release.candidate)?
-            .unwrap_or_default();
-        let call = AdapterCall::Apply {
-            environment: env.clone(),
-            params: spec.adapter_params.clone(),
-            candidate: CandidateView {
-                digest: release.candidate,
-                bytes: Arc::new(bytes),
-                metadata: Vec::new(),
-            },
-        };
-        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
-            Ok((digest, _)) => adapter_digest = Some(digest),
-            Err(reason) => {
-                let failed = Phase::Failed {
-                    stage: Some(stage),
-                    gate: None,
-                    reason: format!(
-                        "adapter {} could not apply {} to {env}: {reason}",
-                        spec.adapter,
-                        release.candidate.short()
-                    ),
-                };
-                return advance(daemon, release, failed, |_, _| Ok(())).await;
-            }
-        }
-    }
-    let applied = std::sync::Mutex::new(None);
-    let r = advance(daemon, release, Phase::Promoted { stage }, |tx, r| {
-        let changed = ConfigStore::apply_in(tx, &env, r.candidate, r.id)?;
-        if let Some(state) = &changed {
-            tx.append(
-                Draft::new(
-                    EventKind::EnvApplied,
-                    DAEMON,
-                    format!(
-                        "{env}: {} is live (generation {})",
-                        r.candidate.short(),
-                        state.generation
-                    ),
-                )
-                .release(r.id.0, PhaseName::Promoted)
-                .environment(&env)
-                .detail(serde_json::json!({
-                    "digest": r.candidate,
-                    "generation": state.generation,
-                    "adapter": spec.adapter,
-                    "adapter_digest": adapter_digest,
-                })),
-            )?;
-        }
-        r.stages[stage].promoted = true;
-        *applied.lock().unwrap_or_else(|p| p.into_inner()) = changed;
-        Ok(())
-    })
-    .await?;
-    let state = applied.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(state) = state
-        && let Err(e) = daemon.configstore.publish(state)
-    {
-        tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
-    }
-    Ok(r)
-}
-
-/// Runs one adapter call off the reactor, retrying a failed one with
-/// back-off; returns the digest of the plugin version that answered, or
-/// the last failure.
-pub async fn call_adapter(
-    daemon: &Daemon,
-    adapter: &str,
-    timeout: Duration,
-    call: AdapterCall,
-) -> Result<(Digest, Option<LiveState>), String> {
-    let mut backoff = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=ADAPTER_ATTEMPTS {
-        // The version active now answers, to the end of this call.
-        let plugin = daemon
-            .plugins
-            .adapter(adapter)
-            .map_err(|e| format!("plugin {adapter} {e}"))?;
-        let plugins = daemon.plugins.clone();
-        let call = call.clone();
-        let span = tracing::info_span!("adapter", adapter, plugin_digest = %plugin.digest.short());
-        let limits = Limits {
-            timeout,
-            fuel: crate::plugins::DEFAULT_FUEL,
-            memory: CALL_MEMORY_LIMIT,
-        };
-        let answer = tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            plugins
-                .adapt(&plugin, call, limits)
-                .map(|live| (plugin.digest, live))
-        })
-        .await;
-        match answer {
-            Ok(Ok(done)) => return Ok(done),
-            Ok(Err(e)) => last = format!("plugin {adapter} {e}"),
-            Err(e) => last = format!("the adapter call did not complete: {e}"),
-        }
-        tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
-        if attempt < ADAPTER_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-    Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
 }

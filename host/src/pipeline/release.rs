@@ -2,16 +2,20 @@
 //! machine it follows.
 //!
 //! ```text
-//! Pending → Gating(i) → [AwaitingApproval(i)] → Applying(i) → [Canary(i)] → Promoted(i)
+//! Pending → Gating(i) → [AwaitingApproval(i)] → Applying(i) → [Canary(i, step 0…n)] → Promoted(i)
 //!         → Gating(i+1) … → Succeeded
 //! any non-terminal phase → Failed | RolledBack | Aborted
 //! ```
 //! Every phase is persisted before the effect it guards runs (gates run in
-//! `Gating`, the adapter applies in `Applying`), so a daemon that dies resumes
-//! each release from its last phase and repeats at most an idempotent effect.
+//! `Gating`, the adapter applies in `Applying`, a canary step is placed with
+//! its `Canary` phase), so a daemon that dies resumes each release from its
+//! last phase and repeats at most an idempotent effect. A stage with a
+//! canary enters `Canary` only when something is live to compare against;
+//! `Promoted` may hold a watch after full promotion (see the executor).
 
 use super::attachment::AttachmentRef;
-use super::definition::Pipeline;
+use super::definition::{CanarySpec, Pipeline};
+use crate::canary::ArmSummary;
 use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +46,14 @@ pub enum Phase {
     },
     Canary {
         stage: usize,
+        /// Index into the stage's canary steps (absent in older records: 0).
+        #[serde(default)]
+        step: usize,
+        /// Extra step durations observed because a final look could not decide.
+        #[serde(default)]
+        extensions: u32,
+        #[serde(default)]
+        hold: CanaryHold,
     },
     Promoted {
         stage: usize,
@@ -80,7 +92,7 @@ impl Phase {
             Phase::Gating { stage }
             | Phase::AwaitingApproval { stage }
             | Phase::Applying { stage }
-            | Phase::Canary { stage }
+            | Phase::Canary { stage, .. }
             | Phase::Promoted { stage } => Some(*stage),
             Phase::Failed { stage, .. }
             | Phase::RolledBack { stage, .. }
@@ -111,6 +123,21 @@ impl Phase {
             _ => None,
         }
     }
+}
+
+/// Whether a canary step is observing or held for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryHold {
+    /// Traffic flows and the step ends with a final look when its time is up.
+    #[default]
+    Observing,
+    /// The final look could not decide and the pipeline says pause: traffic
+    /// still flows and a regression still rolls back, but only an operator's
+    /// approval promotes the step.
+    Paused,
+    /// An operator approved the paused step; the executor promotes it.
+    Approved,
 }
 
 /// A phase without its data, for events and the API.
@@ -205,6 +232,10 @@ pub struct StageRecord {
     pub gates: Vec<GateRecord>,
     pub approved_by: Vec<String>,
     pub promoted: bool,
+    /// What the baseline served during the last canary step, kept to judge
+    /// the promoted candidate against during the watch after promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_baseline: Option<ArmSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,6 +292,14 @@ impl Release {
             .environments
             .get(stage)
             .map_or("?", |e| e.name.as_str())
+    }
+
+    /// The canary settings of the environment at `stage`, if it has any.
+    pub fn canary_spec(&self, stage: usize) -> Option<&CanarySpec> {
+        self.pipeline
+            .environments
+            .get(stage)
+            .and_then(|e| e.canary.as_ref())
     }
 
     /// The environment the current phase refers to, if any.
@@ -346,6 +385,12 @@ mod tests {
                 reason: "too dear".into(),
             },
             Phase::Succeeded,
+            Phase::Canary {
+                stage: 1,
+                step: 2,
+                extensions: 1,
+                hold: CanaryHold::Paused,
+            },
         ] {
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(serde_json::from_str::<Phase>(&json).unwrap(), p);
@@ -358,5 +403,24 @@ mod tests {
             .is_terminal()
         );
         assert!(!Phase::AwaitingApproval { stage: 0 }.is_terminal());
+    }
+
+    #[test]
+    fn canary_phase_stored_before_steps_were_tracked_reads_as_step_zero() {
+        let old: Phase = serde_json::from_str(r#"{"phase":"canary","stage":2}"#).unwrap();
+        assert_eq!(
+            old,
+            Phase::Canary {
+                stage: 2,
+                step: 0,
+                extensions: 0,
+                hold: CanaryHold::Observing,
+            }
+        );
+        let record: StageRecord = serde_json::from_str(
+            r#"{"environment":"prod","gates":[],"approved_by":[],"promoted":false}"#,
+        )
+        .unwrap();
+        assert_eq!(record.watch_baseline, None);
     }
 }

@@ -1,0 +1,172 @@
+//! Placing a candidate: applying it through the environment's adapter (or
+//! entering its canary), and calling adapter plugins with retries.
+
+use super::{DAEMON, Note, advance, advance_noted, canary};
+use crate::configstore::ConfigStore;
+use crate::daemon::Daemon;
+use crate::digest::Digest;
+use crate::pipeline::definition::BUILTIN_ADAPTER;
+use crate::pipeline::release::{Phase, PhaseName, Release};
+use crate::plugins::sandbox::Limits;
+use crate::plugins::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState};
+use crate::store;
+use crate::store::audit::{Draft, EventKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts at an adapter call before the release fails.
+const ADAPTER_ATTEMPTS: u32 = 3;
+
+/// Applying a stage: with a canary and something live to compare against,
+/// the candidate enters its first canary step; otherwise it is applied
+/// directly (saying why a canary was skipped).
+pub(super) async fn apply(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+) -> Result<Release, store::Error> {
+    let mut note = None;
+    if release.canary_spec(stage).is_some() {
+        let env = release.environment(stage);
+        match canary::baseline(daemon, env, release.candidate) {
+            Ok(()) => return canary::enter(daemon, release, stage, 0, None).await,
+            Err(why) => {
+                note = Some(Note {
+                    message: format!("{env}: promoted (canary skipped: {why})"),
+                    detail: serde_json::json!({ "canary_skipped": why }),
+                })
+            }
+        }
+    }
+    apply_now(daemon, release, stage, note, None).await
+}
+
+/// Applies the candidate through the environment's adapter, then records
+/// it as live and promotes, in one transaction. An adapter plugin is called
+/// first (again after a restart: adapters are idempotent by digest); the
+/// built-in config store needs no call, its record is the environment.
+/// `watch_baseline` keeps a canary's baseline statistics for the watch.
+pub(super) async fn apply_now(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    note: Option<Note>,
+    watch_baseline: Option<crate::canary::ArmSummary>,
+) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let spec = &release.pipeline.environments[stage];
+    let mut adapter_digest = None;
+    if spec.adapter != BUILTIN_ADAPTER {
+        let bytes = daemon
+            .store
+            .candidate(&release.candidate)?
+            .unwrap_or_default();
+        let call = AdapterCall::Apply {
+            environment: env.clone(),
+            params: spec.adapter_params.clone(),
+            candidate: CandidateView {
+                digest: release.candidate,
+                bytes: Arc::new(bytes),
+                metadata: Vec::new(),
+            },
+        };
+        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+            Ok((digest, _)) => adapter_digest = Some(digest),
+            Err(reason) => {
+                let failed = Phase::Failed {
+                    stage: Some(stage),
+                    gate: None,
+                    reason: format!(
+                        "adapter {} could not apply {} to {env}: {reason}",
+                        spec.adapter,
+                        release.candidate.short()
+                    ),
+                };
+                return advance(daemon, release, failed, |_, _| Ok(())).await;
+            }
+        }
+    }
+    let applied = std::sync::Mutex::new(None);
+    let r = advance_noted(daemon, release, Phase::Promoted { stage }, note, |tx, r| {
+        let changed = ConfigStore::apply_in(tx, &env, r.candidate, r.id)?;
+        if let Some(state) = &changed {
+            tx.append(
+                Draft::new(
+                    EventKind::EnvApplied,
+                    DAEMON,
+                    format!(
+                        "{env}: {} is live (generation {})",
+                        r.candidate.short(),
+                        state.generation
+                    ),
+                )
+                .release(r.id.0, PhaseName::Promoted)
+                .environment(&env)
+                .detail(serde_json::json!({
+                    "digest": r.candidate,
+                    "generation": state.generation,
+                    "adapter": spec.adapter,
+                    "adapter_digest": adapter_digest,
+                })),
+            )?;
+        }
+        r.stages[stage].promoted = true;
+        r.stages[stage].watch_baseline = watch_baseline;
+        *applied.lock().unwrap_or_else(|p| p.into_inner()) = changed;
+        Ok(())
+    })
+    .await?;
+    let state = applied.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(state) = state
+        && let Err(e) = daemon.configstore.publish(state)
+    {
+        tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
+    }
+    Ok(r)
+}
+
+/// Runs one adapter call off the reactor, retrying a failed one with
+/// back-off; returns the digest of the plugin version that answered, or
+/// the last failure.
+pub async fn call_adapter(
+    daemon: &Daemon,
+    adapter: &str,
+    timeout: Duration,
+    call: AdapterCall,
+) -> Result<(Digest, Option<LiveState>), String> {
+    let mut backoff = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=ADAPTER_ATTEMPTS {
+        // The version active now answers, to the end of this call.
+        let plugin = daemon
+            .plugins
+            .adapter(adapter)
+            .map_err(|e| format!("plugin {adapter} {e}"))?;
+        let plugins = daemon.plugins.clone();
+        let call = call.clone();
+        let span = tracing::info_span!("adapter", adapter, plugin_digest = %plugin.digest.short());
+        let limits = Limits {
+            timeout,
+            fuel: crate::plugins::DEFAULT_FUEL,
+            memory: CALL_MEMORY_LIMIT,
+        };
+        let answer = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            plugins
+                .adapt(&plugin, call, limits)
+                .map(|live| (plugin.digest, live))
+        })
+        .await;
+        match answer {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(e)) => last = format!("plugin {adapter} {e}"),
+            Err(e) => last = format!("the adapter call did not complete: {e}"),
+        }
+        tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
+        if attempt < ADAPTER_ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
+}

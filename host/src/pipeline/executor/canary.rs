@@ -1,0 +1,379 @@
+//! The canary stage: the candidate runs beside what is live at each step's
+//! weight while serving services report observations; the judge looks after
+//! every batch (interim: only an anytime-valid regression can stop it) and
+//! at the end of each step (final: every test and the score); then the
+//! optional watch after full promotion.
+//!
+//! Rules:
+//! - A step is placed with its phase: an adapter plugin is asked first, then
+//!   `Canary { stage, step }` and the config store's canary and weight
+//!   commit in one transaction, then watchers hear of it.
+//! - Windows live in memory (`canary::live`), never in the store, and
+//!   nothing is written per observation: after a daemon restart a step
+//!   observes again from its start (the resume event says so).
+//! - Every final look and every decision is an audit event whose detail
+//!   carries the judgement under `canary`: per metric the values, sample
+//!   counts, test, statistic, p-value or e-value, threshold and outcome.
+//! - Promote: the next step, or after the last the candidate becomes active
+//!   (weight 0). Roll back: the canary leaves traffic, the baseline keeps
+//!   serving, the release ends RolledBack with the evidence. Undecided
+//!   (continue, too few samples, no data): `on_inconclusive` — extend (at
+//!   most `max_extensions` times, then roll back: a canary is never
+//!   promoted without evidence), pause for an operator (a regression still
+//!   rolls it back meanwhile), or fail (roll back).
+//! - The watch after full promotion is in [`super::watch`]; taking a
+//!   canary out of traffic in [`super::takedown`].
+
+use super::takedown::{evidence, publish, take_down, withdraw};
+use super::{DAEMON, Note, advance, advance_noted, apply_now, call_adapter, wait_for_news};
+use crate::canary::Decision;
+use crate::canary::live::{Mode, Position, RunningCanary, Snapshot};
+use crate::configstore::ConfigStore;
+use crate::daemon::Daemon;
+use crate::digest::Digest;
+use crate::pipeline::definition::{BUILTIN_ADAPTER, CanarySpec, InconclusiveAction};
+use crate::pipeline::release::{CanaryHold, Phase, Release};
+use crate::plugins::{AdapterCall, CandidateView};
+use crate::store::audit::{Draft, EventKind};
+use crate::store::{self, Refusal};
+use std::sync::{Arc, Mutex};
+
+/// Whether `env` runs something a canary of `candidate` can be compared
+/// with; if not, why the canary is skipped.
+pub(super) fn baseline(daemon: &Daemon, env: &str, candidate: Digest) -> Result<(), String> {
+    let live = daemon.configstore.get(env).map_err(|e| e.to_string())?;
+    match &live.state.active {
+        None => Err(format!("nothing is live in {env} to compare against")),
+        Some(a) if a.digest == candidate => {
+            Err(format!("{} is already live in {env}", candidate.short()))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Places the candidate at `step`'s weight and commits `Canary { stage,
+/// step }` with it.
+pub(super) async fn enter(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    step: usize,
+    note: Option<Note>,
+) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let spec = &release.pipeline.environments[stage];
+    let Some(weight) = release
+        .canary_spec(stage)
+        .and_then(|c| c.steps.get(step).copied())
+    else {
+        let reason = format!("{env} has no canary step {}", step + 1);
+        return fail(daemon, release, stage, reason).await;
+    };
+    if spec.adapter != BUILTIN_ADAPTER {
+        let call = AdapterCall::SetTraffic {
+            environment: env.clone(),
+            params: spec.adapter_params.clone(),
+            canary: candidate_view(daemon, release.candidate)?,
+            weight_percent: weight.min(100) as u8,
+        };
+        if let Err(e) = call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+            let reason = format!(
+                "adapter {} could not send {weight}% of {env}'s traffic to {}: {e}",
+                spec.adapter,
+                release.candidate.short()
+            );
+            return if step == 0 {
+                fail(daemon, release, stage, reason).await
+            } else {
+                take_down(daemon, release, stage, None, reason).await
+            };
+        }
+    }
+    let placed = Mutex::new(None);
+    let next = Phase::Canary {
+        stage,
+        step,
+        extensions: 0,
+        hold: CanaryHold::Observing,
+    };
+    let committed = advance_noted(daemon, release, next, note, |tx, r| {
+        let state = ConfigStore::place_canary_in(tx, &env, r.candidate, r.id, weight)?;
+        if let Some(state) = &state {
+            tx.append(
+                Draft::new(
+                    EventKind::EnvApplied,
+                    DAEMON,
+                    format!(
+                        "{env}: canary {} gets {weight}% of traffic (generation {})",
+                        r.candidate.short(),
+                        state.generation
+                    ),
+                )
+                .release(r.id.0, r.phase.name())
+                .environment(&env)
+                .detail(serde_json::json!({
+                    "digest": r.candidate,
+                    "weight_percent": weight,
+                    "step": step,
+                    "generation": state.generation,
+                    "adapter": spec.adapter,
+                })),
+            )?;
+        }
+        *lock(&placed) = state;
+        Ok(())
+    })
+    .await;
+    match committed {
+        Ok(r) => {
+            // Ready for observations before any service hears of the step.
+            // (Settings that cannot be used are reported by `run`.)
+            if let Some(spec) = r.canary_spec(stage) {
+                let _ = open_step(daemon, &r, stage, step, spec);
+            }
+            publish(daemon, placed);
+            Ok(r)
+        }
+        // What was live went away since it was checked: nothing to compare.
+        Err(store::Error::Refused(Refusal::Precondition(why))) => {
+            fail(daemon, release, stage, why).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One turn of a canary step: wait for a regression, the end of the step,
+/// or news about the release (an approval, an abort).
+pub(super) async fn run(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    step: usize,
+    extensions: u32,
+    hold: CanaryHold,
+) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let Some(spec) = release.canary_spec(stage).cloned() else {
+        let reason = format!("the pipeline this release runs has no canary for {env}");
+        return fail(daemon, release, stage, reason).await;
+    };
+    if spec.steps.get(step).is_none() {
+        let reason = format!("{env} has no canary step {}", step + 1);
+        return take_down(daemon, release, stage, None, reason).await;
+    }
+    let running = match open_step(daemon, release, stage, step, &spec) {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("the canary settings cannot be used: {e}");
+            return take_down(daemon, release, stage, None, reason).await;
+        }
+    };
+    if let Some(fired) = running.fired() {
+        return take_down(daemon, release, stage, Some(fired), String::new()).await;
+    }
+    if hold == CanaryHold::Approved {
+        let judged = match running.latest() {
+            Some(s) => s,
+            None => match running.look_final().await {
+                Ok(s) => s,
+                Err(e) => return take_down(daemon, release, stage, None, e).await,
+            },
+        };
+        return promote(daemon, release, stage, step, &spec, &running, judged, true).await;
+    }
+    let observing = hold == CanaryHold::Observing;
+    tokio::select! {
+        biased;
+        fired = running.triggered() => {
+            take_down(daemon, release, stage, Some(fired), String::new()).await
+        }
+        _ = tokio::time::sleep_until(running.deadline()), if observing => {
+            step_end(daemon, release, stage, step, extensions, &spec, &running).await
+        }
+        _ = wait_for_news(daemon, release.id) => Ok(release.clone()),
+    }
+}
+
+/// The running canary of a step, started if it is not running yet.
+fn open_step(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    step: usize,
+    spec: &CanarySpec,
+) -> Result<Arc<RunningCanary>, crate::canary::Error> {
+    let position = Position {
+        release: release.id.0,
+        environment: release.environment(stage).to_string(),
+        stage,
+        step,
+        weight_percent: spec.steps.get(step).copied().unwrap_or(0),
+        mode: Mode::Step,
+    };
+    let config = spec.judge_config()?;
+    Ok(daemon
+        .canaries
+        .open(position, config, None, spec.step_duration())
+        .0)
+}
+
+/// The final look of a step, and what it decides.
+async fn step_end(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    step: usize,
+    extensions: u32,
+    spec: &CanarySpec,
+    running: &RunningCanary,
+) -> Result<Release, store::Error> {
+    let judged = match running.look_final().await {
+        Ok(s) => s,
+        Err(e) => return take_down(daemon, release, stage, None, e).await,
+    };
+    // An interim look may have fired while the final one ran: it wins.
+    if let Some(fired) = running.fired() {
+        return take_down(daemon, release, stage, Some(fired), String::new()).await;
+    }
+    let action = match judged.judgement.decision {
+        Decision::Promote => {
+            return promote(daemon, release, stage, step, spec, running, judged, false).await;
+        }
+        Decision::RollBack => {
+            return take_down(daemon, release, stage, Some(judged), String::new()).await;
+        }
+        // The judge's own rule asked for more data.
+        Decision::Continue => InconclusiveAction::Extend,
+        Decision::Inconclusive { .. } => spec.on_inconclusive,
+    };
+    let env = release.environment(stage);
+    let weight = running.position.weight_percent;
+    let reason = judged.judgement.reason.clone();
+    match action {
+        InconclusiveAction::Extend if extensions < spec.max_extensions => {
+            let note = Note {
+                message: format!(
+                    "{env}: canary at {weight}% undecided: {reason}; observing another {:?} (extension {} of {})",
+                    spec.step_duration(),
+                    extensions + 1,
+                    spec.max_extensions
+                ),
+                detail: evidence(Some(&judged)),
+            };
+            let next = Phase::Canary {
+                stage,
+                step,
+                extensions: extensions + 1,
+                hold: CanaryHold::Observing,
+            };
+            let r = advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await?;
+            running.extend(spec.step_duration());
+            Ok(r)
+        }
+        InconclusiveAction::Extend => {
+            let why = format!(
+                "still undecided after {} extension(s): {reason}; a canary is never promoted without evidence",
+                spec.max_extensions
+            );
+            take_down(daemon, release, stage, Some(judged), why).await
+        }
+        InconclusiveAction::Pause => {
+            let note = Note {
+                message: format!(
+                    "{env}: canary paused at {weight}%: {reason}; `gatehouse approve {} --env {env}` promotes this step, `gatehouse rollback {env}` ends it, and a regression still rolls it back",
+                    release.id
+                ),
+                detail: evidence(Some(&judged)),
+            };
+            let next = Phase::Canary {
+                stage,
+                step,
+                extensions,
+                hold: CanaryHold::Paused,
+            };
+            advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await
+        }
+        InconclusiveAction::Fail => {
+            let why = format!("undecided, and on_inconclusive is fail: {reason}");
+            take_down(daemon, release, stage, Some(judged), why).await
+        }
+    }
+}
+
+/// The step passed (or an operator approved it): the next step, or full
+/// promotion after the last.
+#[allow(clippy::too_many_arguments)]
+async fn promote(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    step: usize,
+    spec: &CanarySpec,
+    running: &RunningCanary,
+    judged: Arc<Snapshot>,
+    approved: bool,
+) -> Result<Release, store::Error> {
+    let env = release.environment(stage).to_string();
+    let weight = running.position.weight_percent;
+    let why = if approved {
+        "approved by an operator".to_string()
+    } else {
+        judged.judgement.reason.clone()
+    };
+    if let Some(&next_weight) = spec.steps.get(step + 1) {
+        let note = Note {
+            message: format!(
+                "{env}: canary step {} passed at {weight}% ({why}); now {next_weight}%",
+                step + 1
+            ),
+            detail: evidence(Some(&judged)),
+        };
+        return enter(daemon, release, stage, step + 1, Some(note)).await;
+    }
+    let kept = match spec.watch_duration() {
+        Some(_) => Some(running.baseline().await),
+        None => None,
+    };
+    let note = Note {
+        message: format!("{env}: promoted after its canary ({why})"),
+        detail: evidence(Some(&judged)),
+    };
+    let r = apply_now(daemon, release, stage, Some(note), kept).await?;
+    if r.phase.is_terminal() {
+        // The adapter could not make it active: take the canary down too.
+        withdraw(daemon, release, stage).await;
+    }
+    if kept.is_none() || r.phase.is_terminal() {
+        daemon.canaries.end(release.id.0, Some((*judged).clone()));
+    }
+    Ok(r)
+}
+
+async fn fail(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+    reason: String,
+) -> Result<Release, store::Error> {
+    let failed = Phase::Failed {
+        stage: Some(stage),
+        gate: None,
+        reason,
+    };
+    advance(daemon, release, failed, |_, _| Ok(())).await
+}
+
+pub(super) fn candidate_view(
+    daemon: &Daemon,
+    digest: Digest,
+) -> Result<CandidateView, store::Error> {
+    Ok(CandidateView {
+        digest,
+        bytes: Arc::new(daemon.store.candidate(&digest)?.unwrap_or_default()),
+        metadata: Vec::new(),
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
