@@ -62,6 +62,13 @@ fn each_gates_example_request_gives_its_verdict() {
         (CONFIG_LINT_PATH, "config-lint.json", 0, ": pass (score", ""),
         (DRIFT_PATH, "drift.json", 3, ": fail (score", "output_label"),
         (LATENCY_PATH, "latency.json", 0, ": pass (score", "p99"),
+        (
+            LATENCY_PATH,
+            "latency-regressed.json",
+            3,
+            ": fail (score",
+            "p99 rose",
+        ),
     ];
     for (plugin, file, code, outcome, words) in cases {
         let (got, text) = plugin_test(plugin, file, &[]);
