@@ -12,21 +12,30 @@ const PROTOS: &[&str] = &[
     "gatehouse/v1/canary.proto",
 ];
 
-/// Plugin crates built for wasm32-wasip2, and whether the daemon embeds them as
-/// its default plugins (the others are test plugins loaded from disk).
-const PLUGINS: &[(&str, bool)] = &[
-    ("cost-estimator", true),
-    ("config-lint", true),
-    ("golden-eval", true),
-    ("drift", true),
-    ("latency", true),
-    // Adapters need a directory or hosts granted by an admin's manifest, so
-    // they ship as files to push rather than embedded.
-    ("adapter-file", false),
-    ("adapter-http", false),
-    ("chaos-gate", false),
-    ("hostile-gate", false),
-    ("noop-gate", false),
+/// How the daemon carries a plugin it builds.
+#[derive(Clone, Copy, PartialEq)]
+enum Ship {
+    /// Embedded and installed at start: the default gates, which need no grant.
+    Installed,
+    /// Embedded but not installed: adapters need a directory or hosts granted
+    /// by an admin's manifest, so they are pushed with one (the demo does).
+    Bundled,
+    /// Left on disk for tests to load.
+    TestOnly,
+}
+
+/// Plugin crates built for wasm32-wasip2, and how the daemon carries them.
+const PLUGINS: &[(&str, Ship)] = &[
+    ("cost-estimator", Ship::Installed),
+    ("config-lint", Ship::Installed),
+    ("golden-eval", Ship::Installed),
+    ("drift", Ship::Installed),
+    ("latency", Ship::Installed),
+    ("adapter-file", Ship::Bundled),
+    ("adapter-http", Ship::Bundled),
+    ("chaos-gate", Ship::TestOnly),
+    ("hostile-gate", Ship::TestOnly),
+    ("noop-gate", Ship::TestOnly),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -134,7 +143,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
         return Err(format!("building the plugins for wasm32-wasip2 failed ({status}); run `rustup target add wasm32-wasip2`").into());
     }
     let mut consts = String::new();
-    for (p, embedded) in PLUGINS {
+    for (p, ship) in PLUGINS {
         let stem = p.replace('-', "_");
         let wasm = built(p);
         if !wasm.exists() {
@@ -145,7 +154,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
         consts.push_str(&format!(
             "/// Where the build left the `{p}` plugin.\npub const {name}_PATH: &str = {path:?};\n"
         ));
-        if *embedded {
+        if *ship != Ship::TestOnly {
             consts.push_str(&format!(
                 "/// The `{p}` plugin, embedded.\npub const {name}_WASM: &[u8] = include_bytes!({path:?});\n"
             ));

@@ -376,10 +376,37 @@ fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
         stdout.contains("release 2: Failed, stopped at gate cost-estimator in staging"),
         "{stdout}"
     );
+    // The regressed candidate is stopped by golden-eval, the first gate in
+    // staging; drift and latency judged it too, and failed it as well.
     assert!(
-        stdout.contains("release 3: Failed, stopped at gate golden-eval in staging"),
+        stdout.contains(
+            "release 3: Failed, stopped at gate golden-eval in staging (drift and latency failed it too)"
+        ),
         "{stdout}"
     );
+    // All four gates judged the good candidate before production.
+    for gate in ["golden-eval", "cost-estimator", "drift", "latency"] {
+        assert!(
+            stdout.contains(&format!("gate.verdict production: gate {gate} → pass")),
+            "{gate}: {stdout}"
+        );
+    }
+    // adapter-file placed it where services read it, and the file holds
+    // what the daemon says production runs.
+    let live = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("production now runs "))
+        .expect("what production runs");
+    assert_eq!(live.len(), 12, "{stdout}");
+    let placed = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("production ") && l.contains("active.json"))
+        .unwrap_or_else(|| panic!("where production was placed: {stdout}"));
+    assert!(
+        placed.contains("/deploy/production/active.json") && placed.ends_with(live),
+        "{placed}"
+    );
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
     assert!(stdout.contains("hash chain intact"), "{stdout}");
     // The canary scene: the regressed candidate is taken out of traffic by
     // the daemon, and the scene reports how long that took.
