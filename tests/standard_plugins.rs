@@ -1,19 +1,21 @@
 //! The standard gates and adapters through the real daemon: each gate fails
 //! a release for its own reason and the CLI shows it; golden-eval asks a
-//! live OpenAI-compatible endpoint (a small server on 127.0.0.1); the file
-//! adapter places, replaces and rolls back configurations in a granted
-//! directory.
+//! live OpenAI-compatible endpoint (a small server on 127.0.0.1, in
+//! `loopback`); the file adapter places, replaces and rolls
+//! back configurations in a granted directory; the HTTP adapter does the
+//! same through a service's admin API, retrying a restarting service and
+//! failing closed on a dead one.
 
 mod common;
+mod loopback;
 
 use common::*;
-use gatehouse::plugins::builtin::{ADAPTER_FILE_PATH, GOLDEN_EVAL_FULL_PATH};
+use gatehouse::plugins::builtin::{ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH};
 use gatehouse::proto::{self, ReleasePhase};
-use std::collections::HashMap;
+use loopback::{AdminApi, Outage, model_endpoint};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// `gatehouse status ID` as a person reads it.
 fn status_text(daemon: &Daemon, token: &str, id: u64) -> String {
@@ -149,98 +151,6 @@ async fn each_gate_fails_a_release_for_its_own_reason() {
     }
 }
 
-/// An OpenAI-compatible chat completions endpoint on 127.0.0.1 that answers
-/// each golden case with its expected label, fails every `fail_every`-th
-/// request with a 500, and counts requests. One request per connection.
-async fn model_server(fail_every: u64) -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let answers: Arc<HashMap<String, String>> = Arc::new(
-        std::str::from_utf8(GOLDEN)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let case: serde_json::Value = serde_json::from_str(l).unwrap();
-                let expected = match &case["expected"] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Array(a) => a[0].as_str().unwrap_or_default().to_string(),
-                    other => other.to_string(),
-                };
-                (case["input"].as_str().unwrap().to_string(), expected)
-            })
-            .collect(),
-    );
-    let served = Arc::new(AtomicU64::new(0));
-    let count = served.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let answers = answers.clone();
-            let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let body = loop {
-                    let Ok(read) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if read == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..read]);
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + length {
-                        break buf[end + 4..end + 4 + length].to_vec();
-                    }
-                };
-                let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let prompt = request["messages"]
-                    .as_array()
-                    .and_then(|m| m.last())
-                    .and_then(|m| m["content"].as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                // The template ends with the ticket: find the case it asks about.
-                let label = answers
-                    .iter()
-                    .find(|(input, _)| prompt.ends_with(input.as_str()))
-                    .map(|(_, l)| l.clone())
-                    .unwrap_or_else(|| "other".into());
-                let (status, reply) = if fail_every > 0 && n.is_multiple_of(fail_every) {
-                    (
-                        "500 Internal Server Error",
-                        "{\"error\":\"overloaded\"}".to_string(),
-                    )
-                } else {
-                    (
-                        "200 OK",
-                        serde_json::json!({"choices": [{"message": {"role": "assistant", "content": label}}]})
-                            .to_string(),
-                    )
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (format!("127.0.0.1:{}", addr.port()), served)
-}
-
 /// A daemon whose plugin directory holds the live build of golden-eval,
 /// granted `http` to `host`, and a pipeline asking `base_url` for answers.
 fn live_daemon(root: &Path, host: &str) -> Daemon {
@@ -279,8 +189,8 @@ fn live_daemon(root: &Path, host: &str) -> Daemon {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_eval_asks_a_live_endpoint_for_every_case() {
     let root = tempfile::tempdir().unwrap();
-    let (host, served) = model_server(0).await;
-    let daemon = live_daemon(root.path(), &host);
+    let endpoint = model_endpoint(GOLDEN, 0, Duration::ZERO).await;
+    let daemon = live_daemon(root.path(), &endpoint.host);
     let token = daemon.generated_token.clone().unwrap();
     let mut c = daemon.client(Some(&token)).await;
     let id = submit(&mut c, "live", GOOD).await.release.unwrap().id;
@@ -291,7 +201,7 @@ async fn golden_eval_asks_a_live_endpoint_for_every_case() {
         .filter(|l| !l.is_empty())
         .count() as u64;
     assert_eq!(
-        served.load(Ordering::Relaxed),
+        endpoint.served.load(Ordering::Relaxed),
         cases,
         "one request per case"
     );
@@ -308,8 +218,8 @@ async fn golden_eval_asks_a_live_endpoint_for_every_case() {
 async fn a_failing_endpoint_makes_golden_eval_inconclusive_not_a_pass() {
     let root = tempfile::tempdir().unwrap();
     // Every fifth request fails: 20% errors, above the 5% the gate allows.
-    let (host, _) = model_server(5).await;
-    let daemon = live_daemon(root.path(), &host);
+    let endpoint = model_endpoint(GOLDEN, 5, Duration::ZERO).await;
+    let daemon = live_daemon(root.path(), &endpoint.host);
     let token = daemon.generated_token.clone().unwrap();
     let mut c = daemon.client(Some(&token)).await;
     let id = submit(&mut c, "live", GOOD).await.release.unwrap().id;
@@ -403,5 +313,197 @@ async fn the_file_adapter_places_replaces_and_rolls_back_configurations() {
     assert!(
         leftovers.is_empty(),
         "atomic writes leave nothing behind: {leftovers:?}"
+    );
+}
+
+/// A daemon with adapter-http pushed from its plugin directory, granted
+/// `http` to the admin API at `host` only, and a pipeline `service` whose
+/// production is placed through that API.
+fn service_daemon(root: &Path, host: &str, retries: u32, backoff_ms: u64) -> Daemon {
+    let plugins = root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(ADAPTER_HTTP_PATH, plugins.join("adapter-http.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("adapter-http.toml"),
+        format!(
+            "capabilities = [\"http\"]\n[http]\nallow_hosts = [\"{host}\"]\ntimeout_ms = 2000\n"
+        ),
+    )
+    .unwrap();
+    let pipeline = write(
+        root,
+        "service.toml",
+        &format!(
+            "name = \"service\"\n[[environment]]\nname = \"production\"\nadapter = \"adapter-http\"\nadapter_timeout_ms = 10000\nadapter_params = {{ base_url = \"http://{host}/admin\", token = {:?}, retries = {retries}, backoff_ms = {backoff_ms} }}\n",
+            AdminApi::TOKEN
+        ),
+    );
+    Daemon::start(
+        &root.join("data"),
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    )
+}
+
+/// What the daemon records as live in `env`.
+async fn recorded_live(c: &mut gatehouse::client::Client, env: &str) -> Option<String> {
+    c.environments
+        .get_config(proto::GetConfigRequest {
+            environment: env.into(),
+        })
+        .await
+        .expect("get config")
+        .into_inner()
+        .active
+        .map(|d| d.digest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_adapter_places_and_rolls_back_through_a_services_admin_api() {
+    let root = tempfile::tempdir().unwrap();
+    let api = AdminApi::start().await;
+    let daemon = service_daemon(root.path(), &api.host, 3, 50);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let active_path = "/admin/config/production/active";
+
+    // First placement: the adapter reads what is live (nothing yet: 404),
+    // then puts the candidate, named by its digest, with the token.
+    let one = candidate(1);
+    let first = submit(&mut c, "service", &one).await.release.unwrap().id;
+    let first = finished(&mut c, first).await;
+    assert_eq!(phase(&first), ReleasePhase::Succeeded, "{}", first.reason);
+    let d1 = first.candidate_digest.clone();
+    {
+        let service = api.lock();
+        let asked: Vec<_> = service
+            .seen
+            .iter()
+            .map(|s| (s.method.as_str(), s.target.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                ("GET", "/admin/config/production", 404),
+                ("PUT", active_path, 204)
+            ]
+        );
+        assert_eq!(service.seen[1].digest.as_deref(), Some(d1.as_str()));
+        assert_eq!(service.seen[1].body, one);
+        let placed = service.environments["production"].active.clone().unwrap();
+        assert_eq!((placed.digest, placed.bytes), (d1.clone(), one.clone()));
+    }
+
+    let two = candidate(2);
+    let second = submit(&mut c, "service", &two).await.release.unwrap().id;
+    let second = finished(&mut c, second).await;
+    assert_eq!(phase(&second), ReleasePhase::Succeeded, "{}", second.reason);
+    let d2 = second.candidate_digest.clone();
+    assert_eq!(api.active("production"), Some(d2.clone()));
+    assert_eq!(recorded_live(&mut c, "production").await, Some(d2.clone()));
+
+    // The operator's rollback restores the previous configuration through
+    // the API first, then in the daemon's record.
+    let back = c
+        .environments
+        .rollback_environment(proto::RollbackEnvironmentRequest {
+            environment: "production".into(),
+            reason: "error spike".into(),
+        })
+        .await
+        .expect("rollback")
+        .into_inner();
+    assert_eq!(back.rolled_back_digest, d2);
+    let rollback = api.writes().pop().unwrap();
+    assert_eq!(
+        (rollback.method.as_str(), rollback.target.as_str()),
+        ("POST", "/admin/config/production/rollback")
+    );
+    assert_eq!(rollback.digest.as_deref(), Some(d1.as_str()));
+    assert_eq!(rollback.body, one);
+    assert_eq!(api.active("production"), Some(d1.clone()));
+    assert_eq!(recorded_live(&mut c, "production").await, Some(d1.clone()));
+
+    // Idempotent by digest: releasing what the service already serves
+    // reads it back and writes nothing.
+    let writes = api.writes().len();
+    let again = submit(&mut c, "service", &one).await.release.unwrap().id;
+    let again = finished(&mut c, again).await;
+    assert_eq!(phase(&again), ReleasePhase::Succeeded, "{}", again.reason);
+    assert_eq!(api.writes().len(), writes, "{:?}", api.writes());
+    assert_eq!(api.active("production"), Some(d1));
+    let last = api.lock().seen.last().cloned().unwrap();
+    assert_eq!((last.method.as_str(), last.status), ("GET", 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_adapter_retries_a_restarting_service_and_fails_closed_on_a_dead_one() {
+    let root = tempfile::tempdir().unwrap();
+    let api = AdminApi::start().await;
+    let daemon = service_daemon(root.path(), &api.host, 3, 100);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+
+    // Restarting: the first two requests get 503, and the adapter waits
+    // 100 ms, then 200 ms, before asking again.
+    api.lock().outage = Outage::Next(2);
+    let one = submit(&mut c, "service", &candidate(1))
+        .await
+        .release
+        .unwrap()
+        .id;
+    let one = finished(&mut c, one).await;
+    assert_eq!(phase(&one), ReleasePhase::Succeeded, "{}", one.reason);
+    let d1 = one.candidate_digest.clone();
+    let seen = api.lock().seen.clone();
+    let statuses: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.status)).collect();
+    assert_eq!(
+        statuses,
+        [("GET", 503), ("GET", 503), ("GET", 404), ("PUT", 204)]
+    );
+    let waited = |i: usize| seen[i].at.duration_since(seen[i - 1].at);
+    assert!(waited(1) >= Duration::from_millis(100), "{:?}", waited(1));
+    assert!(waited(2) >= Duration::from_millis(200), "{:?}", waited(2));
+    assert_eq!(api.active("production"), Some(d1.clone()));
+
+    // Dead: every request gets 500. The adapter gives up after its
+    // retries, the daemon after its attempts, and the stage fails saying
+    // why; nothing live changes, here or at the service.
+    api.lock().outage = Outage::Always;
+    let before = api.lock().seen.len();
+    let two = submit(&mut c, "service", &candidate(2))
+        .await
+        .release
+        .unwrap()
+        .id;
+    let two = finished(&mut c, two).await;
+    assert_eq!(phase(&two), ReleasePhase::Failed, "{}", two.reason);
+    assert_eq!(two.environment, "production");
+    for words in [
+        "adapter adapter-http could not apply",
+        "to production",
+        "HTTP 500",
+        "database unavailable",
+        "after 3 attempts",
+    ] {
+        assert!(two.reason.contains(words), "{words:?}: {}", two.reason);
+    }
+    let during: Vec<_> = api.lock().seen[before..].to_vec();
+    assert_eq!(
+        during.len(),
+        3 * (1 + 3),
+        "3 daemon attempts, each the first request and 3 retries: {during:?}"
+    );
+    assert!(during.iter().all(|s| s.method == "GET" && s.status == 500));
+    assert_eq!(api.active("production"), Some(d1.clone()));
+    assert_eq!(recorded_live(&mut c, "production").await, Some(d1));
+    let shown = status_text(&daemon, &token, two.id);
+    assert!(
+        shown.contains("Failed") && shown.contains("database unavailable"),
+        "{shown}"
     );
 }
