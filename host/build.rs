@@ -63,7 +63,7 @@ fn compile_protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
 }
 
 /// Plugins also built with extra features, as `NAME_FULL_PATH`.
-const VARIANTS: &[(&str, &str)] = &[("golden-eval", "files,live")];
+const VARIANTS: &[(&str, &str)] = &[("golden-eval", "files,live"), ("latency", "live")];
 
 /// A cargo building plugins for `wasm32-wasip2` in release mode into
 /// `target_dir`, with none of the outer build's settings.

@@ -1,7 +1,7 @@
 //! The standard gates and adapters through the real daemon: each gate fails
 //! a release for its own reason and the CLI shows it; golden-eval asks a
-//! live OpenAI-compatible endpoint (a small server on 127.0.0.1, in
-//! `loopback`); the file adapter places, replaces and rolls
+//! live OpenAI-compatible endpoint and latency times one (small servers on
+//! 127.0.0.1, in `loopback`); the file adapter places, replaces and rolls
 //! back configurations in a granted directory; the HTTP adapter does the
 //! same through a service's admin API, retrying a restarting service and
 //! failing closed on a dead one.
@@ -10,7 +10,9 @@ mod common;
 mod loopback;
 
 use common::*;
-use gatehouse::plugins::builtin::{ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH};
+use gatehouse::plugins::builtin::{
+    ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH, LATENCY_FULL_PATH,
+};
 use gatehouse::proto::{self, ReleasePhase};
 use loopback::{AdminApi, Outage, model_endpoint};
 use std::path::Path;
@@ -504,6 +506,111 @@ async fn the_http_adapter_retries_a_restarting_service_and_fails_closed_on_a_dea
     let shown = status_text(&daemon, &token, two.id);
     assert!(
         shown.contains("Failed") && shown.contains("database unavailable"),
+        "{shown}"
+    );
+}
+
+/// Live requests the latency gate sends, and how many at once.
+const LIVE_REQUESTS: u64 = 400;
+const LIVE_IN_FLIGHT: u64 = 16;
+
+/// A daemon with the live build of latency pushed from its plugin
+/// directory, granted `http` to `host` and `clock`, and a pipeline
+/// `measured` whose staging gate times the endpoint there against SLOs of
+/// 250 ms (p95) and 500 ms (p99).
+fn latency_daemon(root: &Path, host: &str) -> Daemon {
+    let plugins = root.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(LATENCY_FULL_PATH, plugins.join("latency.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("latency.toml"),
+        format!(
+            "capabilities = [\"http\", \"clock\"]\n[http]\nallow_hosts = [\"{host}\"]\ntimeout_ms = 5000\n"
+        ),
+    )
+    .unwrap();
+    let pipeline = write(
+        root,
+        "measured.toml",
+        &format!(
+            "name = \"measured\"\n[[environment]]\nname = \"staging\"\n[[environment.gate]]\nplugin = \"latency\"\ntimeout_ms = 60000\nparams = {{ p95_ms = 250, p99_ms = 500, live = {{ base_url = \"http://{host}/v1/chat/completions\", method = \"POST\", body = {{ model = \"gpt-4o-mini\", messages = [{{ role = \"user\", content = \"Ticket: I was charged twice\" }}] }}, requests = {LIVE_REQUESTS}, max_in_flight = {LIVE_IN_FLIGHT} }} }}\n"
+        ),
+    );
+    Daemon::start(
+        &root.join("data"),
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    )
+}
+
+fn measured(gate: &proto::GateResult, name: &str) -> f64 {
+    gate.measurements
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.value)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", gate.measurements))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_times_a_fast_endpoint_live_and_passes_it() {
+    let root = tempfile::tempdir().unwrap();
+    let endpoint = model_endpoint(GOLDEN, 0, Duration::ZERO).await;
+    let daemon = latency_daemon(root.path(), &endpoint.host);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let id = submit(&mut c, "measured", GOOD).await.release.unwrap().id;
+    let done = finished(&mut c, id).await;
+    assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
+    let gate = &done.stages[0].gates[0];
+    assert_eq!(gate.outcome, proto::Outcome::Pass as i32, "{}", gate.reason);
+    assert!(gate.reason.contains("live requests"), "{}", gate.reason);
+    assert_eq!(measured(gate, "samples"), LIVE_REQUESTS as f64);
+    assert_eq!(measured(gate, "http_errors"), 0.0);
+    assert!(measured(gate, "p99") < 500.0, "{}", gate.reason);
+    assert_eq!(endpoint.served.load(Ordering::SeqCst), LIVE_REQUESTS);
+    assert!(
+        endpoint.in_flight.most() <= LIVE_IN_FLIGHT,
+        "{} at once",
+        endpoint.in_flight.most()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_times_a_slow_endpoint_live_and_fails_its_slos() {
+    let root = tempfile::tempdir().unwrap();
+    // Every answer takes 600 ms: above both SLOs, whatever the load.
+    let endpoint = model_endpoint(GOLDEN, 0, Duration::from_millis(600)).await;
+    let daemon = latency_daemon(root.path(), &endpoint.host);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let id = submit(&mut c, "measured", GOOD).await.release.unwrap().id;
+    let done = finished(&mut c, id).await;
+    assert_eq!(phase(&done), ReleasePhase::Failed, "{}", done.reason);
+    assert_eq!(
+        (done.environment.as_str(), done.failed_gate.as_str()),
+        ("staging", "latency")
+    );
+    let gate = &done.stages[0].gates[0];
+    assert_eq!(gate.outcome, proto::Outcome::Fail as i32, "{}", gate.reason);
+    assert!(measured(gate, "p95") >= 600.0, "{}", gate.reason);
+    for words in ["exceeds the SLO 250 ms", "exceeds the SLO 500 ms"] {
+        assert!(done.reason.contains(words), "{words}: {}", done.reason);
+    }
+    // Sent with bounded concurrency: side by side, never above the bound.
+    assert_eq!(endpoint.served.load(Ordering::SeqCst), LIVE_REQUESTS);
+    let most = endpoint.in_flight.most();
+    assert!((2..=LIVE_IN_FLIGHT).contains(&most), "{most} at once");
+    let shown = status_text(&daemon, &token, id);
+    assert!(
+        shown.contains("gate latency") && shown.contains("fail"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("p95") && shown.contains("p99") && shown.contains("exceeds the SLO"),
         "{shown}"
     );
 }
