@@ -1,14 +1,17 @@
 //! `gatehouse plugin test` on each built standard plugin with the example
 //! requests in `examples/requests/` prints the verdict the example is
-//! there to show, with no daemon.
+//! there to show, with no daemon (adapter-http's talks to an admin API the
+//! test serves on 127.0.0.1).
 
 mod common;
+mod loopback;
 
 use common::BIN;
 use gatehouse::plugins::builtin::{
-    ADAPTER_FILE_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, DRIFT_PATH, GOLDEN_EVAL_PATH,
-    LATENCY_PATH,
+    ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, DRIFT_PATH,
+    GOLDEN_EVAL_PATH, LATENCY_PATH,
 };
+use loopback::AdminApi;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -104,5 +107,55 @@ fn the_file_adapters_example_request_places_the_candidate() {
     assert_eq!(
         placed,
         std::fs::read(request("../candidates/triage-v2.json")).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_adapters_example_request_places_the_candidate_and_reads_it_back() {
+    let api = AdminApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The example names a service on 127.0.0.1:8089; this one listens
+    // where the system put it, so the request and the grant say so.
+    let mut example: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(request("adapter-http.json")).unwrap()).unwrap();
+    assert_eq!(example["params"]["base_url"], "http://127.0.0.1:8089/admin");
+    example["params"]["base_url"] = format!("http://{}/admin", api.host).into();
+    let candidate = request("../candidates/triage-v2.json");
+    example["candidate_file"] = candidate.to_str().unwrap().into();
+    let apply = dir.path().join("apply.json");
+    std::fs::write(&apply, example.to_string()).unwrap();
+    example["call"] = "current".into();
+    let current = dir.path().join("current.json");
+    std::fs::write(&current, example.to_string()).unwrap();
+    let manifest = dir.path().join("adapter-http.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "capabilities = [\"http\"]\n[http]\nallow_hosts = [\"{}\"]\n",
+            api.host
+        ),
+    )
+    .unwrap();
+
+    let run = |file: PathBuf| {
+        let manifest = manifest.clone();
+        tokio::task::spawn_blocking(move || {
+            plugin_test(
+                ADAPTER_HTTP_PATH,
+                file.to_str().unwrap(),
+                &["--manifest", manifest.to_str().unwrap()],
+            )
+        })
+    };
+    let (code, text) = run(apply).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": done"), "{text}");
+    let digest = gatehouse::digest::Digest::of(&std::fs::read(&candidate).unwrap()).hex();
+    assert_eq!(api.active("staging"), Some(digest.clone()));
+    let (code, text) = run(current).await.unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(": live {digest} canary - at 0%")),
+        "{text}"
     );
 }
