@@ -3,7 +3,8 @@
 //! back on a regression and an operator's approval promotes it; the watch
 //! after promotion restores the previous configuration; a restart resumes a
 //! canary step and says so; a drill measures the rollback path and refuses
-//! production unless forced.
+//! production unless forced; an operator's abort takes a running canary out
+//! of traffic.
 
 mod canary_service;
 mod common;
@@ -361,4 +362,42 @@ async fn drill_measures_the_rollback_path_and_refuses_production_unless_forced()
     let shown: serde_json::Value = serde_json::from_slice(&forced.stdout).unwrap();
     assert_eq!(shown["seen_by_this_client"], true);
     assert!(shown["recovery_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_during_a_canary_takes_it_out_of_traffic_and_the_baseline_serves() {
+    let root = tempfile::tempdir().unwrap();
+    // A step far longer than the test: only the abort can end it.
+    let (_daemon, _, mut c, baseline) =
+        start(root.path(), "steps = [30]\nstep_seconds = 3600\n").await;
+    let id = submit(&mut c, "canary", &candidate(2))
+        .await
+        .release
+        .unwrap()
+        .id;
+    wait_event(&mut c, id, |e| e.message.contains("gets 30% of traffic")).await;
+    assert!(live(&mut c, "production").await.canary.is_some());
+
+    c.releases
+        .abort_release(proto::AbortReleaseRequest {
+            id,
+            reason: "wrong prompt template".into(),
+        })
+        .await
+        .unwrap();
+    let done = finished(&mut c, id).await;
+    assert_eq!(phase(&done), ReleasePhase::Aborted, "{}", done.reason);
+    let prod = live(&mut c, "production").await;
+    assert!(prod.canary.is_none(), "{prod:?}");
+    assert_eq!(prod.canary_weight_percent, 0);
+    assert_eq!(prod.active.unwrap().digest, baseline);
+    let down = wait_event(&mut c, id, |e| e.kind == "env.rolled_back").await;
+    assert!(
+        down.message.contains("taken out of traffic")
+            && down.message.contains("wrong prompt template"),
+        "{}",
+        down.message
+    );
+    let detail: serde_json::Value = serde_json::from_str(&down.detail_json).unwrap();
+    assert_eq!(detail["to"], serde_json::json!(baseline));
 }

@@ -7,7 +7,7 @@
 //! baseline keeps serving.
 
 use super::{Daemon, Error};
-use crate::configstore::{ConfigStore, EnvState, LiveConfig};
+use crate::configstore::{ConfigStore, LiveConfig};
 use crate::digest::Digest;
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER};
 use crate::pipeline::executor;
@@ -127,7 +127,7 @@ impl Daemon {
                     .release(id.0, r.phase.name()),
                 )?;
                 let withdrawn = match canary_stage {
-                    Some(stage) => withdraw_canary_of(tx, &r, stage, actor, &reason)?,
+                    Some(stage) => executor::withdraw_canary_of(tx, &r, stage, actor, &reason)?,
                     None => None,
                 };
                 Ok((r, withdrawn))
@@ -309,46 +309,4 @@ fn approve_paused_canary(
         .detail(serde_json::json!({ "comment": comment, "canary_step": step })),
     )?;
     Ok(r)
-}
-
-/// Takes `r`'s canary in the environment at `stage` out of the record, if
-/// it is still there, with an event saying why.
-fn withdraw_canary_of(
-    tx: &Tx<'_>,
-    r: &Release,
-    stage: usize,
-    actor: &str,
-    why: &str,
-) -> TxResult<Option<EnvState>> {
-    let env = r.environment(stage).to_string();
-    let ours = tx
-        .environment(&env)?
-        .and_then(|s| s.canary)
-        .is_some_and(|c| c.release == r.id);
-    if !ours {
-        return Ok(None);
-    }
-    let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, &env)? else {
-        return Ok(None);
-    };
-    tx.append(
-        Draft::new(
-            EventKind::EnvRolledBack,
-            actor,
-            format!(
-                "{env}: canary {} taken out of traffic: release {} {why}",
-                down.digest.short(),
-                r.id
-            ),
-        )
-        .release(r.id.0, r.phase.name())
-        .environment(&env)
-        .detail(serde_json::json!({
-            "from": down.digest,
-            "to": state.active.as_ref().map(|d| d.digest),
-            "generation": state.generation,
-            "reason": why,
-        })),
-    )?;
-    Ok(Some(state))
 }

@@ -14,6 +14,7 @@ mod watch;
 
 pub use apply::call_adapter;
 use apply::{apply, apply_now};
+pub use takedown::withdraw_canary_of;
 
 use crate::daemon::Daemon;
 use crate::pipeline::release::{

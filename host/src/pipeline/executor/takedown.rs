@@ -12,8 +12,8 @@ use crate::digest::Digest;
 use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::release::{Phase, Release};
 use crate::plugins::AdapterCall;
-use crate::store;
 use crate::store::audit::{Draft, EventKind};
+use crate::store::{self, Tx, TxResult};
 use std::sync::{Arc, Mutex};
 
 /// Rolls the canary back: the adapter (if any) restores the baseline, then
@@ -93,33 +93,11 @@ pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
         tracing::error!(environment = %env, error = %e, "cannot take the canary down through the adapter");
         return;
     }
-    let id = release.id;
     let done = daemon
         .store
         .commit(|tx| {
-            let ours = tx
-                .environment(&env)?
-                .and_then(|s| s.canary)
-                .is_some_and(|c| c.release == id);
-            if !ours {
-                return Ok(None);
-            }
-            let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, &env)? else {
-                return Ok(None);
-            };
-            tx.append(
-                Draft::new(
-                    EventKind::EnvRolledBack,
-                    DAEMON,
-                    format!(
-                        "{env}: canary {} taken out of traffic: its release failed",
-                        down.digest.short()
-                    ),
-                )
-                .environment(&env)
-                .detail(serde_json::json!({ "from": down.digest, "generation": state.generation })),
-            )?;
-            Ok(Some(state))
+            let r = tx.release(release.id)?;
+            withdraw_canary_of(tx, &r, stage, DAEMON, "failed")
         })
         .await;
     match done {
@@ -203,4 +181,46 @@ pub(super) fn publish(daemon: &Daemon, state: Mutex<Option<EnvState>>) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes `r`'s canary in the environment at `stage` out of the record, if
+/// it is still there, with an event saying why.
+pub fn withdraw_canary_of(
+    tx: &Tx<'_>,
+    r: &Release,
+    stage: usize,
+    actor: &str,
+    why: &str,
+) -> TxResult<Option<EnvState>> {
+    let env = r.environment(stage).to_string();
+    let ours = tx
+        .environment(&env)?
+        .and_then(|s| s.canary)
+        .is_some_and(|c| c.release == r.id);
+    if !ours {
+        return Ok(None);
+    }
+    let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, &env)? else {
+        return Ok(None);
+    };
+    tx.append(
+        Draft::new(
+            EventKind::EnvRolledBack,
+            actor,
+            format!(
+                "{env}: canary {} taken out of traffic: release {} {why}",
+                down.digest.short(),
+                r.id
+            ),
+        )
+        .release(r.id.0, r.phase.name())
+        .environment(&env)
+        .detail(serde_json::json!({
+            "from": down.digest,
+            "to": state.active.as_ref().map(|d| d.digest),
+            "generation": state.generation,
+            "reason": why,
+        })),
+    )?;
+    Ok(Some(state))
 }
