@@ -47,9 +47,10 @@ fn monitor(
 /// Two anytime-valid tests can roll back here (error_rate and latency_mean,
 /// both critical). Each two-sided mixture crosses 1/α with probability ≤ α
 /// under H₀, about evenly on either side, and only the bad side rolls back,
-/// so the false-rollback rate should sit near or below α. The bound
-/// asserted is α plus three binomial standard errors over 500 runs
-/// (≈ 0.079), which a valid test passes essentially always. To show the
+/// so the false-rollback rate should sit below α, which is asserted (the
+/// runs are seeded, so the figure is the same at every run; the printed
+/// bound, α plus three binomial standard errors, says how far a valid test
+/// could stray on other seeds). To show the
 /// check has teeth, the same runs also count what a naive fixed-horizon
 /// z-test (one-sided, level α) repeated at every look would have done: it
 /// must exceed α, as repeated testing inflates false alarms.
@@ -78,8 +79,9 @@ fn aa_canaries_under_continuous_monitoring_rarely_roll_back() {
         alpha + margin
     );
     assert!(
-        rate <= alpha + margin,
-        "false-rollback rate {rate} above {alpha} + {margin}"
+        rate < alpha,
+        "false-rollback rate {rate} not below alpha {alpha} (noise bound {})",
+        alpha + margin
     );
     assert!(
         naive > alpha,
