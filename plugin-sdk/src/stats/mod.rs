@@ -60,6 +60,7 @@ pub use gamma::chi2_sf;
 pub use ks::{KS_EXACT_MAX_LEN, ks_2samp};
 pub use mann_whitney::mann_whitney_u;
 pub use quantile::{quantile, quantile_ci};
+pub use sort::sorted_copy as sorted;
 pub use special::{normal_cdf, normal_sf};
 
 /// Which departure from the null hypothesis a test looks for, as SciPy's

@@ -86,6 +86,9 @@ pub fn compare(
     let mut crossed = Vec::new();
     let figures = match (feature.bars, candidate, reference) {
         (Bars::Numeric { psi_max, ks_alpha }, Column::Numeric(c), Column::Numeric(r)) => {
+            // KS sorts both samples and PSI the reference again; sorted
+            // once here, each of those is a linear pass over sorted data.
+            let (c, r) = (&stats::sorted(c), &stats::sorted(r));
             let psi = stats::psi(r, c, bins).map_err(failed)?;
             let ks = stats::ks_2samp(c, r, Alternative::TwoSided).map_err(failed)?;
             if psi > psi_max {
