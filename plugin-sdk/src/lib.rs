@@ -77,6 +77,7 @@ pub use bindings::gate::gatehouse::plugin::types::{
 pub use request::{json_kind, parse_params};
 /// The JSON crate the SDK parses with, so plugins can name its types.
 pub use serde_json;
+pub use verdict::sentences;
 
 /// A gate: judges one candidate before it may enter an environment.
 ///

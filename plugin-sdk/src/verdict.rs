@@ -82,6 +82,30 @@ impl Verdict {
     }
 }
 
+/// Parts joined as sentences, each ending in a period. A part opening
+/// with a plain word is capitalised; one opening with a name (`p99`, a
+/// feature in backticks) keeps it as written.
+pub fn sentences(parts: &[String]) -> String {
+    let mut text = String::new();
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let word = part.split(' ').next().unwrap_or_default();
+        let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation());
+        let mut chars = part.chars();
+        match chars.next() {
+            Some(first) if word.chars().all(char::is_alphabetic) => {
+                text.extend(first.to_uppercase());
+                text.push_str(chars.as_str());
+            }
+            _ => text.push_str(part),
+        }
+        text.push('.');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +137,13 @@ mod tests {
         assert_eq!(verdict.measurement("cost_per_request"), Some(0.02));
         assert_eq!(verdict.measurement("latency"), None);
         assert!(!verdict.admits());
+    }
+
+    #[test]
+    fn parts_become_sentences() {
+        let parts = ["no drift".to_string(), "`x` moved".to_string()];
+        assert_eq!(sentences(&parts), "No drift. `x` moved.");
+        assert_eq!(sentences(&["a".into(), "b c".into()]), "A. B c.");
+        assert_eq!(sentences(&["p99 rose".into(), String::new()]), "p99 rose.");
     }
 }

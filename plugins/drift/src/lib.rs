@@ -157,9 +157,9 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
     records::check_source("reference", &params.reference)?;
     if !data::exists(&params.candidate) {
         let why = data::read(&params.candidate).err().unwrap_or_default();
-        return Ok(Verdict::inconclusive(report::sentences(&[format!(
-            "no candidate samples to compare: {why}"
-        )])));
+        return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
+            format!("no candidate samples to compare: {why}"),
+        ])));
     }
     if !data::exists(&params.reference) {
         return Ok(missing_reference(&params));
@@ -194,12 +194,12 @@ fn missing_reference(params: &Params) -> Verdict {
         ),
     };
     if params.allow_missing_reference {
-        Verdict::pass(report::sentences(&[
+        Verdict::pass(gatehouse_plugin_sdk::sentences(&[
             missing,
             "passed without comparing, as `allow_missing_reference` is set".to_string(),
         ]))
     } else {
-        Verdict::inconclusive(report::sentences(&[
+        Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
             missing,
             "set `allow_missing_reference = true` to let releases through meanwhile".to_string(),
         ]))

@@ -9,7 +9,7 @@
 //! and what moved (category shares, means), then says what to do. The score
 //! is the share of features that are stable.
 
-use gatehouse_plugin_sdk::{Outcome, Verdict};
+use gatehouse_plugin_sdk::{Outcome, Verdict, sentences};
 
 use crate::compare::{Comparison, Figures, Status, fixed, js_noise_floor, p_value};
 use crate::params::{Feature, Params};
@@ -239,30 +239,6 @@ fn describe_stable(feature: &Feature, c: &Comparison) -> String {
     }
 }
 
-/// Parts joined as sentences, each ending in a period. A part opening
-/// with a plain word is capitalised; one opening with a name (`p99`, a
-/// feature in backticks) keeps it as written.
-pub fn sentences(parts: &[String]) -> String {
-    let mut text = String::new();
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        let word = part.split(' ').next().unwrap_or_default();
-        let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation());
-        let mut chars = part.chars();
-        match chars.next() {
-            Some(first) if word.chars().all(char::is_alphabetic) => {
-                text.extend(first.to_uppercase());
-                text.push_str(chars.as_str());
-            }
-            _ => text.push_str(part),
-        }
-        text.push('.');
-    }
-    text
-}
-
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
@@ -288,11 +264,5 @@ mod tests {
         assert_eq!(short(0.8801), "0.8801");
         assert_eq!(short(2.5e7), "2.500e7");
         assert_eq!(percent(0.2421), "24.2%");
-    }
-
-    #[test]
-    fn parts_become_sentences() {
-        let parts = ["no drift".to_string(), "`x` moved".to_string()];
-        assert_eq!(sentences(&parts), "No drift. `x` moved.");
     }
 }

@@ -172,9 +172,9 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
             samples::check_source("samples", source)?;
             if !data::exists(source) {
                 let why = data::read(source).err().unwrap_or_default();
-                return Ok(Verdict::inconclusive(report::sentences(&[format!(
-                    "no latency samples to judge: {why}"
-                )])));
+                return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
+                    format!("no latency samples to judge: {why}"),
+                ])));
             }
             (samples::read("samples", source)?, source)
         }
@@ -191,7 +191,9 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
                 needed_for_bars(&params)
             ),
         };
-        return Ok(Verdict::inconclusive(report::sentences(&[why])));
+        return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
+            why,
+        ])));
     }
     sorted.sort_unstable_by(f64::total_cmp);
 

@@ -11,7 +11,7 @@
 //! test does not confirm) makes it warn; else it passes. The reason opens
 //! with the percentiles and their intervals and names every bar crossed.
 
-use gatehouse_plugin_sdk::{Outcome, Verdict};
+use gatehouse_plugin_sdk::{Outcome, Verdict, sentences};
 
 use crate::compare::{Incumbent, Regression};
 use crate::params::{Params, WhenUncertain};
@@ -227,30 +227,6 @@ fn summary(j: &Judged, level: &str) -> String {
     )
 }
 
-/// Parts joined as sentences, each ending in a period. A part opening
-/// with a plain word is capitalised; one opening with a name (`p99`, a
-/// feature in backticks) keeps it as written.
-pub fn sentences(parts: &[String]) -> String {
-    let mut text = String::new();
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        let word = part.split(' ').next().unwrap_or_default();
-        let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation());
-        let mut chars = part.chars();
-        match chars.next() {
-            Some(first) if word.chars().all(char::is_alphabetic) => {
-                text.extend(first.to_uppercase());
-                text.push_str(chars.as_str());
-            }
-            _ => text.push_str(part),
-        }
-        text.push('.');
-    }
-    text
-}
-
 fn ms(value: f64) -> String {
     format!("{} ms", short(value))
 }
@@ -340,7 +316,5 @@ mod tests {
         assert_eq!(percent(0.999), "99.9%");
         assert_eq!(rise(122.71), "122.7%");
         assert_eq!(p_value(0.00073), "7.3e-4");
-        assert_eq!(sentences(&["a".into(), "b c".into()]), "A. B c.");
-        assert_eq!(sentences(&["p99 rose".into(), String::new()]), "p99 rose.");
     }
 }
