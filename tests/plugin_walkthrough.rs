@@ -40,7 +40,10 @@ fn readme_plugin_walkthrough_runs_as_written() {
     // most 60 s for the daemon. Output goes to files, not pipes: a daemon
     // left behind by a failing line must not hold the test's pipes open.
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    cmd.args(["-e", "-c", script])
+    // Whatever the script leaves running in the background (the daemon,
+    // when a line after `serve` failed) is killed as the shell exits.
+    let script = format!("trap 'kill -KILL $(jobs -p) 2>/dev/null || true' EXIT\n{script}");
+    cmd.args(["-e", "-c", &script])
         .current_dir(dir.path())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
@@ -64,16 +67,17 @@ fn readme_plugin_walkthrough_runs_as_written() {
             break Some(status);
         }
         if Instant::now() > deadline {
+            // Still running, so not reaped: its process group id cannot
+            // have been handed to anyone else yet. Once reaped it could be,
+            // which is why the group is never signalled after that.
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    // Stop whatever the walk-through left running (the daemon, when a line
-    // after `serve` failed).
-    let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{}", child.id())])
-        .status();
-    let _ = child.wait();
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     assert!(
