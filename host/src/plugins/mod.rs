@@ -87,6 +87,7 @@ pub struct Plugin {
     pub grants: Arc<Grants>,
     pre: InstancePre<CallState>,
     api: Api,
+    contexts: sandbox::Contexts,
 }
 
 impl Plugin {
@@ -331,6 +332,7 @@ impl Plugins {
             grants: Arc::new(grants),
             pre,
             api,
+            contexts: sandbox::Contexts::default(),
         })
     }
 
@@ -424,7 +426,7 @@ impl Plugins {
         input: &GateInput,
         limits: Limits,
     ) -> Result<Verdict, GateError> {
-        let Api::GateV0_1(indices) = &plugin.api else {
+        let Api::GateV0_1(gate) = &plugin.api else {
             return Err(GateError::WrongKind {
                 plugin: plugin.description.name.clone(),
             });
@@ -440,12 +442,13 @@ impl Plugins {
             &plugin.pre,
             &plugin.description.name,
             &plugin.grants,
+            &plugin.contexts,
             limits,
             |store, instance| {
                 store.data_mut().attachments = input.attachments.clone();
-                indices
-                    .load(&mut *store, instance)?
-                    .call_evaluate(store, &request)
+                // SAFETY: `sandbox::call` instantiates `plugin.pre`, the
+                // `InstancePre` `plugin.api` was made from.
+                unsafe { gate.evaluate(store, instance, &request) }
             },
         )?;
         match called.value {
@@ -476,6 +479,7 @@ impl Plugins {
             &plugin.pre,
             &plugin.description.name,
             &plugin.grants,
+            &plugin.contexts,
             limits,
             |store, instance| {
                 let api = indices.load(&mut *store, instance)?;
@@ -583,12 +587,23 @@ fn describe(
         &mut wasmtime::Store<CallState>,
         &wasmtime::component::Instance,
     ) -> wasmtime::Result<wit::Description>| {
-        sandbox::call(engine, pre, source_name, &none, DESCRIBE_LIMITS, f)
+        let contexts = sandbox::Contexts::default();
+        sandbox::call(
+            engine,
+            pre,
+            source_name,
+            &none,
+            &contexts,
+            DESCRIBE_LIMITS,
+            f,
+        )
     };
     let described = match api {
-        Api::GateV0_1(indices) => {
-            call(&|store, instance| indices.load(&mut *store, instance)?.call_describe(store))
-        }
+        Api::GateV0_1(gate) => call(&|store, instance| {
+            gate.indices
+                .load(&mut *store, instance)?
+                .call_describe(store)
+        }),
         Api::AdapterV0_1(indices) => {
             call(&|store, instance| indices.load(&mut *store, instance)?.call_describe(store))
         }

@@ -5,7 +5,7 @@
 use super::GateError;
 use super::capabilities::attachments::Attachments;
 use super::capabilities::{Grants, clock, files};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Instance, InstancePre, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
@@ -128,25 +128,68 @@ pub fn start_epoch_ticker(engine: &Engine) {
     }
 }
 
+/// Idle contexts one plugin version keeps; more are dropped.
+const IDLE_CONTEXTS: usize = 64;
+
+/// The WASI contexts of one plugin version's finished calls, kept for its
+/// next calls: building one seeds two random generators and boxes a dozen
+/// parts, a tenth of a trivial call.
+///
+/// Reuse shares nothing between calls: a context holds only the grants
+/// (clocks, no arguments, environment or stdio) and random generators whose
+/// state just moves on, while whatever a call opens (streams, files) lives in
+/// its store's resource table, new for each call. Contexts with data
+/// directories are never kept: each call opens its directories afresh, so a
+/// directory replaced between calls is seen as it is now.
+#[derive(Default)]
+pub struct Contexts {
+    idle: Mutex<Vec<WasiCtx>>,
+}
+
+impl Contexts {
+    fn take(&self, grants: &Grants) -> Result<WasiCtx, GateError> {
+        if let Some(wasi) = self.lock().pop() {
+            return Ok(wasi);
+        }
+        let mut wasi = WasiCtxBuilder::new();
+        // No arguments, environment, network or inherited stdio, ever;
+        // clocks and data directories only when granted.
+        clock::prepare(&mut wasi, grants.clock);
+        files::prepare(&mut wasi, &grants.files).map_err(|detail| GateError::HostCall {
+            capability: "files".into(),
+            detail,
+        })?;
+        Ok(wasi.build())
+    }
+
+    fn give_back(&self, wasi: WasiCtx, grants: &Grants) {
+        if grants.files.is_empty() {
+            let mut idle = self.lock();
+            if idle.len() < IDLE_CONTEXTS {
+                idle.push(wasi);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<WasiCtx>> {
+        // A context is whole whenever it is in the list: a panic elsewhere
+        // while the lock was held leaves nothing half-done.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Instantiates the plugin in a fresh store and runs `f` within `limits`.
 pub fn call<R>(
     engine: &Engine,
     pre: &InstancePre<CallState>,
     plugin: &str,
     grants: &Arc<Grants>,
+    contexts: &Contexts,
     limits: Limits,
     f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
 ) -> Result<Called<R>, GateError> {
-    let mut wasi = WasiCtxBuilder::new();
-    // No arguments, environment, network or inherited stdio, ever; clocks
-    // and data directories only when granted.
-    clock::prepare(&mut wasi, grants.clock);
-    files::prepare(&mut wasi, &grants.files).map_err(|detail| GateError::HostCall {
-        capability: "files".into(),
-        detail,
-    })?;
     let state = CallState {
-        wasi: wasi.build(),
+        wasi: contexts.take(grants)?,
         table: ResourceTable::new(),
         memory: MemoryBudget {
             limit: limits.memory,
@@ -177,11 +220,12 @@ pub fn call<R>(
                 .map_err(|e| classify(e, &limits, store.data_mut().host_failure.take(), false))
         });
     let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
-    let value = result?;
+    let state = store.into_data();
+    contexts.give_back(state.wasi, grants);
     Ok(Called {
-        value,
+        value: result?,
         fuel_used,
-        host_failure: store.data_mut().host_failure.take(),
+        host_failure: state.host_failure,
     })
 }
 
@@ -267,4 +311,104 @@ fn trap_detail(err: &wasmtime::Error) -> String {
         )
     };
     super::clip(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::digest::Digest;
+    use crate::plugins::builtin::{HOSTILE_GATE_PATH, NOOP_GATE_PATH};
+    use crate::plugins::manifest::Manifest;
+    use crate::plugins::{
+        CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput, Plugin, Plugins,
+    };
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Limits;
+
+    fn limits() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(10),
+            fuel: DEFAULT_FUEL,
+            memory: CALL_MEMORY_LIMIT,
+        }
+    }
+
+    fn input(params: serde_json::Value) -> GateInput {
+        let bytes = br#"{"model":"m"}"#.to_vec();
+        GateInput {
+            candidate: CandidateView {
+                digest: Digest::of(&bytes),
+                bytes: Arc::new(bytes),
+                metadata: Vec::new(),
+            },
+            incumbent: None,
+            stage: "dev".into(),
+            params,
+            attachments: Arc::default(),
+        }
+    }
+
+    fn idle(plugin: &Plugin) -> usize {
+        plugin.contexts.lock().len()
+    }
+
+    fn hostile_gate(plugins: &Plugins, data: &Path) -> Arc<Plugin> {
+        let manifest = Manifest::parse(&format!(
+            "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n[[files]]\nhost = {:?}\nguest = \"/data\"\n[http]\nallow_hosts = [\"127.0.0.1:9\"]\n",
+            data.display().to_string()
+        ))
+        .expect("manifest");
+        let wasm = std::fs::read(HOSTILE_GATE_PATH).expect("hostile-gate.wasm");
+        plugins
+            .install("hostile-gate.wasm", &wasm, manifest)
+            .expect("install")
+    }
+
+    #[test]
+    fn a_plugin_without_directories_reuses_one_context_across_calls() {
+        let plugins = Plugins::new().expect("engine");
+        let wasm = std::fs::read(NOOP_GATE_PATH).expect("noop-gate.wasm");
+        let noop = plugins
+            .install("noop-gate.wasm", &wasm, Manifest::default())
+            .expect("install");
+        assert_eq!(idle(&noop), 0);
+        for _ in 0..3 {
+            let verdict = plugins
+                .evaluate(&noop, &input(serde_json::json!({})), limits())
+                .expect("verdict");
+            assert_eq!(verdict.reason, "nothing to check");
+            assert_eq!(idle(&noop), 1, "one call at a time needs one context");
+        }
+    }
+
+    #[test]
+    fn a_directory_replaced_between_calls_is_seen_as_it_is_now() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::write(data.join("ok.txt"), "first dataset").expect("write");
+        let plugins = Plugins::new().expect("engine");
+        let gate = hostile_gate(&plugins, &data);
+        let read = || serde_json::json!({"mode": "read_granted", "path": "/data/ok.txt"});
+        let first = plugins
+            .evaluate(&gate, &input(read()), limits())
+            .expect("first read");
+        assert_eq!(first.reason, "read 13 bytes from /data/ok.txt");
+
+        // Swapped as a deployment tool would: the new directory renamed
+        // over the old one's path.
+        let next = root.path().join("next");
+        std::fs::create_dir(&next).expect("mkdir");
+        std::fs::write(next.join("ok.txt"), "second").expect("write");
+        std::fs::rename(&data, root.path().join("old")).expect("move old");
+        std::fs::rename(&next, &data).expect("move new");
+
+        let second = plugins
+            .evaluate(&gate, &input(read()), limits())
+            .expect("second read");
+        assert_eq!(second.reason, "read 6 bytes from /data/ok.txt");
+        assert_eq!(idle(&gate), 0, "contexts with directories are not kept");
+    }
 }
