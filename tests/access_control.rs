@@ -38,7 +38,8 @@ fn config(root: &std::path::Path) -> (std::path::PathBuf, Tokens) {
 }
 
 /// The code each guarded RPC answers with, in a fixed order:
-/// submit, approve, abort, rollback, get, list, get_config, verify.
+/// submit, approve, abort, rollback, get, list, get_config, verify,
+/// check_drift.
 async fn codes(c: &mut Client) -> Vec<Code> {
     let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
     vec![
@@ -106,6 +107,14 @@ async fn codes(c: &mut Client) -> Vec<Code> {
                 .await
                 .map(|_| ()),
         ),
+        code(
+            c.environments
+                .check_drift(proto::CheckDriftRequest {
+                    environment: "dev".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
     ]
 }
 
@@ -129,11 +138,15 @@ async fn each_role_is_refused_outside_its_rights_and_no_token_is_unauthenticated
         (
             "reader",
             &t.reader,
-            [Deny, Deny, Deny, Deny, Nf, Ok, Ok, Ok],
+            [Deny, Deny, Deny, Deny, Nf, Ok, Ok, Ok, Ok],
         ),
-        ("ci", &t.ci, [Ok, Deny, Deny, Deny, Nf, Ok, Ok, Ok]),
-        ("operator", &t.operator, [Deny, Nf, Nf, Pre, Nf, Ok, Ok, Ok]),
-        ("admin", &t.admin, [Ok, Nf, Nf, Pre, Nf, Ok, Ok, Ok]),
+        ("ci", &t.ci, [Ok, Deny, Deny, Deny, Nf, Ok, Ok, Ok, Ok]),
+        (
+            "operator",
+            &t.operator,
+            [Deny, Nf, Nf, Pre, Nf, Ok, Ok, Ok, Ok],
+        ),
+        ("admin", &t.admin, [Ok, Nf, Nf, Pre, Nf, Ok, Ok, Ok, Ok]),
     ];
     for (role, token, want) in expect {
         let mut c = daemon.client(Some(token)).await;

@@ -1,11 +1,14 @@
 //! The daemon's domain: everything a caller can ask of Gatehouse, free of
 //! gRPC. `api/` authenticates, parses and maps errors; this module decides.
-//! Operators' actions live in [`operate`], the canary's in [`canary`].
+//! Operators' actions live in [`operate`], the canary's in [`canary`],
+//! configuration drift in [`drift`].
 
 mod canary;
+mod drift;
 mod operate;
 
 pub use canary::{DRILL_WEIGHT_PERCENT, DrillReport, JudgementFeed};
+pub use drift::{DriftReport, DriftStatus, Placement};
 
 use crate::canary::live::Board;
 use crate::configstore::{self, ConfigStore, LiveConfig};
@@ -36,6 +39,8 @@ pub struct Setup {
     pub plugin_dir: Option<PathBuf>,
     /// How often the plugin directory is scanned.
     pub plugin_dir_poll: std::time::Duration,
+    /// How often every environment is checked for drift; none: never.
+    pub drift_check: Option<std::time::Duration>,
     pub signing: SigningSettings,
 }
 
@@ -47,6 +52,7 @@ impl Setup {
             pipelines: Vec::new(),
             plugin_dir: None,
             plugin_dir_poll: std::time::Duration::from_secs(1),
+            drift_check: None,
             signing: SigningSettings::default(),
         }
     }
@@ -108,6 +114,9 @@ pub struct Daemon {
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
+    /// Environments last seen drifted, so the audit log records a change of
+    /// drift rather than every check.
+    drifted: Mutex<BTreeSet<String>>,
     /// Set once the daemon is stopping, so open streams end and a graceful
     /// shutdown does not wait on watchers forever.
     closing: watch::Sender<bool>,
@@ -222,6 +231,7 @@ impl Daemon {
             canaries: Board::default(),
             pipelines,
             running: Mutex::new(HashSet::new()),
+            drifted: Mutex::new(BTreeSet::new()),
             closing: watch::channel(false).0,
         });
 
@@ -245,6 +255,9 @@ impl Daemon {
                 setup.plugin_dir_poll,
                 daemon.closing.subscribe(),
             );
+        }
+        if let Some(every) = setup.drift_check {
+            drift::spawn_checks(&daemon, every);
         }
         Ok(daemon)
     }

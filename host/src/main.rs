@@ -46,6 +46,9 @@ enum Command {
     Rollback(cli::env::RollbackArgs),
     /// Show (or follow) what is live in an environment.
     Config(cli::env::ConfigArgs),
+    /// Ask each environment's adapter what is live and compare it with what
+    /// Gatehouse made live (configuration drift).
+    Drift(cli::env::DriftArgs),
     /// Export or verify the audit log.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             Command::Abort(a) => cli::release::abort(&ctx, a).await,
             Command::Rollback(a) => cli::env::rollback(&ctx, a).await,
             Command::Config(a) => cli::env::config(&ctx, a).await,
+            Command::Drift(a) => cli::env::drift(&ctx, a).await,
             Command::Audit(a) => cli::audit::run(&ctx, a).await,
             Command::Canary(a) => cli::canary::run(&ctx, a).await,
             Command::Drill(a) => cli::drill::run(&ctx, a).await,

@@ -34,6 +34,11 @@ pub struct Settings {
     /// Milliseconds between scans of `plugin_dir`.
     #[serde(default = "default_plugin_dir_poll_ms")]
     pub plugin_dir_poll_ms: u64,
+    /// Seconds between drift checks of every environment placed by an
+    /// adapter (what the adapter reads back as live against what Gatehouse
+    /// made live); 0 turns the checks off. `gatehouse drift` checks at once.
+    #[serde(default = "default_drift_check_s")]
+    pub drift_check_s: u64,
     /// Optional ed25519 signing of plugins.
     #[serde(default)]
     pub signing: SigningSettings,
@@ -53,6 +58,10 @@ fn default_plugin_dir_poll_ms() -> u64 {
     1000
 }
 
+fn default_drift_check_s() -> u64 {
+    300
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("gatehouse-data")
 }
@@ -65,6 +74,7 @@ impl Default for Settings {
             pipelines: Vec::new(),
             plugin_dir: None,
             plugin_dir_poll_ms: default_plugin_dir_poll_ms(),
+            drift_check_s: default_drift_check_s(),
             signing: SigningSettings::default(),
             tokens: Vec::new(),
         }
@@ -156,6 +166,8 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         pipelines: settings.pipelines.clone(),
         plugin_dir: settings.plugin_dir.clone(),
         plugin_dir_poll: std::time::Duration::from_millis(settings.plugin_dir_poll_ms.max(10)),
+        drift_check: (settings.drift_check_s > 0)
+            .then(|| std::time::Duration::from_secs(settings.drift_check_s)),
         signing: settings.signing.clone(),
     })
     .await?;

@@ -1,6 +1,7 @@
 //! Domain values as API messages.
 
 use crate::configstore::{Deployment, LiveConfig};
+use crate::daemon::{DriftReport, DriftStatus, Placement};
 use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release};
 use crate::proto;
 use crate::store::audit::AuditEvent;
@@ -108,6 +109,31 @@ pub fn event(e: &AuditEvent) -> proto::Event {
         phase: e.phase.map_or(0, |p| phase(p) as i32),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
+    }
+}
+
+pub fn drift_report(r: &DriftReport) -> proto::DriftReport {
+    let placement = |p: &Placement| proto::Placement {
+        active: p.active.clone().unwrap_or_default(),
+        canary: p.canary.clone().unwrap_or_default(),
+        canary_weight_percent: p.canary_weight_percent,
+    };
+    let status = match r.status {
+        DriftStatus::InSync => proto::DriftStatus::InSync,
+        DriftStatus::Drifted => proto::DriftStatus::Drifted,
+        DriftStatus::Changing => proto::DriftStatus::Changing,
+        DriftStatus::Unreadable => proto::DriftStatus::Unreadable,
+        DriftStatus::BuiltIn => proto::DriftStatus::BuiltIn,
+    };
+    proto::DriftReport {
+        environment: r.environment.clone(),
+        adapter: r.adapter.clone(),
+        status: status as i32,
+        expected: Some(placement(&r.expected)),
+        live: r.live.as_ref().map(placement),
+        differences: r.differences.clone(),
+        detail: r.detail.clone(),
+        checked_at_ms: r.checked_at_ms,
     }
 }
 

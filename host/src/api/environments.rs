@@ -1,4 +1,4 @@
-//! `EnvironmentService`: what is live, the watch stream, rollback.
+//! `EnvironmentService`: what is live, the watch stream, rollback, drift.
 
 use super::auth::{Permission, caller};
 use super::{async_stream, convert, errors::status};
@@ -83,6 +83,22 @@ impl EnvironmentService for EnvironmentApi {
         Ok(Response::new(proto::RollbackEnvironmentResponse {
             config: Some(convert::config(&config)),
             rolled_back_digest: down.hex(),
+        }))
+    }
+
+    async fn check_drift(
+        &self,
+        req: Request<proto::CheckDriftRequest>,
+    ) -> Result<Response<proto::CheckDriftResponse>, Status> {
+        let who = caller(&req)?;
+        who.require(Permission::Read)?;
+        let reports = self
+            .daemon
+            .check_drift(&who.name, &req.get_ref().environment)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::CheckDriftResponse {
+            reports: reports.iter().map(convert::drift_report).collect(),
         }))
     }
 }

@@ -1,6 +1,6 @@
-//! `rollback` and `config`.
+//! `rollback`, `config` and `drift`.
 
-use super::{Ctx, EXIT_OK, Output, rpc};
+use super::{Ctx, EXIT_DRIFTED, EXIT_ERROR, EXIT_OK, Output, rpc};
 use gatehouse::proto;
 use serde_json::json;
 
@@ -18,6 +18,14 @@ pub struct ConfigArgs {
     /// Keep printing each new configuration as it goes live.
     #[arg(long)]
     pub watch: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(clap::Args)]
+pub struct DriftArgs {
+    /// The environment to check; every environment when left out.
+    pub environment: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -108,4 +116,70 @@ fn print_config(c: &proto::ActiveConfig, output: Output) {
 
 fn short(digest: &str) -> &str {
     &digest[..12.min(digest.len())]
+}
+
+/// Asks each environment's adapter what is live and prints how it compares
+/// with what Gatehouse made live. Exits 6 when one has drifted, 1 when one
+/// could not be read.
+pub async fn drift(ctx: &Ctx, a: DriftArgs) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let reports = client
+        .environments
+        .check_drift(proto::CheckDriftRequest {
+            environment: a.environment.unwrap_or_default(),
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner()
+        .reports;
+    let status = |r: &proto::DriftReport| {
+        proto::DriftStatus::try_from(r.status).unwrap_or(proto::DriftStatus::Unspecified)
+    };
+    for r in &reports {
+        match a.output {
+            Output::Json => println!(
+                "{}",
+                json!({
+                    "environment": r.environment,
+                    "adapter": r.adapter,
+                    "status": status(r).as_str_name().trim_start_matches("DRIFT_STATUS_").to_ascii_lowercase(),
+                    "expected": r.expected.as_ref().map(placement_json),
+                    "live": r.live.as_ref().map(placement_json),
+                    "differences": r.differences,
+                    "detail": r.detail,
+                })
+            ),
+            Output::Text => {
+                let said = match status(r) {
+                    proto::DriftStatus::InSync => "in sync".to_string(),
+                    proto::DriftStatus::Drifted => format!("DRIFTED: {}", r.differences.join("; ")),
+                    proto::DriftStatus::Changing => {
+                        "changing: a release is acting on it now; check again".to_string()
+                    }
+                    proto::DriftStatus::Unreadable => format!("could not be read: {}", r.detail),
+                    proto::DriftStatus::BuiltIn => {
+                        "built-in config store, cannot drift".to_string()
+                    }
+                    proto::DriftStatus::Unspecified => "unknown".to_string(),
+                };
+                println!("{} ({}): {said}", r.environment, r.adapter);
+            }
+        }
+    }
+    let any = |s: proto::DriftStatus| reports.iter().any(|r| status(r) == s);
+    Ok(if any(proto::DriftStatus::Drifted) {
+        EXIT_DRIFTED
+    } else if any(proto::DriftStatus::Unreadable) {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+fn placement_json(p: &proto::Placement) -> serde_json::Value {
+    json!({
+        "active": (!p.active.is_empty()).then_some(&p.active),
+        "canary": (!p.canary.is_empty()).then_some(&p.canary),
+        "canary_weight_percent": p.canary_weight_percent,
+    })
 }

@@ -30,6 +30,10 @@ pub enum EventKind {
     EnvApplied,
     #[serde(rename = "env.rolled_back")]
     EnvRolledBack,
+    #[serde(rename = "env.drifted")]
+    EnvDrifted,
+    #[serde(rename = "env.in_sync")]
+    EnvInSync,
     #[serde(rename = "daemon.started")]
     DaemonStarted,
     #[serde(rename = "auth.admin_token_generated")]
@@ -55,6 +59,8 @@ impl EventKind {
             EventKind::ReleaseAborted => "release.aborted",
             EventKind::EnvApplied => "env.applied",
             EventKind::EnvRolledBack => "env.rolled_back",
+            EventKind::EnvDrifted => "env.drifted",
+            EventKind::EnvInSync => "env.in_sync",
             EventKind::DaemonStarted => "daemon.started",
             EventKind::AdminTokenGenerated => "auth.admin_token_generated",
             EventKind::PluginPushed => "plugin.pushed",
