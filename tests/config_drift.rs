@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::{BIN, Daemon, candidate, events, finished, phase, submit, write};
+use common::{BIN, Daemon, candidate, events, finished, grant_file_adapter, phase, submit, write};
 use gatehouse::client::Client;
 use gatehouse::digest::Digest;
-use gatehouse::plugins::builtin::ADAPTER_FILE_PATH;
 use gatehouse::proto::{self, DriftStatus, ReleasePhase};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -71,26 +69,12 @@ async fn wait_event(c: &mut Client, kind: &str) -> proto::Event {
     }
 }
 
-fn grant_adapter(plugins: &Path, deploy: &Path) {
-    std::fs::create_dir_all(plugins).unwrap();
-    std::fs::create_dir_all(deploy).unwrap();
-    std::fs::copy(ADAPTER_FILE_PATH, plugins.join("adapter-file.wasm")).unwrap();
-    std::fs::write(
-        plugins.join("adapter-file.toml"),
-        format!(
-            "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
-            deploy.display().to_string()
-        ),
-    )
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_edit_is_found_recorded_once_and_cleared_when_repaired() {
     let root = tempfile::tempdir().unwrap();
     let deploy = root.path().join("deploy");
     let plugins = root.path().join("plugins");
-    grant_adapter(&plugins, &deploy);
+    grant_file_adapter(&plugins, &deploy);
     let pipeline = write(root.path(), "files.toml", PIPELINE);
     let config = write(root.path(), "gatehouse.toml", "drift_check_s = 1\n");
     let daemon = Daemon::start(

@@ -88,14 +88,7 @@ fn the_file_adapters_example_request_places_the_candidate() {
     let deploy = dir.path().join("deploy");
     std::fs::create_dir_all(&deploy).unwrap();
     let manifest = dir.path().join("adapter-file.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
-            deploy.display().to_string()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&manifest, common::file_adapter_manifest(&deploy)).unwrap();
     let (code, text) = plugin_test(
         ADAPTER_FILE_PATH,
         "adapter-file.json",

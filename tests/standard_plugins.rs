@@ -10,9 +10,7 @@ mod common;
 mod loopback;
 
 use common::*;
-use gatehouse::plugins::builtin::{
-    ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH, LATENCY_FULL_PATH,
-};
+use gatehouse::plugins::builtin::{ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH, LATENCY_FULL_PATH};
 use gatehouse::proto::{self, ReleasePhase};
 use loopback::{AdminApi, Outage, model_endpoint};
 use std::path::Path;
@@ -245,18 +243,8 @@ async fn a_failing_endpoint_makes_golden_eval_inconclusive_not_a_pass() {
 async fn the_file_adapter_places_replaces_and_rolls_back_configurations() {
     let root = tempfile::tempdir().unwrap();
     let deploy = root.path().join("deploy");
-    std::fs::create_dir_all(&deploy).unwrap();
     let plugins = root.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(ADAPTER_FILE_PATH, plugins.join("adapter-file.wasm")).unwrap();
-    std::fs::write(
-        plugins.join("adapter-file.toml"),
-        format!(
-            "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
-            deploy.display().to_string()
-        ),
-    )
-    .unwrap();
+    grant_file_adapter(&plugins, &deploy);
     let pipeline = write(
         root.path(),
         "files.toml",

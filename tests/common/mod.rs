@@ -69,6 +69,31 @@ pub fn test_plugin_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// A manifest granting adapter-file `deploy`, writable, as `/deploy`.
+pub fn file_adapter_manifest(deploy: &Path) -> String {
+    format!(
+        "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
+        deploy.display().to_string()
+    )
+}
+
+/// Puts adapter-file in the plugin directory `plugins` with a manifest
+/// granting it `deploy`; creates both directories.
+pub fn grant_file_adapter(plugins: &Path, deploy: &Path) {
+    std::fs::create_dir_all(plugins).unwrap();
+    std::fs::create_dir_all(deploy).unwrap();
+    std::fs::copy(
+        gatehouse::plugins::builtin::ADAPTER_FILE_PATH,
+        plugins.join("adapter-file.wasm"),
+    )
+    .expect("copy adapter-file.wasm");
+    std::fs::write(
+        plugins.join("adapter-file.toml"),
+        file_adapter_manifest(deploy),
+    )
+    .expect("write adapter-file.toml");
+}
+
 pub fn write(root: &Path, name: &str, text: &str) -> PathBuf {
     let p = root.join(name);
     std::fs::write(&p, text).unwrap();

@@ -17,6 +17,8 @@ pub mod manifest;
 pub mod registry;
 pub mod sandbox;
 pub mod signing;
+#[cfg(test)]
+pub(crate) mod testing;
 mod verdict;
 pub mod watch;
 pub mod world;

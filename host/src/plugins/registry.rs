@@ -641,10 +641,8 @@ fn put_active(tx: &store::Tx<'_>, record: &PluginRecord, actor: &str) -> store::
 mod tests {
     use super::*;
     use crate::plugins::builtin::NOOP_GATE_PATH;
-    use crate::plugins::sandbox::Limits;
-    use crate::plugins::{CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput};
+    use crate::plugins::testing::{input, limits};
     use std::path::Path;
-    use std::time::Duration;
 
     /// A store holding noop-gate, pushed and active, with its engine.
     async fn pushed_noop(dir: &Path) -> (Store, Arc<Plugins>, Digest) {
@@ -680,25 +678,10 @@ mod tests {
 
     /// Asserts the active noop-gate of `plugins` judges a candidate.
     fn answers(plugins: &Plugins) {
-        let bytes = br#"{"model":"m"}"#.to_vec();
-        let input = GateInput {
-            candidate: CandidateView {
-                digest: Digest::of(&bytes),
-                bytes: Arc::new(bytes),
-                metadata: Vec::new(),
-            },
-            incumbent: None,
-            stage: "dev".into(),
-            params: serde_json::json!({}),
-            attachments: Arc::default(),
-        };
-        let limits = Limits {
-            timeout: Duration::from_secs(5),
-            fuel: DEFAULT_FUEL,
-            memory: CALL_MEMORY_LIMIT,
-        };
         let gate = plugins.gate("noop-gate").expect("active");
-        plugins.evaluate(&gate, &input, limits).expect("a verdict");
+        plugins
+            .evaluate(&gate, &input(serde_json::json!({})), limits())
+            .expect("a verdict");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,40 +315,12 @@ fn trap_detail(err: &wasmtime::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::digest::Digest;
     use crate::plugins::builtin::{HOSTILE_GATE_PATH, NOOP_GATE_PATH};
     use crate::plugins::manifest::Manifest;
-    use crate::plugins::{
-        CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput, Plugin, Plugins,
-    };
+    use crate::plugins::testing::{input, limits};
+    use crate::plugins::{Plugin, Plugins};
     use std::path::Path;
     use std::sync::Arc;
-    use std::time::Duration;
-
-    use super::Limits;
-
-    fn limits() -> Limits {
-        Limits {
-            timeout: Duration::from_secs(10),
-            fuel: DEFAULT_FUEL,
-            memory: CALL_MEMORY_LIMIT,
-        }
-    }
-
-    fn input(params: serde_json::Value) -> GateInput {
-        let bytes = br#"{"model":"m"}"#.to_vec();
-        GateInput {
-            candidate: CandidateView {
-                digest: Digest::of(&bytes),
-                bytes: Arc::new(bytes),
-                metadata: Vec::new(),
-            },
-            incumbent: None,
-            stage: "dev".into(),
-            params,
-            attachments: Arc::default(),
-        }
-    }
 
     fn idle(plugin: &Plugin) -> usize {
         plugin.contexts.lock().len()
