@@ -169,7 +169,12 @@ async fn a_hand_edit_is_found_recorded_once_and_cleared_when_repaired() {
     let dev = check(&mut c, "dev").await.remove(0);
     assert_eq!(status(&dev), DriftStatus::Unreadable, "{dev:?}");
     assert!(dev.live.is_none());
-    assert!(dev.detail.contains("active.json"), "{}", dev.detail);
+    assert!(
+        dev.detail.starts_with("plugin adapter-file failed: ")
+            && dev.detail.contains("active.json"),
+        "{}",
+        dev.detail
+    );
     let (code, out) = cli(&daemon, &token, &["dev"]);
     assert_eq!(code, 1, "{out}");
     assert!(

@@ -169,6 +169,8 @@ pub enum GateError {
     HostCall { capability: String, detail: String },
     #[error("could not judge: {message}")]
     PluginError { message: String },
+    #[error("failed: {message}")]
+    AdapterFailed { message: String },
     #[error("returned a malformed verdict: {problem}")]
     MalformedVerdict { problem: String },
     #[error("could not be started: {detail}")]
@@ -526,9 +528,12 @@ impl Plugins {
                 })
             },
         )?;
-        called
-            .value
-            .map_err(|message| plugin_gave_up(message, called.host_failure))
+        called.value.map_err(
+            |message| match plugin_gave_up(message, called.host_failure) {
+                GateError::PluginError { message } => GateError::AdapterFailed { message },
+                other => other,
+            },
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
