@@ -23,6 +23,7 @@ use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
 use crate::store::{self, Refusal, Store};
+use crate::telemetry::dora::{self, Dora, Window};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -389,6 +390,21 @@ impl Daemon {
             .iter()
             .map(|n| Ok(self.configstore.get(n)?))
             .collect()
+    }
+
+    /// DORA figures of `env` over the `days` before now, from the audit log.
+    pub fn dora(&self, env: &str, days: u32) -> Result<Dora, Error> {
+        // An unknown name is an error that lists the known ones.
+        self.configstore.get(env)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let events = self.store.events_from(1).collect::<Result<Vec<_>, _>>()?;
+        Ok(dora::figures(
+            &events,
+            &Window::last_days(env, days, now_ms),
+        ))
     }
 
     pub fn verify_audit(&self) -> Result<Verification, Error> {

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 /// The public gRPC API, generated from `proto/gatehouse/v1`.
 pub mod proto {

@@ -52,6 +52,9 @@ enum Command {
     /// Export or verify the audit log.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// DORA figures of an environment from the audit log: deployment
+    /// frequency, lead time, change failure rate, recovery time.
+    Dora(cli::dora::DoraArgs),
     /// Judge a canary offline from recorded samples, or show the live
     /// judgement of a release's canary.
     #[command(subcommand)]
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::Config(a) => cli::env::config(&ctx, a).await,
             Command::Drift(a) => cli::env::drift(&ctx, a).await,
             Command::Audit(a) => cli::audit::run(&ctx, a).await,
+            Command::Dora(a) => cli::dora::run(&ctx, a).await,
             Command::Canary(a) => cli::canary::run(&ctx, a).await,
             Command::Drill(a) => cli::drill::run(&ctx, a).await,
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,

@@ -1,4 +1,4 @@
-//! `AuditService`: export and verify the hash-chained log.
+//! `AuditService`: export and verify the hash-chained log; DORA figures.
 
 use super::auth::{Permission, caller};
 use super::{async_stream, convert, errors::status};
@@ -37,6 +37,26 @@ impl AuditService for AuditApi {
                 }
             },
         )))
+    }
+
+    async fn get_dora(
+        &self,
+        req: Request<proto::GetDoraRequest>,
+    ) -> Result<Response<proto::DoraFigures>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let r = req.into_inner();
+        let env = if r.environment.is_empty() {
+            "production".to_string()
+        } else {
+            r.environment
+        };
+        let days = if r.days == 0 { 30 } else { r.days };
+        let daemon = self.daemon.clone();
+        let f = tokio::task::spawn_blocking(move || daemon.dora(&env, days))
+            .await
+            .map_err(|e| Status::internal(format!("the figures were not computed: {e}")))?
+            .map_err(status)?;
+        Ok(Response::new(convert::dora(&f)))
     }
 
     async fn verify_audit(

@@ -5,6 +5,7 @@ use crate::daemon::{DriftReport, DriftStatus, Placement};
 use crate::pipeline::release::{GateRecord, Outcome, Phase, PhaseName, Release};
 use crate::proto;
 use crate::store::audit::AuditEvent;
+use crate::telemetry::dora::Dora;
 
 pub fn phase(p: PhaseName) -> proto::ReleasePhase {
     use proto::ReleasePhase as P;
@@ -109,6 +110,22 @@ pub fn event(e: &AuditEvent) -> proto::Event {
         phase: e.phase.map_or(0, |p| phase(p) as i32),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
+    }
+}
+
+pub fn dora(f: &Dora) -> proto::DoraFigures {
+    proto::DoraFigures {
+        environment: f.environment.clone(),
+        since_ms: f.since_ms,
+        until_ms: f.until_ms,
+        deployments: f.deployments,
+        deployments_per_day: f.deployments_per_day,
+        lead_time_median_ms: f.lead_time_median_ms,
+        lead_time_p90_ms: f.lead_time_p90_ms,
+        failed_deployments: f.failed_deployments,
+        change_failure_rate: f.change_failure_rate,
+        recovery_median_ms: f.recovery_median_ms,
+        canaries_rolled_back: f.canaries_rolled_back,
     }
 }
 

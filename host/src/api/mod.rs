@@ -4,7 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod canary;
-mod convert;
+pub mod convert;
 pub mod environments;
 mod errors;
 pub mod plugins;

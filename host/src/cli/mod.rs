@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod canary;
 pub mod demo;
+pub mod dora;
 pub mod drill;
 pub mod env;
 pub mod plugin;
