@@ -246,6 +246,9 @@ impl Daemon {
     /// `env.in_sync` when it is seen back in sync afterwards. What was seen
     /// is noted before the write, so two checks at once record it once.
     async fn record_drift(&self, actor: &str, report: &DriftReport) -> Result<(), Error> {
+        if report.status == DriftStatus::Unreadable {
+            tracing::warn!(environment = %report.environment, adapter = %report.adapter, "cannot check for drift: {}", report.detail);
+        }
         let kind = {
             let mut seen = self.drifted.lock().unwrap_or_else(|p| p.into_inner());
             let was_drifted = seen.contains(&report.environment);
