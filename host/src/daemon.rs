@@ -396,14 +396,10 @@ impl Daemon {
     pub fn dora(&self, env: &str, days: u32) -> Result<Dora, Error> {
         // An unknown name is an error that lists the known ones.
         self.configstore.get(env)?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
         let events = self.store.events_from(1).collect::<Result<Vec<_>, _>>()?;
         Ok(dora::figures(
             &events,
-            &Window::last_days(env, days, now_ms),
+            &Window::last_days(env, days, store::now_ms()),
         ))
     }
 

@@ -11,6 +11,7 @@
 //! then restore) is the executor's job, never the ingest path's.
 
 use super::{Arm, ArmSummary, Canary, CanaryConfig, Decision, Judgement, Look, Observation};
+use crate::store::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -327,12 +328,6 @@ impl Board {
     fn lock_feeds(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Latest>> {
         self.feeds.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

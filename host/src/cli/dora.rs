@@ -5,6 +5,7 @@ use super::{Ctx, EXIT_OK, Output, rpc};
 use anyhow::Context;
 use gatehouse::proto;
 use gatehouse::store::audit::AuditEvent;
+use gatehouse::store::now_ms;
 use gatehouse::telemetry::dora::{self, Window};
 use serde_json::json;
 use std::io::BufRead;
@@ -81,11 +82,7 @@ fn from_file(path: &PathBuf, env: &str, days: u32) -> anyhow::Result<proto::Dora
         })?;
         events.push(event);
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    let f = dora::figures(&events, &Window::last_days(env, days, now_ms));
+    let f = dora::figures(&events, &Window::last_days(env, days, now_ms()));
     Ok(gatehouse::api::convert::dora(&f))
 }
 

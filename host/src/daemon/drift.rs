@@ -21,9 +21,10 @@ use crate::pipeline::executor::DAEMON;
 use crate::pipeline::release::Phase;
 use crate::plugins::{AdapterCall, LiveState};
 use crate::store::audit::{Draft, EventKind};
+use crate::store::now_ms;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -318,13 +319,6 @@ pub(super) fn spawn_checks(daemon: &Arc<Daemon>, every: Duration) {
             }
         }
     });
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
