@@ -167,18 +167,11 @@ impl Daemon {
             environment: env.to_string(),
             params: spec.adapter_params.clone(),
         };
-        let answer = executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call).await;
+        let answer = executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+            .await
+            .and_then(|(_, live)| live.ok_or_else(|| "the adapter gave no live state".to_string()));
         let state = match answer {
-            Ok((_, Some(state))) => state,
-            Ok((_, None)) => {
-                return Ok(report(
-                    &spec.adapter,
-                    DriftStatus::Unreadable,
-                    None,
-                    Vec::new(),
-                    "the adapter gave no live state".into(),
-                ));
-            }
+            Ok(state) => state,
             Err(detail) => {
                 return Ok(report(
                     &spec.adapter,

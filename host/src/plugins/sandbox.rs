@@ -136,9 +136,10 @@ const IDLE_CONTEXTS: usize = 64;
 /// parts, a tenth of a trivial call.
 ///
 /// Reuse shares nothing between calls: a context holds only the grants
-/// (clocks, no arguments, environment or stdio) and random generators whose
-/// state just moves on, while whatever a call opens (streams, files) lives in
-/// its store's resource table, new for each call. Contexts with data
+/// (clocks, no arguments, environment or stdio), random generators that just
+/// go on, and WASI's insecure seed (for hash tables; it may stay the same),
+/// while whatever a call opens (streams, files) lives in its store's
+/// resource table, new for each call. Contexts with data
 /// directories are never kept: each call opens its directories afresh, so a
 /// directory replaced between calls is seen as it is now.
 #[derive(Default)]
