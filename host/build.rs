@@ -47,8 +47,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
 
     compile_protos(&root, &out)?;
+    ensure_wasm_target()?;
     build_plugins(&root, &out)?;
     Ok(())
+}
+
+/// rustup installs the targets `rust-toolchain.toml` names only when it
+/// installs the toolchain itself; a machine that already had the pinned
+/// toolchain has no `wasm32-wasip2` until someone adds it. Add it here, for the
+/// toolchain this build runs on, so `cargo build` alone is enough.
+fn ensure_wasm_target() -> Result<(), Box<dyn std::error::Error>> {
+    const TARGET: &str = "wasm32-wasip2";
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&libdir.stdout).trim());
+    let installed = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with("libcore-") && name.ends_with(".rlib")
+                })
+            })
+            .unwrap_or(false)
+    };
+    if installed(&libdir) {
+        return Ok(());
+    }
+    let hint = format!("the {TARGET} target is not installed; run `rustup target add {TARGET}`");
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    println!("cargo:warning=adding the {TARGET} target through rustup (needed once)");
+    match rustup.status() {
+        Ok(status) if status.success() && installed(&libdir) => Ok(()),
+        Ok(status) => Err(format!("{hint} (rustup target add exited with {status})").into()),
+        Err(_) => Err(format!("{hint}: rustup was not found to add it").into()),
+    }
 }
 
 fn compile_protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -100,13 +140,34 @@ fn nested_cargo(root: &Path, target_dir: &Path) -> Command {
     cmd
 }
 
+/// Where the nested cargo builds the plugins: one directory beside the outer
+/// build's profiles (`target/wasm-plugins`), so the release build, the tests
+/// and clippy share one plugin build instead of making one each. The nested
+/// cargo takes that directory's lock, never the outer one's.
+fn plugin_target_dir(out: &Path) -> PathBuf {
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out, or with --target
+    // <target>/<triple>/<profile>/build/…; the first ancestor holding a
+    // CACHEDIR.TAG is cargo's target directory.
+    out.ancestors()
+        .skip(4)
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .map(|target| target.join("wasm-plugins"))
+        .unwrap_or_else(|| out.join("wasm"))
+}
+
 /// Builds every plugin crate for `wasm32-wasip2` in release mode, into a target
 /// directory of its own so this nested cargo never waits on the outer one.
 fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     for dir in ["plugin-sdk", "plugins", "tests/plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    let target_dir = out.join("wasm");
+    let target_dir = plugin_target_dir(out);
+    std::fs::create_dir_all(&target_dir)?;
+    // Builds of other profiles share `target_dir`: hold its lock from the
+    // first nested build to the last copy, so a variant one of them builds
+    // never lands between our default build and our copies.
+    let lock = std::fs::File::create(target_dir.join(".gatehouse-plugins.lock"))?;
+    lock.lock()?;
     let built = |p: &str| {
         target_dir
             .join("wasm32-wasip2/release")
@@ -140,7 +201,7 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
     }
     let status = cmd.status()?;
     if !status.success() {
-        return Err(format!("building the plugins for wasm32-wasip2 failed ({status}); run `rustup target add wasm32-wasip2`").into());
+        return Err(format!("building the plugins for wasm32-wasip2 failed ({status})").into());
     }
     let mut consts = String::new();
     for (p, ship) in PLUGINS {
@@ -149,8 +210,11 @@ fn build_plugins(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
         if !wasm.exists() {
             return Err(format!("expected {} after building the plugins", wasm.display()).into());
         }
+        // Our own copy: the shared directory is rebuilt by other profiles.
+        let copy = out.join(format!("{stem}.wasm"));
+        std::fs::copy(&wasm, &copy)?;
         let name = stem.to_uppercase();
-        let path = wasm.display().to_string();
+        let path = copy.display().to_string();
         consts.push_str(&format!(
             "/// Where the build left the `{p}` plugin.\npub const {name}_PATH: &str = {path:?};\n"
         ));

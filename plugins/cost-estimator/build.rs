@@ -22,7 +22,25 @@ fn main() {
     write(&out.join("o200k_base.tokens"), &o200k, 199_998);
     let cl100k = tiktoken_rs::cl100k_base().expect("tiktoken-rs builds cl100k_base");
     write(&out.join("cl100k_base.tokens"), &cl100k, 100_256);
+    // The reference the tokenizer's tests check the gate's BPE against,
+    // token count for token count; counted here, where tiktoken-rs already
+    // is, so the tests need no second copy of it.
+    let mut counts = String::from("const TIKTOKEN_RS_COUNTS: &[(u64, u64)] = &[\n");
+    for text in corpus::corpus() {
+        counts.push_str(&format!(
+            "    ({}, {}),\n",
+            cl100k.encode_ordinary(&text).len(),
+            o200k.encode_ordinary(&text).len()
+        ));
+    }
+    counts.push_str("];\n");
+    std::fs::write(out.join("reference_counts.rs"), counts).expect("write the reference counts");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/tokenizer/corpus.rs");
+}
+
+mod corpus {
+    include!("src/tokenizer/corpus.rs");
 }
 
 fn write(path: &Path, bpe: &tiktoken_rs::CoreBPE, expected: usize) {
