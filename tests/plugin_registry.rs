@@ -18,7 +18,7 @@ const CLOCK: &str = "capabilities = [\"clock\"]\n";
 
 fn slow_pipeline(delay_ms: u64) -> String {
     format!(
-        "name = \"chaos\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"chaos-gate\"\ntimeout_ms = 20000\nparams = {{ mode = \"slow\", delay_ms = {delay_ms} }}\n"
+        "name = \"chaos\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"chaos-gate\"\ntimeout_ms = 20000\nfuel = 1000000000000\nparams = {{ mode = \"slow\", delay_ms = {delay_ms} }}\n"
     )
 }
 

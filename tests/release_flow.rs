@@ -88,6 +88,36 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
     );
 }
 
+/// The bundled pipeline works with nothing feeding a canary: a second good
+/// candidate replaces the first in production at once, it does not wait on
+/// observations no service sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_pipeline_releases_one_good_candidate_after_another() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let second = [GOOD, b"\n"].concat();
+    for candidate in [GOOD, &second[..]] {
+        let r = submit_evaluated(&mut c, "model-config", candidate, GOOD_OUTPUTS)
+            .await
+            .release
+            .unwrap();
+        let done = finished(&mut c, r.id).await;
+        assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
+        let prod = c
+            .environments
+            .get_config(proto::GetConfigRequest {
+                environment: "production".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(prod.active.unwrap().digest, done.candidate_digest);
+        assert!(prod.canary.is_none());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_bytes_twice_are_recognised() {
     let root = tempfile::tempdir().unwrap();
@@ -303,16 +333,82 @@ fn invalid_pipeline_is_refused_at_start_with_file_and_line() {
         "bad.toml",
         "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 0\n",
     );
+    let cache = root.path().join("compile-cache");
     let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(root.path().join("data"))
         .args(["--pipeline", pipeline.to_str().unwrap()])
+        .env("GATEHOUSE_COMPILE_CACHE", &cache)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("bad.toml:6:14"), "{stderr}");
     assert!(stderr.contains("timeout_ms must be between"), "{stderr}");
+    assert!(
+        !cache.exists() && !root.path().join("data").exists(),
+        "the pipeline is checked before the store opens or any plugin compiles"
+    );
+}
+
+#[test]
+fn a_taken_port_is_refused_before_any_plugin_compiles() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cache = root.path().join("compile-cache");
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(root.path().join("data"))
+        .env("GATEHOUSE_COMPILE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!cache.exists(), "nothing was compiled: {stderr}");
+}
+
+/// Daemons on new data directories share compiled plugins through the
+/// compile cache: only the first compiles, and says so.
+#[test]
+fn a_second_data_dir_loads_compiled_plugins_from_the_shared_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("compile-cache");
+    let start = |data: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(root.path().join(data))
+            .env("GATEHOUSE_COMPILE_CACHE", &cache)
+            .env("GATEHOUSE_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let serving = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("gatehouse listening on"));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        assert!(serving, "the daemon serves");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = start("first");
+    assert!(
+        first.contains("compiling 5 plugins (first start only)"),
+        "{first}"
+    );
+    let entries = std::fs::read_dir(&cache)
+        .unwrap()
+        .flat_map(|engine| std::fs::read_dir(engine.unwrap().path()).unwrap())
+        .count();
+    assert_eq!(entries, 5, "one entry per embedded plugin");
+    let second = start("second");
+    assert!(!second.contains("compiling"), "{second}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,4 +575,76 @@ async fn cli_submit_wait_exit_codes_tell_success_from_gate_failure() {
         .unwrap();
     assert_eq!(no_daemon.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_daemon.stderr).contains("cannot reach the daemon"));
+}
+
+/// What a person sees when the address is wrong: one sentence, the cause,
+/// then the hint; and a client whose reader goes away ends quietly.
+#[test]
+fn connection_errors_read_as_one_sentence_and_a_closed_pipe_is_quiet() {
+    let run = |addr: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["status", "--addr", addr, "--token", "x"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, refused) = run("127.0.0.1:1");
+    assert_eq!(code, Some(1), "{refused}");
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+    assert_eq!(refused.matches("transport error").count(), 0, "{refused}");
+    assert!(
+        refused.contains("cannot reach the daemon at 127.0.0.1:1 (")
+            && refused
+                .trim_end()
+                .ends_with("is `gatehouse serve` running there?"),
+        "{refused}"
+    );
+
+    let (code, tls) = run("https://127.0.0.1:1");
+    assert_eq!(code, Some(1), "{tls}");
+    assert!(tls.contains("asks for TLS"), "{tls}");
+
+    // Something that speaks HTTP/1.1, not gRPC, on a loopback port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for _ in 0..4 {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let (code, not_grpc) = run(&addr);
+    assert_eq!(code, Some(1), "{not_grpc}");
+    assert!(not_grpc.contains("does not answer gRPC"), "{not_grpc}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_the_client_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    for n in 0..30 {
+        submit(&mut c, "model-config", &candidate(n)).await;
+    }
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{BIN} status --addr {} --token {token} -o json | head -c 1 > /dev/null; echo ${{PIPESTATUS[0]}}",
+            daemon.addr
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }

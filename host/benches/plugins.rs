@@ -4,6 +4,8 @@
 //!   instantiate from `InstancePre`, call, verdict checks, drop;
 //! - daemon start with 50 cached plugins to serving gRPC (the `gatehouse`
 //!   binary, until it prints its address);
+//! - first start on a new data directory to serving, with the compile cache
+//!   empty (the first start on a machine) and filled (any later data dir);
 //! - hot swap under load: 10,000 concurrent evaluations, with a new version
 //!   activated half-way; every call must produce a verdict.
 //!
@@ -147,12 +149,13 @@ fn populate(data: &std::path::Path, plugins: &Plugins, noop: &[u8]) {
     }
 }
 
-fn start_to_serving(data: &std::path::Path) -> f64 {
+fn start_to_serving(data: &std::path::Path, cache: &std::path::Path) -> f64 {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("GATEHOUSE_LOG", "error")
+        .env("GATEHOUSE_COMPILE_CACHE", cache)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -171,6 +174,37 @@ fn start_to_serving(data: &std::path::Path) -> f64 {
     let _ = child.kill();
     let _ = child.wait();
     elapsed.as_secs_f64() * 1e3
+}
+
+/// A new data directory each time: the embedded plugins are installed, the
+/// admin token generated, and the daemon serves.
+fn first_start() {
+    const RUNS: usize = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warm = dir.path().join("warm-cache");
+    let mut cold = Vec::new();
+    let mut cached = Vec::new();
+    for i in 0..RUNS {
+        let empty = dir.path().join(format!("cold-cache-{i}"));
+        cold.push(start_to_serving(
+            &dir.path().join(format!("cold-{i}")),
+            &empty,
+        ));
+        if i == 0 {
+            start_to_serving(&dir.path().join("fill"), &warm);
+        }
+        cached.push(start_to_serving(
+            &dir.path().join(format!("warm-{i}")),
+            &warm,
+        ));
+    }
+    println!(
+        "first start on a new data dir to serving: compile cache empty: median {:.1} ms, max {:.1} ms; filled: median {:.1} ms, max {:.1} ms ({RUNS} starts each)",
+        median(&mut cold),
+        percentile(&mut cold, 1.0),
+        median(&mut cached),
+        percentile(&mut cached, 1.0)
+    );
 }
 
 fn hot_swap_under_load(plugins: Arc<Plugins>, noop: &[u8]) {
@@ -255,6 +289,9 @@ fn main() {
     if runs("per-call") {
         per_call(&plugins, &noop_plugin);
     }
+    if runs("first-start") {
+        first_start();
+    }
     if !runs("start") && !runs("hot-swap") {
         return;
     }
@@ -263,9 +300,12 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         populate(&data, &plugins, &noop);
+        let cache = dir.path().join("cache");
         // The first start adds the embedded plugins and a token; time the rest.
-        start_to_serving(&data);
-        let mut starts: Vec<f64> = (0..STARTS).map(|_| start_to_serving(&data)).collect();
+        start_to_serving(&data, &cache);
+        let mut starts: Vec<f64> = (0..STARTS)
+            .map(|_| start_to_serving(&data, &cache))
+            .collect();
         println!(
             "daemon start with {CACHED_PLUGINS} cached plugins (+ embedded) to serving: median {:.1} ms, max {:.1} ms ({STARTS} starts, process spawn included)",
             median(&mut starts),

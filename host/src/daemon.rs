@@ -43,6 +43,9 @@ pub struct Setup {
     /// How often every environment is checked for drift; none: never.
     pub drift_check: Option<std::time::Duration>,
     pub signing: SigningSettings,
+    /// Where compiled plugins are shared between data directories (see
+    /// [`plugins::compile_cache`]); none: compile for each data directory.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Setup {
@@ -55,6 +58,7 @@ impl Setup {
             plugin_dir_poll: std::time::Duration::from_secs(1),
             drift_check: None,
             signing: SigningSettings::default(),
+            compile_cache: plugins::compile_cache::default_dir(),
         }
     }
 }
@@ -126,42 +130,57 @@ pub struct Daemon {
 /// The example pipeline, served when no pipeline file is named.
 pub const BUNDLED_PIPELINE: &str = include_str!("../../examples/pipeline.toml");
 
-/// Pipelines may name gate plugins not pushed yet (a pipeline and its new
-/// plugin often land together); a release is refused until they are there
-/// (see [`Daemon::submit`]), and the daemon warns at start.
-struct PluginCatalog<'a>(&'a Plugins);
+/// Pipelines may name plugins not pushed yet (a pipeline and its new plugin
+/// often land together), so pipelines are read before any plugin is loaded
+/// and names are checked after: a release is refused until its plugins are
+/// there (see [`Daemon::submit`]), and the daemon warns at start.
+struct Deferred;
 
-impl Catalog for PluginCatalog<'_> {
+impl Catalog for Deferred {
     fn has_gate_plugin(&self, _name: &str) -> bool {
         true
     }
     fn gate_plugin_names(&self) -> Vec<String> {
-        self.0
-            .all_active()
-            .iter()
-            .map(|p| p.description.name.clone())
-            .collect()
+        Vec::new()
     }
     fn has_adapter(&self, _name: &str) -> bool {
         true
     }
     fn adapter_names(&self) -> Vec<String> {
-        let mut names = vec![BUILTIN_ADAPTER.to_string()];
-        names.extend(
-            self.0
-                .all_active()
-                .iter()
-                .filter(|p| p.description.kind == plugins::PluginKind::Adapter)
-                .map(|p| p.description.name.clone()),
-        );
-        names
+        Vec::new()
     }
+}
+
+/// Reads and checks the pipeline files (or the bundled one): a mistake in
+/// them fails the start at once, before any plugin is compiled.
+fn load_pipelines(files: &[PathBuf]) -> Result<BTreeMap<String, Pipeline>, Error> {
+    let loaded: Vec<Pipeline> = if files.is_empty() {
+        vec![Pipeline::parse(
+            "examples/pipeline.toml (bundled)",
+            BUNDLED_PIPELINE,
+            &Deferred,
+        )?]
+    } else {
+        files
+            .iter()
+            .map(|p| Pipeline::load(p, &Deferred))
+            .collect::<Result<_, _>>()?
+    };
+    let mut pipelines = BTreeMap::new();
+    for p in loaded {
+        if pipelines.contains_key(&p.name) {
+            return Err(Error::DuplicatePipeline(p.name));
+        }
+        pipelines.insert(p.name.clone(), p);
+    }
+    Ok(pipelines)
 }
 
 impl Daemon {
     /// Opens the store, installs plugins, loads pipelines and resumes every
     /// unfinished release. Must run inside a tokio runtime.
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
+        let pipelines = load_pipelines(&setup.pipelines)?;
         let store = Store::open(&setup.data_dir)?;
         let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
         // Loading plugins is CPU work; keep it off the reactor.
@@ -170,8 +189,9 @@ impl Daemon {
                 "loading plugins panicked: {e}"
             )))
         };
+        let cache = setup.compile_cache.clone();
         let plugins = Arc::new(
-            tokio::task::spawn_blocking(Plugins::new)
+            tokio::task::spawn_blocking(move || Plugins::with_compile_cache(cache))
                 .await
                 .map_err(panicked)??,
         );
@@ -186,29 +206,10 @@ impl Daemon {
             dir.scan(&registry, false).await;
         }
 
-        let catalog = PluginCatalog(&plugins);
-        let mut pipelines = BTreeMap::new();
-        let loaded: Vec<Pipeline> = if setup.pipelines.is_empty() {
-            vec![Pipeline::parse(
-                "examples/pipeline.toml (bundled)",
-                BUNDLED_PIPELINE,
-                &catalog,
-            )?]
-        } else {
-            setup
-                .pipelines
-                .iter()
-                .map(|p| Pipeline::load(p, &catalog))
-                .collect::<Result<_, _>>()?
-        };
-        for p in loaded {
-            for m in missing_plugins(&p, &plugins) {
+        for p in pipelines.values() {
+            for m in missing_plugins(p, &plugins) {
                 tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
             }
-            if pipelines.contains_key(&p.name) {
-                return Err(Error::DuplicatePipeline(p.name));
-            }
-            pipelines.insert(p.name.clone(), p);
         }
 
         let unfinished = store.unfinished_releases()?;

@@ -42,6 +42,10 @@ pub struct Settings {
     /// Optional ed25519 signing of plugins.
     #[serde(default)]
     pub signing: SigningSettings,
+    /// Where compiled plugins are kept for every data directory of this
+    /// user; default `~/.cache/gatehouse/compiled` (or
+    /// `$GATEHOUSE_COMPILE_CACHE`); an empty path turns the cache off.
+    pub compile_cache: Option<PathBuf>,
     /// Accepted tokens. With none, the first start generates an admin token
     /// and prints it once.
     #[serde(default)]
@@ -76,6 +80,7 @@ impl Default for Settings {
             plugin_dir_poll_ms: default_plugin_dir_poll_ms(),
             drift_check_s: default_drift_check_s(),
             signing: SigningSettings::default(),
+            compile_cache: None,
             tokens: Vec::new(),
         }
     }
@@ -121,6 +126,13 @@ impl Settings {
         s.data_dir = base.join(&s.data_dir);
         s.pipelines = s.pipelines.iter().map(|p| base.join(p)).collect();
         s.plugin_dir = s.plugin_dir.map(|p| base.join(p));
+        s.compile_cache = s.compile_cache.map(|p| {
+            if p.as_os_str().is_empty() {
+                p
+            } else {
+                base.join(p)
+            }
+        });
         Ok(s)
     }
 }
@@ -161,21 +173,12 @@ impl Running {
 }
 
 pub async fn start(settings: &Settings) -> Result<Running, Error> {
-    let daemon = Daemon::open(&Setup {
-        data_dir: settings.data_dir.clone(),
-        pipelines: settings.pipelines.clone(),
-        plugin_dir: settings.plugin_dir.clone(),
-        plugin_dir_poll: std::time::Duration::from_millis(settings.plugin_dir_poll_ms.max(10)),
-        drift_check: (settings.drift_check_s > 0)
-            .then(|| std::time::Duration::from_secs(settings.drift_check_s)),
-        signing: settings.signing.clone(),
-    })
-    .await?;
-    let (tokens, generated_admin_token) = tokens(settings, &daemon).await?;
-    let routes = api::routes(daemon.clone(), tokens)
-        .await
-        .map_err(|e| Error::Services(e.to_string()))?;
-
+    // What a person can get wrong is checked first, so a typo in a token or
+    // a taken port fails in milliseconds, not after the plugins compile;
+    // pipelines are read first thing in `Daemon::open`, for the same reason.
+    if !settings.tokens.is_empty() {
+        auth::Tokens::new(&settings.tokens)?;
+    }
     let incoming = tonic::transport::server::TcpIncoming::bind(settings.listen)
         .map_err(|source| Error::Listen {
             addr: settings.listen,
@@ -186,6 +189,26 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         addr: settings.listen,
         source,
     })?;
+    let daemon = Daemon::open(&Setup {
+        data_dir: settings.data_dir.clone(),
+        pipelines: settings.pipelines.clone(),
+        plugin_dir: settings.plugin_dir.clone(),
+        plugin_dir_poll: std::time::Duration::from_millis(settings.plugin_dir_poll_ms.max(10)),
+        drift_check: (settings.drift_check_s > 0)
+            .then(|| std::time::Duration::from_secs(settings.drift_check_s)),
+        signing: settings.signing.clone(),
+        compile_cache: match &settings.compile_cache {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => crate::plugins::compile_cache::default_dir(),
+        },
+    })
+    .await?;
+    let (tokens, generated_admin_token) = tokens(settings, &daemon).await?;
+    let routes = api::routes(daemon.clone(), tokens)
+        .await
+        .map_err(|e| Error::Services(e.to_string()))?;
+
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(
         tonic::transport::Server::builder()

@@ -48,6 +48,7 @@ fn store_status(e: store::Error) -> Status {
                 "the data directory is full ({io}); free disk space, nothing was changed"
             ))
         }
+        store::Error::NoStore(_) | store::Error::Held(_) => Status::failed_precondition(message),
         store::Error::Storage(_) | store::Error::Corrupt { .. } => Status::internal(message),
     }
 }

@@ -81,7 +81,7 @@ pub struct TestArgs {
     pub timeout_ms: u64,
     #[arg(long, default_value_t = DEFAULT_FUEL)]
     pub fuel: u64,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -100,7 +100,7 @@ pub struct PushArgs {
     /// Store the version without making it active.
     #[arg(long)]
     pub no_activate: bool,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -108,7 +108,7 @@ pub struct PushArgs {
 pub struct ListArgs {
     /// Show every stored version of this plugin.
     pub name: Option<String>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -118,7 +118,7 @@ pub struct DescribeArgs {
     /// A version or digest prefix; defaults to the active one.
     #[arg(long, default_value = "")]
     pub version: String,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -455,7 +455,7 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
     let wasm = read(&a.plugin)?;
     let request: serde_json::Value = serde_json::from_slice(&read(&a.request)?)
         .with_context(|| format!("{} is not JSON", a.request.display()))?;
-    let plugins = Plugins::new()?;
+    let plugins = Plugins::with_compile_cache(gatehouse::plugins::compile_cache::default_dir())?;
     let source_name = a.plugin.display().to_string();
     let component = plugins.compile(&source_name, &wasm)?;
     let description = plugins.describe(&source_name, &component)?;

@@ -13,6 +13,7 @@
 
 pub mod builtin;
 pub mod capabilities;
+pub mod compile_cache;
 pub mod manifest;
 pub mod registry;
 pub mod sandbox;
@@ -27,11 +28,12 @@ use crate::digest::Digest;
 use crate::pipeline::release::{Measurement, Outcome};
 use capabilities::Grants;
 pub use capabilities::attachments::Attachments;
+use compile_cache::CompileCache;
 use manifest::Manifest;
 use sandbox::{CallState, Limits};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -202,10 +204,18 @@ pub struct Plugins {
     engine: Engine,
     linker: Linker<CallState>,
     active: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    cache: Option<CompileCache>,
 }
 
 impl Plugins {
+    /// A plugin host that compiles every component it is given.
     pub fn new() -> Result<Plugins, Error> {
+        Plugins::with_compile_cache(None)
+    }
+
+    /// A plugin host that keeps what it compiles in `cache` (see
+    /// [`compile_cache`]) and loads it from there next time.
+    pub fn with_compile_cache(cache: Option<PathBuf>) -> Result<Plugins, Error> {
         let engine_error = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -237,15 +247,51 @@ impl Plugins {
             engine,
             linker,
             active: RwLock::new(BTreeMap::new()),
+            cache: cache.map(CompileCache::new),
         })
     }
 
-    /// Compiles a component. Blocking: tens of milliseconds.
+    /// Whether [`Plugins::compile`] would have to run Cranelift for `wasm`,
+    /// rather than load what the compile cache keeps.
+    pub fn needs_compiling(&self, wasm: &[u8]) -> bool {
+        self.cache
+            .as_ref()
+            .is_none_or(|c| c.get(&self.engine_key(), &Digest::of(wasm)).is_none())
+    }
+
+    /// Compiles a component, or loads it from the compile cache. Blocking:
+    /// tens of milliseconds to seconds when it compiles.
     pub fn compile(&self, source_name: &str, wasm: &[u8]) -> Result<Component, Error> {
-        Component::new(&self.engine, wasm).map_err(|e| Error::Compile {
+        let key = self
+            .cache
+            .as_ref()
+            .map(|c| (c, self.engine_key(), Digest::of(wasm)));
+        if let Some((cache, engine, digest)) = &key
+            && let Some(artefact) = cache.get(engine, digest)
+        {
+            // SAFETY: the entry is what `precompiled` made on an engine with
+            // this compatibility key (it is in the entry's path), its sha256
+            // checked out just now, and wasmtime checks its header and the
+            // engine's settings before using it. The cache directory is trusted
+            // as the data directory is (see `compile_cache`).
+            match unsafe { Component::deserialize(&self.engine, &artefact) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(
+                    plugin = source_name,
+                    "compile cache entry does not load ({e:#}); compiling again"
+                ),
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|e| Error::Compile {
             source_name: source_name.to_string(),
             detail: format!("{e:#}"),
-        })
+        })?;
+        if let Some((cache, engine, digest)) = &key
+            && let Some(artefact) = self.precompiled(&component)
+        {
+            cache.put(engine, digest, &artefact);
+        }
+        Ok(component)
     }
 
     /// The compiled artefact of `component`, to cache.
@@ -666,6 +712,24 @@ fn clip(s: String) -> String {
 }
 
 /// Truncates `s` to at most `max` bytes on a character boundary, marking the cut.
+/// `s` with every control character written as an escape (`\n`, `\u{1b}`),
+/// so text a plugin supplies stays on its own line of the daemon's log and
+/// of a terminal, and cannot forge a line or move the cursor.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn clip_to(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
@@ -676,4 +740,27 @@ pub fn clip_to(mut s: String, max: usize) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_escaped_and_other_text_is_kept() {
+        assert_eq!(
+            escape_controls(
+                "ok\n2026-12-02T05:00:00Z INFO gatehouse::pipeline: release 1 approved"
+            ),
+            "ok\\n2026-12-02T05:00:00Z INFO gatehouse::pipeline: release 1 approved"
+        );
+        assert_eq!(
+            escape_controls("\u{1b}[2Jcleared\r"),
+            "\\u{1b}[2Jcleared\\r"
+        );
+        assert_eq!(
+            escape_controls("naïve café — 東京 😀"),
+            "naïve café — 東京 😀"
+        );
+    }
 }

@@ -381,6 +381,7 @@ impl Registry {
     /// daemon was upgraded). A version an admin pushed stays active.
     pub async fn ensure_embedded(self: &Arc<Self>, actor: &str) -> Result<(), Error> {
         let stored = self.store.plugin_versions(None)?;
+        self.precompile_embedded(&stored).await;
         for (file, wasm) in super::builtin::embedded() {
             let digest = Digest::of(wasm);
             let (name, requested) = match stored.iter().find(|r| r.digest == digest) {
@@ -422,6 +423,44 @@ impl Registry {
             .await?;
         }
         Ok(())
+    }
+
+    /// Compiles, side by side, the embedded plugins this data directory does
+    /// not hold and the compile cache lacks, so the one-by-one install after
+    /// loads them from the cache. Only a first start on a machine compiles.
+    async fn precompile_embedded(&self, stored: &[PluginRecord]) {
+        let fresh: Vec<_> = super::builtin::embedded()
+            .into_iter()
+            .filter(|(_, wasm)| {
+                let digest = Digest::of(wasm);
+                !stored.iter().any(|r| r.digest == digest) && self.plugins.needs_compiling(wasm)
+            })
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let names: Vec<_> = fresh.iter().map(|(file, _)| *file).collect();
+        tracing::info!(
+            "compiling {} plugins (first start only): {}",
+            fresh.len(),
+            names.join(", ")
+        );
+        let started = std::time::Instant::now();
+        let compiles: Vec<_> = fresh
+            .into_iter()
+            .map(|(file, wasm)| {
+                let plugins = self.plugins.clone();
+                tokio::task::spawn_blocking(move || plugins.compile(file, wasm).map(drop))
+            })
+            .collect();
+        for compile in compiles {
+            // A failure shows again, with its reason, in the install below.
+            let _ = compile.await;
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled the embedded plugins"
+        );
     }
 
     /// Makes the stored version picked by `selector` (a version string or a

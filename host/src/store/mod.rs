@@ -35,6 +35,14 @@ pub enum Error {
     Corrupt { key: String, detail: String },
     #[error(transparent)]
     Refused(#[from] Refusal),
+    #[error(
+        "{0} holds no Gatehouse data (no store there); check the path, or point --data-dir at the daemon's data_dir"
+    )]
+    NoStore(String),
+    #[error(
+        "{0} is held by a running daemon; ask it instead (leave out --data-dir), or stop it first"
+    )]
+    Held(String),
 }
 
 /// Why a transaction chose not to commit.
@@ -120,6 +128,25 @@ impl Store {
         };
         store.move_plugin_bytes_out_of_sled()?;
         Ok(store)
+    }
+
+    /// Opens the store of an existing data directory, for tools that read
+    /// one: a missing or empty directory is refused, never made into a new
+    /// store, and one a running daemon holds is named as such.
+    pub fn open_existing(dir: &Path) -> Result<Store, Error> {
+        let shown = dir.display().to_string();
+        // sled keeps its pages in `db` and its settings in `conf`.
+        if !dir.join("db").is_file() || !dir.join("conf").is_file() {
+            return Err(Error::NoStore(shown));
+        }
+        match Store::open(dir) {
+            Err(Error::Storage(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                Err(Error::Held(shown))
+            }
+            other => other,
+        }
     }
 
     /// Audit events, announced once durable.
