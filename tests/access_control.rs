@@ -239,3 +239,50 @@ async fn reflection_lists_the_api_without_a_token() {
         );
     }
 }
+
+/// `token new --role service` mints what the README tells serving services
+/// to use: the entry it prints admits that token with the service role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_new_mints_a_service_token_the_daemon_admits() {
+    let out = std::process::Command::new(BIN)
+        .args(["token", "new", "--name", "ranker", "--role", "service"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("the token is printed")
+        .to_string();
+    let entry = &stdout[stdout.find("[[tokens]]").expect("a config entry")..];
+    assert!(entry.contains("role = \"service\""), "{entry}");
+
+    let root = tempfile::tempdir().unwrap();
+    let config = write(root.path(), "gatehouse.toml", entry);
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut c = daemon.client(Some(&token)).await;
+    let read = c
+        .environments
+        .get_config(proto::GetConfigRequest {
+            environment: "production".into(),
+        })
+        .await;
+    assert!(read.is_ok(), "a service reads its configuration: {read:?}");
+    let submit = c
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: "model-config".into(),
+            candidate: GOOD.to_vec(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(submit.unwrap_err().code(), Code::PermissionDenied);
+}

@@ -120,3 +120,83 @@ async fn exported_log_verifies_offline_and_a_removed_line_is_found() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stdout.contains("event 4 is missing"), "{stdout}");
 }
+
+fn verify_data_dir(dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn verify_of_a_missing_or_empty_data_dir_refuses_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("no-such-dir");
+    let (code, text) = verify_data_dir(&missing);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("holds no Gatehouse data"), "{text}");
+    assert!(!missing.exists(), "no store is created");
+
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, text) = verify_data_dir(&empty);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("holds no Gatehouse data"), "{text}");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_data_dir_a_daemon_holds_says_so_and_an_export_cut_at_its_start_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let daemon = Daemon::start(&data, &[]);
+    let (code, text) = verify_data_dir(&data);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("held by a running daemon"), "{text}");
+
+    let token = daemon.generated_token.clone().unwrap();
+    let export = root.path().join("audit.jsonl");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--addr",
+            &daemon.addr,
+            "--token",
+            &token,
+            "audit",
+            "export",
+            "--out",
+        ])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = std::fs::read(&export).unwrap();
+    let cut = root.path().join("cut.jsonl");
+    std::fs::write(&cut, &whole[10..]).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--file"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the first line") && stdout.contains("cut at its start"),
+        "{stdout}"
+    );
+}

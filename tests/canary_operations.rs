@@ -114,7 +114,11 @@ async fn a_step_with_no_data_is_an_audited_inconclusive_judgement_never_a_pass()
     let done = finished(&mut c, id).await;
     assert_eq!(phase(&done), ReleasePhase::RolledBack, "{}", done.reason);
     assert!(
-        done.reason.contains("never promoted without evidence") && done.reason.contains("no data"),
+        done.reason.contains("never promoted without evidence")
+            && done
+                .reason
+                .contains("no service has reported observations for production in 400 ms")
+            && done.reason.contains("CanaryService.ReportObservations"),
         "{}",
         done.reason
     );
@@ -124,7 +128,10 @@ async fn a_step_with_no_data_is_an_audited_inconclusive_judgement_never_a_pass()
         .find(|e| e.message.contains("undecided") && e.message.contains("extension 1 of 1"))
         .expect("the first step end is audited");
     assert!(
-        undecided.message.contains("need 60 samples per arm"),
+        undecided.message.contains("need 60 samples per arm")
+            && undecided
+                .message
+                .contains("no service has reported observations for production in 200 ms"),
         "{}",
         undecided.message
     );

@@ -43,3 +43,74 @@ async fn stop_ends_watch_streams_and_returns() {
         "no more configurations after stop"
     );
 }
+
+/// Starts `gatehouse serve` with `args`, waits until it serves, sends
+/// SIGTERM, and returns its exit code and standard error.
+fn serve_then_sigterm(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env("GATEHOUSE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let serving = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("gatehouse listening on"));
+    assert!(serving, "the daemon serves");
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the daemon did not stop within 10 s of SIGTERM");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_the_log_has_no_colour_codes_off_a_terminal() {
+    let (code, stderr) = serve_then_sigterm(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("terminated (SIGTERM); stopping"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "no ANSI codes in a piped log: {stderr:?}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let (code, stderr) = serve_then_sigterm(&["--log-format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "terminated (SIGTERM); stopping"),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| l["level"].is_string()), "{stderr}");
+}

@@ -40,36 +40,78 @@ pub struct Client {
     pub canaries: CanaryServiceClient<Authed>,
 }
 
+/// The port `gatehouse serve` listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7443;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{addr:?} is not a daemon address; use e.g. http://127.0.0.1:7443")]
     BadAddress { addr: String },
+    #[error(
+        "{addr} asks for TLS, which this client does not speak; use http:// on loopback (plaintext is never used in its place)"
+    )]
+    NoTls { addr: String },
     #[error("the token contains characters that cannot be sent in a header")]
     BadToken,
-    #[error("cannot reach the daemon at {addr}: {source}; is `gatehouse serve` running there?")]
-    Connect {
-        addr: String,
-        source: tonic::transport::Error,
-    },
+    #[error("cannot reach the daemon at {addr} ({cause}); is `gatehouse serve` running there?")]
+    Connect { addr: String, cause: String },
+    #[error("{addr} does not answer gRPC ({cause}); is it the daemon's port (7443 by default)?")]
+    NotGrpc { addr: String, cause: String },
 }
 
-pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
-    let uri = if addr.contains("://") {
+/// The URI for a daemon address as people write it: `HOST`, `HOST:PORT` or
+/// `http://HOST:PORT`; without a port, the daemon's default.
+pub fn daemon_uri(addr: &str) -> Result<tonic::codegen::http::Uri, Error> {
+    use tonic::codegen::http::Uri;
+    let bad = || Error::BadAddress {
+        addr: addr.to_string(),
+    };
+    let with_scheme = if addr.contains("://") {
         addr.to_string()
     } else {
         format!("http://{addr}")
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|_| Error::BadAddress {
-        addr: addr.to_string(),
+    let uri: Uri = with_scheme.parse().map_err(|_| bad())?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(Error::NoTls {
+                addr: addr.to_string(),
+            });
+        }
+        _ => return Err(bad()),
+    }
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.port().is_some() {
+        return Ok(uri);
+    }
+    format!("http://{}:{DEFAULT_PORT}{}", authority.host(), uri.path())
+        .parse()
+        .map_err(|_| bad())
+}
+
+/// The innermost cause of a transport error: what actually went wrong,
+/// without the layers that each repeat "transport error".
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
+pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
+    let endpoint = Endpoint::from(daemon_uri(addr)?);
+    let channel = endpoint.tcp_nodelay(true).connect().await.map_err(|e| {
+        let cause = innermost(&e);
+        let addr = addr.to_string();
+        // TCP connected but no HTTP/2 came back: something else listens.
+        if cause.contains("http2") || cause.contains("h2") || cause.contains("frame") {
+            Error::NotGrpc { addr, cause }
+        } else {
+            Error::Connect { addr, cause }
+        }
     })?;
-    let channel = endpoint
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|source| Error::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
     let bearer = match token {
         None => Bearer(None),
         Some(t) => Bearer(Some(
@@ -83,4 +125,34 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
         plugins: PluginServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         canaries: CanaryServiceClient::with_interceptor(channel, bearer),
     })
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_port_means_the_default_port() {
+        for (given, uri) in [
+            ("127.0.0.1", "http://127.0.0.1:7443/"),
+            ("localhost:9000", "http://localhost:9000/"),
+            ("http://[::1]", "http://[::1]:7443/"),
+            (
+                "http://gatehouse.internal:7443",
+                "http://gatehouse.internal:7443/",
+            ),
+        ] {
+            assert_eq!(daemon_uri(given).unwrap().to_string(), uri, "{given}");
+        }
+    }
+
+    #[test]
+    fn https_is_refused_rather_than_sent_in_plaintext() {
+        let e = daemon_uri("https://gatehouse.internal:7443").unwrap_err();
+        assert!(matches!(e, Error::NoTls { .. }), "{e}");
+        assert!(matches!(
+            daemon_uri("ftp://x").unwrap_err(),
+            Error::BadAddress { .. }
+        ));
+    }
 }

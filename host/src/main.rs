@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "gatehouse", version, after_help = cli::EXIT_CODES)]
 struct Cli {
-    /// Daemon address.
+    /// Daemon address: HOST, HOST:PORT or http://HOST:PORT; the port
+    /// defaults to 7443.
     #[arg(
         long,
         global = true,
@@ -72,6 +73,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo) {
+        // A client whose reader went away (`gatehouse status | head`) ends
+        // quietly, as other command-line tools do, instead of panicking on
+        // the next write. The daemon keeps Rust's default and never dies of a
+        // closed pipe.
+        restore_default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,3 +122,15 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(unix)]
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default has no
+    // preconditions; it runs before any other thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_default_sigpipe() {}

@@ -198,6 +198,10 @@ pub enum Decision {
     Inconclusive { needed: u64 },
 }
 
+/// Where to look when no observation came at all.
+pub const REPORT_HINT: &str = "services report what each arm served with \
+    `CanaryService.ReportObservations` (see the README, \"Canary and automatic rollback\")";
+
 /// When in a canary's life a judgement is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -249,7 +253,9 @@ pub(super) fn decide(
     if nb == 0 && nc == 0 {
         return (
             Decision::Inconclusive { needed: min },
-            format!("no data from either arm yet; need {min} samples per arm"),
+            format!(
+                "no service has reported observations yet; {REPORT_HINT}; need {min} samples per arm"
+            ),
             None,
         );
     }

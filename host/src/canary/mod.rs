@@ -224,7 +224,13 @@ mod tests {
         let mut c = Canary::new(CanaryConfig::default());
         let j = c.judge(Look::Final);
         assert_eq!(j.decision, Decision::Inconclusive { needed: 50 });
-        assert!(j.reason.contains("no data"), "{}", j.reason);
+        assert!(
+            j.reason
+                .contains("no service has reported observations yet")
+                && j.reason.contains("ReportObservations"),
+            "{}",
+            j.reason
+        );
         assert!(j.metrics.iter().all(|m| m.outcome == Outcome::NoData));
     }
 

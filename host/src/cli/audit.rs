@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> anyhow::Result<u8> {
             data_dir: Some(dir),
             ..
         } => {
-            let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+            let store = Store::open_existing(&dir)?;
             Ok(report(store.verify_audit()?))
         }
         AuditCommand::Verify {
@@ -47,16 +47,41 @@ pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> anyhow::Result<u8> {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
             let mut rows = Vec::new();
-            for line in std::io::BufReader::new(f).lines() {
+            for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
                 let line = line?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                let seq = serde_json::from_str::<serde_json::Value>(&line)
+                let Some(seq) = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
                     .and_then(|v| v.get("seq").and_then(|s| s.as_u64()))
-                    .unwrap_or(0);
+                else {
+                    let checked = rows.len() as u64;
+                    let problem = if rows.is_empty() {
+                        format!(
+                            "the first line of {} is not a whole event: the file was cut at its start; export the log again",
+                            file.display()
+                        )
+                    } else {
+                        format!(
+                            "line {} of {} is not a whole event: the file was cut or edited there",
+                            n + 1,
+                            file.display()
+                        )
+                    };
+                    return Ok(report(audit::Verification::Broken {
+                        seq: checked + 1,
+                        checked,
+                        problem,
+                    }));
+                };
                 rows.push((seq, line.into_bytes()));
+            }
+            if rows.is_empty() {
+                anyhow::bail!(
+                    "{} holds no audit events; export them with `gatehouse audit export --out FILE`",
+                    file.display()
+                );
             }
             Ok(report(audit::verify(rows, None)))
         }

@@ -45,7 +45,7 @@ pub struct StatusArgs {
     /// Keep printing each new judgement until the canary ends.
     #[arg(long)]
     pub watch: bool,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -60,7 +60,7 @@ pub struct JudgeArgs {
     /// Canary config (TOML); the defaults judge typical serving traffic.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 

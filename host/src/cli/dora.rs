@@ -23,7 +23,7 @@ pub struct DoraArgs {
     /// instead of asking the daemon.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 

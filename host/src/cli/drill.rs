@@ -15,7 +15,7 @@ pub struct DrillArgs {
     /// Drill an environment named `production` (refused without it).
     #[arg(long)]
     pub force: bool,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 

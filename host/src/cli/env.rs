@@ -18,7 +18,7 @@ pub struct ConfigArgs {
     /// Keep printing each new configuration as it goes live.
     #[arg(long)]
     pub watch: bool,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -26,7 +26,7 @@ pub struct ConfigArgs {
 pub struct DriftArgs {
     /// The environment to check; every environment when left out.
     pub environment: Option<String>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 

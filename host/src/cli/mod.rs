@@ -51,5 +51,18 @@ pub enum Output {
 
 /// Turns a gRPC status into an error a person can act on.
 pub fn rpc(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", status.message(), status.code())
+    // What a non-gRPC server answers reaches tonic as a protocol error.
+    let message = status.message();
+    if matches!(
+        status.code(),
+        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
+    ) && (message.contains("h2 protocol error")
+        || message.contains("invalid HTTP")
+        || message.contains("protocol error"))
+    {
+        return anyhow::anyhow!(
+            "that address does not answer gRPC ({message}); is it the daemon's port (7443 by default)?"
+        );
+    }
+    anyhow::anyhow!("{message} ({:?})", status.code())
 }

@@ -25,7 +25,7 @@ pub struct SubmitArgs {
     /// Follow the release until it ends; exit 0 only if it succeeded.
     #[arg(long)]
     pub wait: bool,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
@@ -55,14 +55,14 @@ pub struct StatusArgs {
     pub pipeline: Option<String>,
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 
 #[derive(clap::Args)]
 pub struct WatchArgs {
     pub id: u64,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
 

@@ -22,16 +22,52 @@ pub struct ServeArgs {
     /// A directory of extra gate plugins (*.wasm) to install at start.
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
+    /// How the log on standard error reads: `text` for people (coloured only
+    /// on a terminal), `json` for log collectors, one object per line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_log(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => log.json().init(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM: supervisors (systemd, Kubernetes) stop a
+/// service with SIGTERM, people with Ctrl-C; both stop it the same way.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted (SIGINT); stopping"),
+                _ = term.recv() => tracing::info!("terminated (SIGTERM); stopping"),
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_ok() {
+        tracing::info!("interrupted; stopping");
+    }
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_log(a.log_format);
     let mut settings = match &a.config {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
@@ -55,12 +91,6 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
     println!("gatehouse listening on {}", running.addr);
-    running
-        .run_until(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("interrupted; stopping");
-            }
-        })
-        .await?;
+    running.run_until(stop_signal()).await?;
     Ok(EXIT_OK)
 }

@@ -11,22 +11,29 @@ pub enum TokenCommand {
         /// A name for who uses it, shown in the audit log.
         #[arg(long)]
         name: String,
-        /// reader, ci, operator or admin.
+        /// reader, ci, operator, service (serving services: read configs,
+        /// report canary observations) or admin.
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
 }
 
+const ROLES: [Role; 5] = [
+    Role::Reader,
+    Role::Ci,
+    Role::Operator,
+    Role::Service,
+    Role::Admin,
+];
+
 fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "reader" => Ok(Role::Reader),
-        "ci" => Ok(Role::Ci),
-        "operator" => Ok(Role::Operator),
-        "admin" => Ok(Role::Admin),
-        _ => Err(format!(
-            "{s:?} is not a role; use reader, ci, operator or admin"
-        )),
-    }
+    ROLES
+        .into_iter()
+        .find(|r| r.to_string() == s)
+        .ok_or_else(|| {
+            let names: Vec<String> = ROLES.iter().map(Role::to_string).collect();
+            format!("{s:?} is not a role; use one of {}", names.join(", "))
+        })
 }
 
 pub fn run(cmd: TokenCommand) -> anyhow::Result<u8> {

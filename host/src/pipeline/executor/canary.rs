@@ -248,7 +248,23 @@ async fn step_end(
     };
     let env = release.environment(stage);
     let weight = running.position.weight_percent;
-    let reason = judged.judgement.reason.clone();
+    let reason = if judged.judgement.baseline_n == 0 && judged.judgement.canary_n == 0 {
+        // Name how long nothing came: a canary nobody feeds is a set-up
+        // problem, not a candidate's.
+        let waited = spec.step_duration() * (extensions + 1);
+        let waited = if waited.subsec_millis() == 0 {
+            format!("{} s", waited.as_secs())
+        } else {
+            format!("{} ms", waited.as_millis())
+        };
+        format!(
+            "no service has reported observations for {env} in {waited}; {}; need {} samples per arm",
+            crate::canary::judgement::REPORT_HINT,
+            spec.min_samples
+        )
+    } else {
+        judged.judgement.reason.clone()
+    };
     match action {
         InconclusiveAction::Extend if extensions < spec.max_extensions => {
             let note = Note {

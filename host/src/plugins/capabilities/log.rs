@@ -21,7 +21,10 @@ impl Host for CallState {
             }
             return;
         }
-        let message = crate::plugins::clip_to(message, MAX_LINE_BYTES);
+        // Clipped, then escaped: a `\n` in a plugin's line must not forge a
+        // line of the daemon's own log.
+        let message =
+            crate::plugins::escape_controls(&crate::plugins::clip_to(message, MAX_LINE_BYTES));
         let plugin = self.plugin.as_str();
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
