@@ -47,6 +47,12 @@ async fn stop_ends_watch_streams_and_returns() {
 /// Starts `gatehouse serve` with `args`, waits until it serves, sends
 /// SIGTERM, and returns its exit code and standard error.
 fn serve_then_sigterm(args: &[&str]) -> (Option<i32>, String) {
+    serve_use_then_sigterm(args, |_, _| {})
+}
+
+/// Like [`serve_then_sigterm`], running `during(addr, token)` while the
+/// daemon serves.
+fn serve_use_then_sigterm(args: &[&str], during: impl FnOnce(&str, &str)) -> (Option<i32>, String) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
@@ -60,11 +66,26 @@ fn serve_then_sigterm(args: &[&str]) -> (Option<i32>, String) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let serving = std::io::BufReader::new(stdout)
+    let mut token = String::new();
+    let mut addr = None;
+    for line in std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|l| l.starts_with("gatehouse listening on"));
-    assert!(serving, "the daemon serves");
+    {
+        if let Some(t) = line
+            .split("): ")
+            .nth(1)
+            .filter(|_| line.starts_with("admin token"))
+        {
+            token = t.trim().to_string();
+        }
+        if let Some(a) = line.strip_prefix("gatehouse listening on ") {
+            addr = Some(format!("http://{}", a.trim()));
+            break;
+        }
+    }
+    let addr = addr.expect("the daemon serves");
+    during(&addr, &token);
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -113,4 +134,44 @@ fn log_format_json_writes_one_object_per_line() {
         "{stderr}"
     );
     assert!(lines.iter().all(|l| l["level"].is_string()), "{stderr}");
+}
+
+/// Every verdict and outcome gets one log line, with its real outcome.
+#[test]
+fn a_failed_gate_and_its_release_are_logged_as_failed() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let (code, stderr) = serve_use_then_sigterm(&["--log-format", "json"], |addr, token| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["submit", "--addr", addr, "--token", token, "--wait"])
+            .arg(format!("{examples}/candidates/triage-v3-expensive.json"))
+            .arg("--attach")
+            .arg(format!("golden.jsonl={examples}/golden/triage.jsonl"))
+            .arg("--attach")
+            .arg(format!(
+                "outputs.jsonl={examples}/outputs/triage-v2.outputs.jsonl"
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "the cost gate fails it");
+    });
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let with = |outcome: &str, words: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l["fields"]["outcome"] == outcome
+                    && l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(words))
+            })
+            .count()
+    };
+    assert_eq!(with("fail", "gate cost-estimator"), 1, "{stderr}");
+    assert_eq!(with("pass", "gate config-lint"), 1, "{stderr}");
+    assert_eq!(with("failed", "release 1"), 1, "{stderr}");
+    assert!(!stderr.contains("\"ok\":true"), "{stderr}");
 }

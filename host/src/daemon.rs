@@ -237,6 +237,7 @@ impl Daemon {
             closing: watch::channel(false).0,
         });
 
+        crate::telemetry::log::spawn(daemon.store.subscribe(), daemon.closed());
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
         daemon
             .store
@@ -321,7 +322,6 @@ impl Daemon {
             self.store.put_attachment(&reference.digest, bytes)?;
         }
         let attached: Vec<_> = attachments.into_iter().map(|(r, _)| r).collect();
-        let id = self.store.next_release_id()?;
         // The check for an unfinished release of the same bytes and the
         // creation of a new one are one transaction, so two CI retries racing
         // each other still start a single release.
@@ -331,6 +331,7 @@ impl Daemon {
                 if let Some(existing) = tx.open_release_of(&candidate.digest, &pipeline.name)? {
                     return Ok((tx.release(existing)?, true));
                 }
+                let id = tx.next_release_id()?;
                 let mut r = Release::new(
                     id,
                     pipeline.clone(),
@@ -364,7 +365,7 @@ impl Daemon {
             })
             .await?;
         if !deduplicated {
-            self.spawn(id);
+            self.spawn(release.id);
         }
         Ok((release, deduplicated, known))
     }

@@ -234,6 +234,17 @@ async fn tokens(
     daemon: &Daemon,
 ) -> Result<(auth::Tokens, Option<String>), Error> {
     if !settings.tokens.is_empty() {
+        if daemon
+            .store
+            .meta(GENERATED_ADMIN_KEY)
+            .map_err(daemon::Error::from)?
+            .is_some()
+        {
+            tracing::warn!(
+                configured = settings.tokens.len(),
+                "the admin token generated on the first start is no longer accepted: tokens in the config replace it; add an admin token there (`gatehouse token new --role admin`) to keep admin access"
+            );
+        }
         return Ok((auth::Tokens::new(&settings.tokens)?, None));
     }
     let generated = daemon

@@ -288,7 +288,13 @@ async fn run_gates(
             let duration_us = started.elapsed().as_micros() as u64;
             let plugin_digest = plugin.as_ref().ok().map(|p| p.digest);
             if let Ok(p) = &plugin {
-                tracing::info!(plugin_digest = %p.digest.short(), duration_us, ok = result.is_ok(), "gate evaluated");
+                // The verdict itself is logged once it is committed
+                // (`telemetry::log`); this is the call's cost.
+                let outcome = match &result {
+                    Ok(v) => v.outcome.to_string(),
+                    Err(_) => "error".to_string(),
+                };
+                tracing::debug!(plugin_digest = %p.digest.short(), duration_us, outcome, "gate evaluated");
             }
             match result {
                 Ok(v) => GateRecord {

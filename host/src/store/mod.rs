@@ -94,6 +94,9 @@ pub struct Store {
 /// A transaction under construction: typed access to every tree.
 pub struct Tx<'a> {
     releases: &'a TransactionalTree,
+    /// The highest release id stored when the commit began (commits run one
+    /// at a time), for data directories from before the id counter.
+    release_floor: u64,
     open_releases: &'a TransactionalTree,
     events: &'a TransactionalTree,
     release_events: &'a TransactionalTree,
@@ -163,6 +166,9 @@ impl Store {
         // time, with a blocking flush, off the reactor.
         let (out, sealed) = tokio::task::block_in_place(|| {
             let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            // Read outside the transaction: sled's transactional trees cannot
+            // seek, and a plain read inside one would wait on it.
+            let release_floor = self.releases.last()?.map_or(0, |(k, _)| key_u64(&k));
             let result = (
                 &self.releases,
                 &self.open_releases,
@@ -186,6 +192,7 @@ impl Store {
                     )| {
                         let tx = Tx {
                             releases,
+                            release_floor,
                             open_releases,
                             events,
                             release_events,
@@ -213,10 +220,6 @@ impl Store {
             let _ = self.bus.send(Arc::new(e));
         }
         Ok(out)
-    }
-
-    pub fn next_release_id(&self) -> Result<ReleaseId, Error> {
-        Ok(ReleaseId(self.db.generate_id()? + 1))
     }
 
     /// Stores candidate bytes under their digest; says whether they were known.
@@ -357,6 +360,20 @@ impl Tx<'_> {
     }
 
     /// Writes the release and keeps the index of unfinished releases in step.
+    /// The id for a new release: one more than the last, in the same
+    /// transaction that stores it, so ids stay dense across restarts and a
+    /// refused submit uses none. A data directory from before the counter
+    /// starts after its highest id.
+    pub fn next_release_id(&self) -> TxResult<ReleaseId> {
+        let last = match self.meta.get(RELEASE_COUNTER_KEY)? {
+            Some(v) => key_u64(&v),
+            None => self.release_floor,
+        };
+        let id = last + 1;
+        self.meta.insert(RELEASE_COUNTER_KEY, &id.to_be_bytes())?;
+        Ok(ReleaseId(id))
+    }
+
     pub fn put_release(&self, r: &Release) -> TxResult<()> {
         self.releases.insert(&r.id.0.to_be_bytes(), encode(r)?)?;
         let key = open_key(&r.candidate, &r.pipeline.name);
@@ -425,6 +442,9 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+/// The id of the last release created (meta tree).
+const RELEASE_COUNTER_KEY: &str = "last_release_id";
 
 fn open_key(digest: &Digest, pipeline: &str) -> Vec<u8> {
     let mut k = digest.0.to_vec();

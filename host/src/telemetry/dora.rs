@@ -17,7 +17,10 @@
 //!   that took it out (DORA's failed deployment recovery time).
 //!
 //! A canary rolled back before it was deployed is counted apart: the canary
-//! caught it, so it never failed as a deployment. Medians of an even count
+//! caught it, so it never failed as a deployment. What a rollback restores is
+//! live again but no new deployment: rolling that back too (an operator
+//! stepping further back in the same incident) counts as neither a failure
+//! nor a caught canary. Medians of an even count
 //! are the mean of the two middle values; p90 is the nearest rank,
 //! the ⌈0.9·n⌉-th smallest.
 
@@ -68,15 +71,17 @@ pub struct Dora {
     pub canaries_rolled_back: u64,
 }
 
-struct Deployment {
+/// What serves in the environment, as the log tells it.
+struct Live {
     digest: String,
-    at_ms: i64,
+    /// When it was deployed; none when a rollback restored it.
+    deployed_ms: Option<i64>,
 }
 
 /// The figures of `window` from `events`, read in the log's order.
 pub fn figures<'a>(events: impl IntoIterator<Item = &'a AuditEvent>, window: &Window) -> Dora {
     let mut submitted: HashMap<u64, i64> = HashMap::new();
-    let mut live: Option<Deployment> = None;
+    let mut live: Option<Live> = None;
     let mut lead_times = Vec::new();
     let mut recoveries = Vec::new();
     let (mut deployments, mut canaries_rolled_back) = (0u64, 0u64);
@@ -99,9 +104,9 @@ pub fn figures<'a>(events: impl IntoIterator<Item = &'a AuditEvent>, window: &Wi
                 let Some(digest) = text("digest") else {
                     continue;
                 };
-                live = Some(Deployment {
+                live = Some(Live {
                     digest,
-                    at_ms: e.at_ms,
+                    deployed_ms: Some(e.at_ms),
                 });
                 if window.holds(e.at_ms) {
                     deployments += 1;
@@ -112,20 +117,21 @@ pub fn figures<'a>(events: impl IntoIterator<Item = &'a AuditEvent>, window: &Wi
             }
             EventKind::EnvRolledBack if here && !drill => {
                 let from = text("from");
-                match live.take() {
-                    Some(d) if from.as_deref() == Some(d.digest.as_str()) => {
-                        if window.holds(d.at_ms) {
-                            recoveries.push(e.at_ms - d.at_ms);
-                        }
+                let serving = live.as_ref().map(|l| l.digest.as_str());
+                if from.is_some() && from.as_deref() == serving {
+                    if let Some(at) = live.as_ref().and_then(|l| l.deployed_ms)
+                        && window.holds(at)
+                    {
+                        recoveries.push(e.at_ms - at);
                     }
-                    other => {
-                        // What was taken down was not the deployment: a
-                        // canary beside it, which keeps serving.
-                        live = other;
-                        if window.holds(e.at_ms) {
-                            canaries_rolled_back += 1;
-                        }
-                    }
+                    live = text("to").map(|digest| Live {
+                        digest,
+                        deployed_ms: None,
+                    });
+                } else if window.holds(e.at_ms) {
+                    // What was taken down was not what serves: a canary
+                    // beside it, which keeps serving.
+                    canaries_rolled_back += 1;
                 }
             }
             _ => {}
@@ -223,7 +229,16 @@ mod tests {
             self.push(at_ms, EventKind::EnvApplied, Some(id), Some(env), detail)
         }
         fn rolled_back(&mut self, at_ms: i64, env: &str, from: &str) -> &mut Log {
-            let detail = json!({ "from": from, "to": null });
+            self.rolled_back_to(at_ms, env, from, None)
+        }
+        fn rolled_back_to(
+            &mut self,
+            at_ms: i64,
+            env: &str,
+            from: &str,
+            to: Option<&str>,
+        ) -> &mut Log {
+            let detail = json!({ "from": from, "to": to });
             self.push(at_ms, EventKind::EnvRolledBack, None, Some(env), detail)
         }
     }
@@ -264,6 +279,24 @@ mod tests {
         assert_eq!(f.change_failure_rate, Some(1.0 / 3.0));
         assert_eq!(f.recovery_median_ms, Some(4_000));
         assert_eq!(f.canaries_rolled_back, 1);
+    }
+
+    #[test]
+    fn rolling_back_what_a_rollback_restored_is_no_caught_canary() {
+        // An operator steps back twice in one incident: D2 to D1, then D1
+        // to nothing. Only D2 failed; no canary was involved.
+        let mut log = Log::default();
+        log.submitted(1_000, 1)
+            .applied(2_000, 1, "production", D1)
+            .submitted(3_000, 2)
+            .applied(4_000, 2, "production", D2)
+            .rolled_back_to(5_000, "production", D2, Some(D1))
+            .rolled_back_to(6_000, "production", D1, None);
+        let f = figures(&log.0, &production(0, DAY_MS));
+        assert_eq!(f.deployments, 2);
+        assert_eq!(f.failed_deployments, 1);
+        assert_eq!(f.recovery_median_ms, Some(1_000));
+        assert_eq!(f.canaries_rolled_back, 0);
     }
 
     #[test]
