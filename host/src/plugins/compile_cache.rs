@@ -51,6 +51,12 @@ impl CompileCache {
             .join(format!("{}.cwasm", wasm.hex()))
     }
 
+    /// Whether an entry is kept for these bytes on this engine; whether it is
+    /// whole is checked when it is read.
+    pub fn has(&self, engine: &[u8; 8], wasm: &Digest) -> bool {
+        self.path(engine, wasm).is_file()
+    }
+
     /// The artefact kept for these bytes on this engine, if a whole one is.
     pub fn get(&self, engine: &[u8; 8], wasm: &Digest) -> Option<Vec<u8>> {
         let path = self.path(engine, wasm);
@@ -95,7 +101,9 @@ mod tests {
         let engine = [7u8; 8];
         let wasm = Digest::of(b"component bytes");
         assert_eq!(cache.get(&engine, &wasm), None);
+        assert!(!cache.has(&engine, &wasm));
         cache.put(&engine, &wasm, b"machine code");
+        assert!(cache.has(&engine, &wasm));
         assert_eq!(
             cache.get(&engine, &wasm).as_deref(),
             Some(&b"machine code"[..])

@@ -256,7 +256,7 @@ impl Plugins {
     pub fn needs_compiling(&self, wasm: &[u8]) -> bool {
         self.cache
             .as_ref()
-            .is_none_or(|c| c.get(&self.engine_key(), &Digest::of(wasm)).is_none())
+            .is_none_or(|c| !c.has(&self.engine_key(), &Digest::of(wasm)))
     }
 
     /// Compiles a component, or loads it from the compile cache. Blocking:
