@@ -157,7 +157,7 @@ async fn a_step_with_no_data_is_an_audited_inconclusive_judgement_never_a_pass()
 async fn paused_canary_still_rolls_back_on_a_regression_and_an_approval_promotes_a_step() {
     let root = tempfile::tempdir().unwrap();
     // A step can never gather this many samples, so it always ends paused.
-    let (_daemon, _, mut c, baseline) = start(
+    let (daemon, token, mut c, baseline) = start(
         root.path(),
         "steps = [20]\nstep_ms = 300\nmin_samples = 1000000\non_inconclusive = \"pause\"\n",
     )
@@ -184,6 +184,22 @@ async fn paused_canary_still_rolls_back_on_a_regression_and_an_approval_promotes
         .into_inner();
     let first = feed.message().await.unwrap().unwrap();
     assert!(!first.r#final);
+
+    // `gatehouse config` shows both arms while the canary runs.
+    let shown = std::process::Command::new(BIN)
+        .args(["config", "production", "-o", "json"])
+        .args(["--addr", &daemon.addr, "--token", &token])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["digest"], baseline.as_str());
+    assert_eq!(shown["canary"]["release_id"], id);
+    assert_eq!(shown["canary_weight_percent"], 20);
+    assert_eq!(
+        shown["canary"]["digest"].as_str().map(str::len),
+        Some(64),
+        "{shown}"
+    );
 
     // Traffic goes on while the step waits for a person; the candidate
     // starts failing and the daemon does not wait for the person.

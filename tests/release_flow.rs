@@ -610,12 +610,23 @@ fn connection_errors_read_as_one_sentence_and_a_closed_pipe_is_quiet() {
     // Something that speaks HTTP/1.1, not gRPC, on a loopback port.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    // Answers every connection (the client may retry) until told to stop,
+    // for at most 30 s.
     let server = std::thread::spawn(move || {
         use std::io::{Read, Write};
-        for _ in 0..4 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < deadline
+        {
             let Ok((mut conn, _)) = listener.accept() else {
-                return;
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
             };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
             let mut buf = [0u8; 1024];
             let _ = conn.read(&mut buf);
             let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
@@ -623,8 +634,9 @@ fn connection_errors_read_as_one_sentence_and_a_closed_pipe_is_quiet() {
     });
     let (code, not_grpc) = run(&addr);
     assert_eq!(code, Some(1), "{not_grpc}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
     assert!(not_grpc.contains("does not answer gRPC"), "{not_grpc}");
-    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -633,13 +645,20 @@ async fn a_reader_that_goes_away_ends_the_client_quietly() {
     let daemon = Daemon::start(&root.path().join("data"), &[]);
     let token = daemon.generated_token.clone().unwrap();
     let mut c = daemon.client(Some(&token)).await;
-    for n in 0..30 {
-        submit(&mut c, "model-config", &candidate(n)).await;
+    // More audit lines than a pipe holds, so the export is still writing
+    // when its reader has gone.
+    for n in 0..40 {
+        let id = submit(&mut c, "model-config", &candidate(n))
+            .await
+            .release
+            .unwrap()
+            .id;
+        finished(&mut c, id).await;
     }
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "{BIN} status --addr {} --token {token} -o json | head -c 1 > /dev/null; echo ${{PIPESTATUS[0]}}",
+            "{BIN} audit export --addr {} --token {token} | head -c 1 > /dev/null",
             daemon.addr
         ))
         .output()
@@ -647,4 +666,92 @@ async fn a_reader_that_goes_away_ends_the_client_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+/// Ids are dense across restarts: the first release after a restart is
+/// the next number, never one a million on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_ids_stay_dense_across_restarts() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut ids = Vec::new();
+    let mut token = None;
+    for round in 0..3u32 {
+        let daemon = Daemon::start(&data, &[]);
+        token = token.or(daemon.generated_token.clone());
+        let mut c = daemon.client(token.as_deref()).await;
+        for n in 0..2 {
+            let r = submit(&mut c, "model-config", &candidate(round * 10 + n)).await;
+            ids.push(r.release.unwrap().id);
+        }
+        daemon.kill();
+    }
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+}
+
+/// The client checks attachments before it sends them: a file over the
+/// limit is refused by its size, unread; a name comes once; and what was
+/// attached is listed by `status --output json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_are_checked_before_sending_and_listed_in_status() {
+    let root = tempfile::tempdir().unwrap();
+    let good = write(
+        root.path(),
+        "candidate.json",
+        std::str::from_utf8(GOOD).unwrap(),
+    );
+    // Sparse: a gigabyte by its size, nothing on disk.
+    let huge = root.path().join("huge.jsonl");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let submit = |attach: &[String]| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["submit", "--addr", "http://127.0.0.1:1", "--token", "x"])
+            .arg(&good);
+        for a in attach {
+            cmd.args(["--attach", a]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = submit(&[format!("outputs.jsonl={}", huge.display())]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("over the 33554432-byte limit"), "{err}");
+    let small = write(root.path(), "small.jsonl", "{}\n");
+    let (code, err) = submit(&[
+        format!("outputs.jsonl={}", small.display()),
+        format!("outputs.jsonl={}", small.display()),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("two attachments are named \"outputs.jsonl\""),
+        "{err}"
+    );
+
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let id = submit_evaluated(&mut c, "model-config", GOOD, GOOD_OUTPUTS)
+        .await
+        .release
+        .unwrap()
+        .id;
+    let out = std::process::Command::new(BIN)
+        .args(["status", &id.to_string(), "-o", "json"])
+        .args(["--addr", &daemon.addr, "--token", &token])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = doc["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["golden.jsonl", "outputs.jsonl"], "{doc}");
 }

@@ -73,13 +73,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Demo) {
-        // A client whose reader went away (`gatehouse status | head`) ends
-        // quietly, as other command-line tools do, instead of panicking on
-        // the next write. The daemon keeps Rust's default and never dies of a
-        // closed pipe.
-        restore_default_sigpipe();
-    }
+    quiet_on_closed_stdout();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,6 +110,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) if closed_pipe(&e) => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::EXIT_ERROR)
@@ -123,14 +118,34 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(unix)]
-fn restore_default_sigpipe() {
-    // SAFETY: setting a signal's disposition to the default has no
-    // preconditions; it runs before any other thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// How a shell reports a program its reader left (128 + SIGPIPE).
+const EXIT_CLOSED_PIPE: u8 = 141;
+
+/// A client whose reader went away (`gatehouse status | head`) ends quietly,
+/// as other command-line tools do. SIGPIPE stays ignored, as Rust sets it:
+/// its default would also kill the client when the daemon closes a socket.
+/// So the broken pipe is caught where it surfaces: `println!` panics on it.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(EXIT_CLOSED_PIPE));
+        }
+        default(info);
+    }));
 }
 
-#[cfg(not(unix))]
-fn restore_default_sigpipe() {}
+/// Whether `e` is standard output's reader having gone away.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

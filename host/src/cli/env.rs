@@ -85,6 +85,16 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> anyhow::Result<u8> {
 
 fn print_config(c: &proto::ActiveConfig, output: Output) {
     let active = c.active.as_ref();
+    let canary = c.canary.as_ref();
+    let arm = |d: Option<&proto::Deployment>| {
+        d.map(|d| {
+            json!({
+                "digest": d.digest,
+                "release_id": d.release_id,
+                "config": serde_json::from_slice::<serde_json::Value>(&d.config).ok(),
+            })
+        })
+    };
     match output {
         Output::Json => println!(
             "{}",
@@ -94,23 +104,35 @@ fn print_config(c: &proto::ActiveConfig, output: Output) {
                 "digest": active.map(|d| d.digest.clone()),
                 "release_id": active.map(|d| d.release_id),
                 "config": active.and_then(|d| serde_json::from_slice::<serde_json::Value>(&d.config).ok()),
+                "canary": arm(canary),
                 "canary_weight_percent": c.canary_weight_percent,
             })
         ),
-        Output::Text => match active {
-            None => println!(
-                "{} (generation {}): nothing deployed yet",
-                c.environment, c.generation
-            ),
-            Some(d) => println!(
-                "{} (generation {}): {} from release {}\n{}",
-                c.environment,
-                c.generation,
-                short(&d.digest),
-                d.release_id,
-                String::from_utf8_lossy(&d.config)
-            ),
-        },
+        Output::Text => {
+            match active {
+                None => println!(
+                    "{} (generation {}): nothing deployed yet",
+                    c.environment, c.generation
+                ),
+                Some(d) => println!(
+                    "{} (generation {}): {} from release {}\n{}",
+                    c.environment,
+                    c.generation,
+                    short(&d.digest),
+                    d.release_id,
+                    String::from_utf8_lossy(&d.config)
+                ),
+            }
+            if let Some(d) = canary {
+                println!(
+                    "canary: {} from release {} serves {}% of requests\n{}",
+                    short(&d.digest),
+                    d.release_id,
+                    c.canary_weight_percent,
+                    String::from_utf8_lossy(&d.config)
+                );
+            }
+        }
     }
 }
 

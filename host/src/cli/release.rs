@@ -83,6 +83,53 @@ pub struct AbortArgs {
     pub reason: String,
 }
 
+/// Reads the files to attach, refusing a repeated name, and checking the
+/// daemon's limits as it goes: by each file's size before it is read, then
+/// while reading in bounded chunks (a file may grow meanwhile), so a huge
+/// file is refused at once instead of filling memory.
+fn read_attachments(attach: Vec<(String, PathBuf)>) -> anyhow::Result<HashMap<String, Vec<u8>>> {
+    use gatehouse::pipeline::attachment::{MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS};
+    use std::io::Read;
+    if attach.len() > MAX_ATTACHMENTS {
+        anyhow::bail!(
+            "{} attachments, over the limit of {MAX_ATTACHMENTS}; attach fewer files",
+            attach.len()
+        );
+    }
+    let mut attachments = HashMap::new();
+    let mut total = 0usize;
+    let over = |path: &std::path::Path| {
+        anyhow::anyhow!(
+            "attaching {} takes the attachments over the {MAX_ATTACHMENT_BYTES}-byte limit; attach samples, not whole datasets",
+            path.display()
+        )
+    };
+    for (name, path) in attach {
+        if attachments.contains_key(&name) {
+            anyhow::bail!(
+                "two attachments are named {name:?}; name each once (--attach NAME=PATH)"
+            );
+        }
+        let file =
+            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if total as u64 + size > MAX_ATTACHMENT_BYTES as u64 {
+            return Err(over(&path));
+        }
+        let room = MAX_ATTACHMENT_BYTES - total;
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(room as u64 + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if bytes.len() > room {
+            return Err(over(&path));
+        }
+        total += bytes.len();
+        attachments.insert(name, bytes);
+    }
+    Ok(attachments)
+}
+
 pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
     let bytes = if a.candidate.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -92,11 +139,7 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
     } else {
         std::fs::read(&a.candidate).with_context(|| format!("reading {}", a.candidate.display()))?
     };
-    let mut attachments = HashMap::new();
-    for (name, path) in a.attach {
-        let file = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        attachments.insert(name, file);
-    }
+    let attachments = read_attachments(a.attach)?;
     let mut client = ctx.connect().await?;
     let resp = client
         .releases

@@ -140,6 +140,9 @@ pub fn release_json(r: &proto::Release) -> serde_json::Value {
         "terminal": r.terminal,
         "submitted_by": r.submitted_by,
         "submitted_at_ms": r.submitted_at_ms,
+        "attachments": r.attachments.iter().map(|a| json!({
+            "name": a.name, "digest": a.digest, "size": a.size,
+        })).collect::<Vec<_>>(),
         "updated_at_ms": r.updated_at_ms,
         "stages": r.stages.iter().map(|s| json!({
             "environment": s.environment,
