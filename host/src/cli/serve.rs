@@ -48,21 +48,37 @@ fn init_log(format: LogFormat) {
 }
 
 /// Resolves on SIGINT or SIGTERM: supervisors (systemd, Kubernetes) stop a
-/// service with SIGTERM, people with Ctrl-C; both stop it the same way.
-async fn stop_signal() {
+/// service with SIGTERM, people with Ctrl-C; both stop it the same way. The
+/// handlers are installed when this is called, not when the future is first
+/// polled, so a signal sent as soon as the daemon says it listens is caught.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted (SIGINT); stopping"),
-                _ = term.recv() => tracing::info!("terminated (SIGTERM); stopping"),
+        let streams = signal(SignalKind::interrupt())
+            .and_then(|int| signal(SignalKind::terminate()).map(|term| (int, term)));
+        async move {
+            match streams {
+                Ok((mut int, mut term)) => tokio::select! {
+                    _ = int.recv() => tracing::info!("interrupted (SIGINT); stopping"),
+                    _ = term.recv() => tracing::info!("terminated (SIGTERM); stopping"),
+                },
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot install the SIGTERM handler ({e}); stopping on Ctrl-C only"
+                    );
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        tracing::info!("interrupted; stopping");
+                    }
+                }
             }
-            return;
         }
     }
-    if tokio::signal::ctrl_c().await.is_ok() {
-        tracing::info!("interrupted; stopping");
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("interrupted; stopping");
+        }
     }
 }
 
@@ -85,12 +101,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         settings.plugin_dir = Some(p);
     }
     let running = server::start(&settings).await?;
+    let stop = stop_signal();
     // Stdout carries what a person or a supervising script needs: the address,
     // and a generated token exactly once.
     if let Some(token) = &running.generated_admin_token {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
     println!("gatehouse listening on {}", running.addr);
-    running.run_until(stop_signal()).await?;
+    running.run_until(stop).await?;
     Ok(EXIT_OK)
 }
