@@ -87,16 +87,6 @@ async fn wait_event(c: &mut Client, id: u64, pred: impl Fn(&proto::Event) -> boo
     }
 }
 
-async fn live(c: &mut Client, env: &str) -> proto::ActiveConfig {
-    c.environments
-        .get_config(proto::GetConfigRequest {
-            environment: env.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_with_no_data_is_an_audited_inconclusive_judgement_never_a_pass() {
     let root = tempfile::tempdir().unwrap();

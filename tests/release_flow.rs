@@ -73,14 +73,7 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
     assert!(stopped.reason.contains("budget"), "{}", stopped.reason);
     assert!(stopped.stages[0].promoted && !stopped.stages[1].promoted);
 
-    let prod = c
-        .environments
-        .get_config(proto::GetConfigRequest {
-            environment: "production".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let prod = live(&mut c, "production").await;
     assert_eq!(
         prod.active.unwrap().digest,
         done.candidate_digest,
@@ -105,14 +98,7 @@ async fn bundled_pipeline_releases_one_good_candidate_after_another() {
             .unwrap();
         let done = finished(&mut c, r.id).await;
         assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
-        let prod = c
-            .environments
-            .get_config(proto::GetConfigRequest {
-                environment: "production".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let prod = live(&mut c, "production").await;
         assert_eq!(prod.active.unwrap().digest, done.candidate_digest);
         assert!(prod.canary.is_none());
     }

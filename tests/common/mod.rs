@@ -152,6 +152,17 @@ pub async fn submit_evaluated(
         .into_inner()
 }
 
+/// What `env` serves now, as `GetConfig` tells it.
+pub async fn live(c: &mut Client, env: &str) -> proto::ActiveConfig {
+    c.environments
+        .get_config(proto::GetConfigRequest {
+            environment: env.into(),
+        })
+        .await
+        .expect("get config")
+        .into_inner()
+}
+
 pub async fn get(c: &mut Client, id: u64) -> proto::Release {
     c.releases
         .get_release(proto::GetReleaseRequest { id })
