@@ -112,6 +112,33 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
             Error::Connect { addr, cause }
         }
     })?;
+    // A TCP port that accepts may still be no gRPC server: ask the health
+    // service (it needs no token), so a wrong port is named as such instead
+    // of failing the real call with a bare "transport error".
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let probe = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    if let Err(status) = probe
+        && matches!(
+            status.code(),
+            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
+        )
+    {
+        let cause = std::error::Error::source(&status)
+            .map(innermost)
+            .unwrap_or_else(|| status.message().to_string());
+        let addr = addr.to_string();
+        return Err(
+            if cause.contains("tcp connect") || cause.contains("refused") {
+                Error::Connect { addr, cause }
+            } else {
+                Error::NotGrpc { addr, cause }
+            },
+        );
+    }
     let bearer = match token {
         None => Bearer(None),
         Some(t) => Bearer(Some(
