@@ -341,15 +341,7 @@ fn service_daemon(root: &Path, host: &str, retries: u32, backoff_ms: u64) -> Dae
 
 /// What the daemon records as live in `env`.
 async fn recorded_live(c: &mut gatehouse::client::Client, env: &str) -> Option<String> {
-    c.environments
-        .get_config(proto::GetConfigRequest {
-            environment: env.into(),
-        })
-        .await
-        .expect("get config")
-        .into_inner()
-        .active
-        .map(|d| d.digest)
+    live(c, env).await.active.map(|d| d.digest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
