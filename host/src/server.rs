@@ -176,9 +176,11 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     // What a person can get wrong is checked first, so a typo in a token or
     // a taken port fails in milliseconds, not after the plugins compile;
     // pipelines are read first thing in `Daemon::open`, for the same reason.
-    if !settings.tokens.is_empty() {
-        auth::Tokens::new(&settings.tokens)?;
-    }
+    let configured = if settings.tokens.is_empty() {
+        None
+    } else {
+        Some(auth::Tokens::new(&settings.tokens)?)
+    };
     let incoming = tonic::transport::server::TcpIncoming::bind(settings.listen)
         .map_err(|source| Error::Listen {
             addr: settings.listen,
@@ -204,7 +206,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         },
     })
     .await?;
-    let (tokens, generated_admin_token) = tokens(settings, &daemon).await?;
+    let (tokens, generated_admin_token) = tokens(settings, configured, &daemon).await?;
     let routes = api::routes(daemon.clone(), tokens)
         .await
         .map_err(|e| Error::Services(e.to_string()))?;
@@ -227,13 +229,14 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     })
 }
 
-/// The configured tokens; with none, the admin token generated on the first
+/// The configured tokens (parsed at start); with none, the admin token generated on the first
 /// start (its hash kept in the store), generating it now if needed.
 async fn tokens(
     settings: &Settings,
+    configured: Option<auth::Tokens>,
     daemon: &Daemon,
 ) -> Result<(auth::Tokens, Option<String>), Error> {
-    if !settings.tokens.is_empty() {
+    if let Some(configured) = configured {
         if daemon
             .store
             .meta(GENERATED_ADMIN_KEY)
@@ -245,7 +248,7 @@ async fn tokens(
                 "the admin token generated on the first start is no longer accepted: tokens in the config replace it; add an admin token there (`gatehouse token new --role admin`) to keep admin access"
             );
         }
-        return Ok((auth::Tokens::new(&settings.tokens)?, None));
+        return Ok((configured, None));
     }
     let generated = daemon
         .store
