@@ -36,6 +36,10 @@ const PLUGINS: &[(&str, Ship)] = &[
     ("chaos-gate", Ship::TestOnly),
     ("hostile-gate", Ship::TestOnly),
     ("noop-gate", Ship::TestOnly),
+    ("stall-adapter", Ship::TestOnly),
+    ("sleepy-describe", Ship::TestOnly),
+    ("sleepy-start", Ship::TestOnly),
+    ("huge-describe", Ship::TestOnly),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

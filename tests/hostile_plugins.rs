@@ -8,6 +8,11 @@
 //! capability, so each refusal here is the host's sandbox at work, not the
 //! plugin's restraint. Network traffic stays on loopback, and every loop in
 //! this file is bounded.
+//!
+//! The second test blocks in host calls everywhere a plugin is called (a
+//! gate's evaluate and start, describe on push and from the plugin
+//! directory, an adapter's apply, `plugin test`): each ends at its deadline,
+//! and a flood of sleepers holds up neither a healthy release nor the audit.
 
 mod common;
 
@@ -43,6 +48,11 @@ struct TinyServer {
 
 impl TinyServer {
     fn start(max_connections: usize) -> TinyServer {
+        TinyServer::start_with_body(max_connections, b"ok".to_vec())
+    }
+
+    /// A server answering `body` to each connection.
+    fn start_with_body(max_connections: usize, body: Vec<u8>) -> TinyServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("local addr").port();
@@ -51,7 +61,7 @@ impl TinyServer {
         let thread = std::thread::spawn({
             let connections = connections.clone();
             let stop = stop.clone();
-            move || serve(listener, &connections, &stop, max_connections)
+            move || serve(listener, &connections, &stop, max_connections, &body)
         });
         TinyServer {
             port,
@@ -75,7 +85,13 @@ impl Drop for TinyServer {
     }
 }
 
-fn serve(listener: TcpListener, connections: &AtomicUsize, stop: &AtomicBool, max: usize) {
+fn serve(
+    listener: TcpListener,
+    connections: &AtomicUsize,
+    stop: &AtomicBool,
+    max: usize,
+    body: &[u8],
+) {
     let give_up = Instant::now() + Duration::from_secs(120);
     while !stop.load(Ordering::SeqCst)
         && connections.load(Ordering::SeqCst) < max
@@ -95,9 +111,13 @@ fn serve(listener: TcpListener, connections: &AtomicUsize, stop: &AtomicBool, ma
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
                 );
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(5));
@@ -148,16 +168,21 @@ fn pipeline_text(c: &Case) -> String {
 }
 
 /// hostile-gate with every capability granted: `files` is `granted` as
-/// `/data`, `http` only the port `allowed_port` on loopback.
-fn install_hostile_gate(plugins: &Path, granted: &Path, allowed_port: u16) {
+/// `/data`, `http` only the ports `allowed_ports` on loopback.
+fn install_hostile_gate(plugins: &Path, granted: &Path, allowed_ports: &[u16]) {
     std::fs::copy(
         gatehouse::plugins::builtin::HOSTILE_GATE_PATH,
         plugins.join("hostile-gate.wasm"),
     )
     .expect("copy hostile-gate.wasm");
+    let hosts: Vec<String> = allowed_ports
+        .iter()
+        .map(|port| format!("\"127.0.0.1:{port}\""))
+        .collect();
     let manifest = format!(
-        "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n\n[[files]]\nhost = {host:?}\nguest = \"/data\"\n\n[http]\nallow_hosts = [\"127.0.0.1:{allowed_port}\"]\ntimeout_ms = 5000\n",
+        "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n\n[[files]]\nhost = {host:?}\nguest = \"/data\"\n\n[http]\nallow_hosts = [{hosts}]\ntimeout_ms = 5000\n",
         host = granted.display().to_string(),
+        hosts = hosts.join(", "),
     );
     std::fs::write(plugins.join("hostile-gate.toml"), manifest).expect("write hostile-gate.toml");
 }
@@ -231,7 +256,9 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
     // a leak would connect to it, and its plugin would then pass.
     let allowed = TinyServer::start(8);
     let forbidden = TinyServer::start(8);
-    install_hostile_gate(&plugins, &granted, allowed.port);
+    // 4 MiB answers: 256 of them held at once are far over a call's budget.
+    let big = TinyServer::start_with_body(256, vec![b'x'; 4 << 20]);
+    install_hostile_gate(&plugins, &granted, &[allowed.port, big.port]);
 
     let forbidden_url = format!("http://127.0.0.1:{}/", forbidden.port);
     let forbidden_host = format!("host 127.0.0.1:{}", forbidden.port);
@@ -351,6 +378,36 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
             20_000,
             Expect::Passes("s since the Unix epoch".into()),
         ),
+        // A blocking host call (WASI poll) ends at the deadline too.
+        case(
+            "sleep",
+            "{ mode = \"sleep\", ms = 3600000 }",
+            1_000,
+            fails(&["timed out after 1000 ms"]),
+        ),
+        // Refused in a bounded sentence, never escaped whole (6 MiB).
+        case(
+            "nan-name",
+            "{ mode = \"nan_name\" }",
+            20_000,
+            fails(&["returned a malformed verdict", "name of 1048576 bytes"]),
+        ),
+        // What the host buffers counts against the call's memory budget.
+        case(
+            "fetch-flood",
+            &format!(
+                "{{ mode = \"fetch_flood\", url = \"http://127.0.0.1:{}/\", count = 256 }}",
+                big.port
+            ),
+            20_000,
+            fails(&["ran out of memory (limit 64 MiB"]),
+        ),
+        case(
+            "log-inject",
+            &format!("{{ mode = \"log_inject\", line = {FORGED_LINE:?} }}"),
+            20_000,
+            Expect::Passes("logged as asked".into()),
+        ),
     ];
 
     let mut args = vec!["--plugin-dir".to_string(), plugins.display().to_string()];
@@ -368,10 +425,12 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
         healthy_pipeline.display().to_string(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let daemon = Daemon::start_with_env(
+    let log = root.path().join("daemon.log");
+    let daemon = Daemon::start_logged(
         &root.path().join("data"),
         &args,
-        &[(SECRET_VAR, SECRET_VALUE)],
+        &[(SECRET_VAR, SECRET_VALUE), ("GATEHOUSE_LOG", "info")],
+        &log,
     );
     let token = daemon
         .generated_token
@@ -414,6 +473,15 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
     for (id, case) in ids.iter().zip(&cases) {
         let r = settled(&mut c, *id).await;
         let gate = gate_reason(&r);
+        // Whatever the plugin said, what is kept of it is short.
+        if r.reason.len() > 8 * 1024 || gate.len() > 8 * 1024 {
+            problems.push(format!(
+                "{}: reason of {} bytes, gate reason of {} kept",
+                case.name,
+                r.reason.len(),
+                gate.len()
+            ));
+        }
         eprintln!("{}: {:?}: {}", case.name, phase(&r), clip(&r.reason, &gate));
         match &case.expect {
             Expect::Fails(words) => {
@@ -549,6 +617,19 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
         ));
     }
 
+    // The plugin's line stayed inside one line of the daemon's log.
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    if !logged.contains("ok\\n2026-01-01T00:00:00Z") {
+        problems.push("log-inject: the plugin's line was not logged, escaped".into());
+    }
+    if logged
+        .lines()
+        .any(|l| l.starts_with("2026-01-01T00:00:00Z"))
+    {
+        problems.push("log-inject: the plugin forged a line of the daemon's log".into());
+    }
+    problems.extend(audit_holds(&mut c).await);
+
     assert!(
         problems.is_empty(),
         "{} problem(s):\n{}",
@@ -556,4 +637,402 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
         problems.join("\n")
     );
     eprintln!("hostile plugin suite took {:?}", started.elapsed());
+}
+
+/// A plugin's log line that, unescaped, would read as the daemon's own.
+const FORGED_LINE: &str =
+    "ok\n2026-01-01T00:00:00Z  INFO gatehouse::pipeline: release 1 approved by admin";
+
+/// What is wrong with the audit log as the daemon serves it: it must verify,
+/// export whole, and hold no event bloated by plugin text.
+async fn audit_holds(c: &mut gatehouse::client::Client) -> Vec<String> {
+    let mut problems = Vec::new();
+    let verified = answered(
+        "VerifyAudit",
+        c.audit.verify_audit(proto::VerifyAuditRequest {}),
+    )
+    .await
+    .expect("verify audit")
+    .into_inner();
+    if !verified.ok {
+        problems.push(format!("audit verify: {}", verified.problem));
+    }
+    let mut stream = answered(
+        "ExportAudit",
+        c.audit
+            .export_audit(proto::ExportAuditRequest { from_seq: 0 }),
+    )
+    .await
+    .expect("export audit")
+    .into_inner();
+    let mut exported = 0u64;
+    loop {
+        match answered("the next exported event", stream.message()).await {
+            Ok(Some(event)) => {
+                exported += 1;
+                let size = prost::Message::encoded_len(&event);
+                if size > 64 * 1024 {
+                    problems.push(format!("audit event {} is {size} bytes", event.seq));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                problems.push(format!("audit export broke after {exported} events: {e}"));
+                break;
+            }
+        }
+    }
+    if exported != verified.events_checked {
+        problems.push(format!(
+            "audit export gave {exported} events, verify checked {}",
+            verified.events_checked
+        ));
+    }
+    problems
+}
+
+/// How long past its deadline a blocked call may take to end, on a busy
+/// machine: scheduling, not the plugin.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// Copies a test plugin into the plugin directory.
+fn drop_in(plugins: &Path, path: &str, file: &str) {
+    std::fs::copy(path, plugins.join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+}
+
+/// Pushes `wasm` through the daemon; the error's message if refused, and
+/// how long the answer took.
+async fn push_plugin(
+    c: &mut gatehouse::client::Client,
+    wasm: Vec<u8>,
+) -> (Result<(), String>, Duration) {
+    let parts = vec![
+        proto::PushPluginRequest {
+            part: Some(proto::push_plugin_request::Part::Header(
+                proto::PushHeader {
+                    manifest_toml: String::new(),
+                    signature: String::new(),
+                    activate: true,
+                    source_name: "pushed.wasm".into(),
+                },
+            )),
+        },
+        proto::PushPluginRequest {
+            part: Some(proto::push_plugin_request::Part::Chunk(wasm)),
+        },
+    ];
+    let started = Instant::now();
+    let answer = answered(
+        "PushPlugin",
+        c.plugins.push_plugin(tokio_stream::iter(parts)),
+    )
+    .await;
+    (
+        answer.map(drop).map_err(|s| s.message().to_string()),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
+    use gatehouse::plugins::builtin::*;
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let granted = root.path().join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    install_hostile_gate(&plugins, &granted, &[9]);
+    drop_in(&plugins, STALL_ADAPTER_PATH, "stall-adapter.wasm");
+    // Its describe() sleeps: the daemon must start anyway, without it.
+    drop_in(&plugins, SLEEPY_DESCRIBE_PATH, "sleepy-describe.wasm");
+
+    const SLEEPERS: usize = 64;
+    let sleepers: String = (0..SLEEPERS)
+        .map(|n| format!("[[environment.gate]]\nname = \"sleeper-{n}\"\nplugin = \"hostile-gate\"\ntimeout_ms = 3000\nparams = {{ mode = \"sleep\", ms = 3600000 }}\n"))
+        .collect();
+    let flood = format!("name = \"flood\"\n[[environment]]\nname = \"dev-flood\"\n{sleepers}");
+    let stall = "name = \"stall\"\n[[environment]]\nname = \"dev-stall\"\nadapter = \"stall-adapter\"\nadapter_timeout_ms = 500\nadapter_params = { sleep_ms = 3600000, sleep_in = [\"apply\"] }\n";
+    let huge = "name = \"huge\"\n[[environment]]\nname = \"dev-huge\"\nadapter = \"stall-adapter\"\nadapter_params = { digest_bytes = 1048576 }\n";
+    let healthy = "name = \"healthy\"\n[[environment]]\nname = \"dev-healthy\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 20000\nparams = { max_temperature = 1.0, max_tokens_limit = 4096 }\n";
+    let mut args = vec!["--plugin-dir".to_string(), plugins.display().to_string()];
+    for (name, text) in [
+        ("flood", flood.as_str()),
+        ("stall", stall),
+        ("huge", huge),
+        ("healthy", healthy),
+    ] {
+        let p = write(root.path(), &format!("{name}.toml"), text);
+        args.extend(["--pipeline".to_string(), p.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&root.path().join("data"), &args);
+    let token = daemon
+        .generated_token
+        .clone()
+        .expect("first start prints a token");
+    let mut c = daemon.client(Some(&token)).await;
+    let mut problems = Vec::new();
+
+    let listed = answered(
+        "ListPlugins",
+        c.plugins.list_plugins(proto::ListPluginsRequest::default()),
+    )
+    .await
+    .expect("list plugins")
+    .into_inner()
+    .plugins;
+    if listed.iter().any(|p| p.name == "sleepy-describe") {
+        problems.push("sleepy-describe is active though its describe() never answered".into());
+    }
+
+    // An idle healthy release, then the same beside two stages of sleepers.
+    let timed = |c: &mut gatehouse::client::Client, n: u32| {
+        let mut c = c.clone();
+        async move {
+            let started = Instant::now();
+            let id = answered("SubmitRelease", submit(&mut c, "healthy", &candidate(n)))
+                .await
+                .release
+                .expect("release")
+                .id;
+            let r = settled(&mut c, id).await;
+            (r, started.elapsed())
+        }
+    };
+    let (idle, idle_took) = timed(&mut c, 1).await;
+    let flood_started = Instant::now();
+    let mut floods = Vec::new();
+    for n in 0..2 {
+        floods.push(
+            answered(
+                "SubmitRelease to flood",
+                submit(&mut c, "flood", &candidate(100 + n)),
+            )
+            .await
+            .release
+            .expect("release")
+            .id,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (busy, busy_took) = timed(&mut c, 2).await;
+    let verify_started = Instant::now();
+    let verified = answered(
+        "VerifyAudit during the flood",
+        c.audit.verify_audit(proto::VerifyAuditRequest {}),
+    )
+    .await
+    .expect("verify")
+    .into_inner();
+    let verify_took = verify_started.elapsed();
+    eprintln!(
+        "healthy release: idle {idle_took:?}, beside {} sleepers {busy_took:?}; audit verify {verify_took:?}",
+        2 * SLEEPERS
+    );
+    for (what, r) in [("idle", &idle), ("beside the flood", &busy)] {
+        if phase(r) != ReleasePhase::Succeeded {
+            problems.push(format!(
+                "healthy release {what}: {:?}: {}",
+                phase(r),
+                r.reason
+            ));
+        }
+    }
+    if !verified.ok {
+        problems.push(format!(
+            "audit verify during the flood: {}",
+            verified.problem
+        ));
+    }
+    if busy_took > Duration::from_secs(3) {
+        problems.push(format!(
+            "the healthy release waited behind the sleepers: {busy_took:?}"
+        ));
+    }
+    for id in floods {
+        let r = settled(&mut c, id).await;
+        let timed_out = r
+            .stages
+            .iter()
+            .flat_map(|s| &s.gates)
+            .filter(|g| g.reason.contains("timed out after 3000 ms"))
+            .count();
+        if phase(&r) != ReleasePhase::Failed || timed_out != SLEEPERS {
+            problems.push(format!(
+                "flood {id}: {:?} with {timed_out} of {SLEEPERS} gates timed out: {}",
+                phase(&r),
+                r.reason
+            ));
+        }
+    }
+    let flood_took = flood_started.elapsed();
+    if flood_took > Duration::from_secs(3) + MARGIN {
+        problems.push(format!(
+            "the sleepers took {flood_took:?} to fail, past their 3 s deadline"
+        ));
+    }
+
+    // More sleepers than the daemon has call slots (512): the calls past
+    // them wait their turn, and the release that waits says so.
+    let started = Instant::now();
+    let mut over = Vec::new();
+    for n in 0..9 {
+        over.push(
+            answered(
+                "SubmitRelease to flood",
+                submit(&mut c, "flood", &candidate(200 + n)),
+            )
+            .await
+            .release
+            .expect("release")
+            .id,
+        );
+    }
+    for id in &over {
+        let r = settled(&mut c, *id).await;
+        if phase(&r) != ReleasePhase::Failed {
+            problems.push(format!(
+                "flood {id} past the slots: {:?}: {}",
+                phase(&r),
+                r.reason
+            ));
+        }
+    }
+    let took = started.elapsed();
+    if took > Duration::from_secs(6) + MARGIN {
+        problems.push(format!("576 sleepers in two turns of 3 s took {took:?}"));
+    }
+    let waited: Vec<u64> = events(&mut c)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "release.waiting")
+        .map(|e| e.release_id)
+        .collect();
+    if waited.is_empty() || !waited.iter().all(|id| over.contains(id)) {
+        problems.push(format!(
+            "expected a release.waiting event for one of the floods {over:?}, got {waited:?}"
+        ));
+    }
+
+    // An adapter asleep in apply: each attempt ends at 500 ms.
+    let started = Instant::now();
+    let id = answered(
+        "SubmitRelease to stall",
+        submit(&mut c, "stall", &candidate(3)),
+    )
+    .await
+    .release
+    .expect("release")
+    .id;
+    let r = settled(&mut c, id).await;
+    let took = started.elapsed();
+    if phase(&r) != ReleasePhase::Failed || !r.reason.contains("timed out after 500 ms") {
+        problems.push(format!("stall: {:?}: {}", phase(&r), r.reason));
+    }
+    if took > Duration::from_secs(3) + MARGIN {
+        problems.push(format!("stall: three 500 ms attempts took {took:?}"));
+    }
+
+    // Pushes whose describe() or start sleeps answer at the describe deadline,
+    // one that says too much is refused shortly, and the registry still works.
+    for (name, path, words) in [
+        (
+            "sleepy-describe",
+            SLEEPY_DESCRIBE_PATH,
+            "did not answer within 2000 ms",
+        ),
+        (
+            "sleepy-start",
+            SLEEPY_START_PATH,
+            "did not answer within 2000 ms",
+        ),
+        ("huge-describe", HUGE_DESCRIBE_PATH, "at most"),
+    ] {
+        let (answer, took) = push_plugin(&mut c, std::fs::read(path).expect("wasm")).await;
+        eprintln!("push {name}: {took:?}: {answer:?}");
+        match answer {
+            Ok(()) => problems.push(format!("push {name} was accepted")),
+            Err(m) if !m.contains(words) || m.len() > 2048 => problems.push(format!(
+                "push {name}: message lacks {words:?} or is long: {m}"
+            )),
+            Err(_) => {}
+        }
+        if took > Duration::from_secs(2) + MARGIN {
+            problems.push(format!("push {name} took {took:?}"));
+        }
+    }
+    let (answer, _) = push_plugin(&mut c, std::fs::read(NOOP_GATE_PATH).expect("wasm")).await;
+    if let Err(m) = answer {
+        problems.push(format!("push noop-gate after the sleepers: {m}"));
+    }
+
+    // An adapter reading back a 1 MiB "digest" is told it is malformed.
+    let drift = answered(
+        "CheckDrift",
+        c.environments.check_drift(proto::CheckDriftRequest {
+            environment: "dev-huge".into(),
+        }),
+    )
+    .await
+    .expect("check drift")
+    .into_inner();
+    let report = format!("{:?}", drift.reports);
+    if report.len() > 8 * 1024 || !report.contains("not 64 hex characters") {
+        problems.push(format!(
+            "drift of dev-huge: {} bytes: {}",
+            report.len(),
+            report.chars().take(400).collect::<String>()
+        ));
+    }
+
+    // `plugin test` of a sleeper returns at its deadline.
+    let request = write(
+        root.path(),
+        "sleep-request.json",
+        r#"{"candidate": {"model": "m"}, "params": {"mode": "sleep", "ms": 3600000}}"#,
+    );
+    let started = Instant::now();
+    let mut test = std::process::Command::new(BIN)
+        .args([
+            "plugin",
+            "test",
+            HOSTILE_GATE_PATH,
+            "--timeout-ms",
+            "1000",
+            "--request",
+        ])
+        .arg(&request)
+        .arg("--manifest")
+        .arg(plugins.join("hostile-gate.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run plugin test");
+    let ended = loop {
+        if let Some(status) = test.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(1) + MARGIN {
+            let _ = test.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = test.wait_with_output().expect("output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if ended.is_none() || !said.contains("timed out after 1000 ms") {
+        problems.push(format!("plugin test of a sleeper: ended {ended:?}: {said}"));
+    }
+
+    problems.extend(audit_holds(&mut c).await);
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

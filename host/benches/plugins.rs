@@ -84,13 +84,17 @@ fn per_call(plugins: &Plugins, plugin: &Plugin) {
     let mut per_batch_us = Vec::new();
     let mut single_us = Vec::new();
     for _ in 0..CALLS_PER_BATCH {
-        plugins.evaluate(plugin, &input, limits()).expect("warm-up");
+        plugins
+            .evaluate_blocking(plugin, &input, limits())
+            .expect("warm-up");
     }
     for _ in 0..CALL_BATCHES {
         let started = Instant::now();
         for _ in 0..CALLS_PER_BATCH {
             let t = Instant::now();
-            plugins.evaluate(plugin, &input, limits()).expect("verdict");
+            plugins
+                .evaluate_blocking(plugin, &input, limits())
+                .expect("verdict");
             single_us.push(t.elapsed().as_secs_f64() * 1e6);
         }
         per_batch_us.push(started.elapsed().as_secs_f64() * 1e6 / CALLS_PER_BATCH as f64);
@@ -238,10 +242,10 @@ fn hot_swap_under_load(plugins: Arc<Plugins>, noop: &[u8]) {
             let plugins = plugins.clone();
             let input = input.clone();
             let done = done.clone();
-            calls.push(tokio::task::spawn_blocking(move || {
+            calls.push(tokio::spawn(async move {
                 // As the executor does: take the active version, then call it.
                 let plugin = plugins.gate("noop-gate").expect("active");
-                let r = plugins.evaluate(&plugin, &input, limits());
+                let r = plugins.evaluate(&plugin, &input, limits()).await;
                 done.fetch_add(1, Ordering::Relaxed);
                 (r.is_ok(), plugin.digest)
             }));

@@ -3,7 +3,10 @@
 //! - submit → Succeeded wall time, 3 environments, one wasm gate each (no
 //!   canary), one release at a time;
 //! - a change of production's configuration → all of 100 `WatchConfig`
-//!   subscribers have seen it, for a promotion and for a rollback.
+//!   subscribers have seen it, for a promotion and for a rollback;
+//! - the same submit → Succeeded while 64 gates of other releases sleep to
+//!   their deadline in a blocking host call, beside its idle figure: plugin
+//!   calls that wait must not hold up the rest.
 //!
 //! Run: `cargo bench -p gatehouse --bench release_flow`. Medians and p90 over
 //! the iterations below; the machine is shared, so compare runs side by side.
@@ -35,6 +38,22 @@ name = "production"
 "#;
 
 const DIRECT: &str = "name = \"direct\"\n[[environment]]\nname = \"production\"\n";
+
+/// Gates of one sleeper release, each asleep until its deadline.
+const SLEEPERS: usize = 64;
+const SLEEPER_TIMEOUT_MS: u64 = 2000;
+/// Healthy releases timed while the sleepers sleep.
+const BUSY_RELEASES: usize = 100;
+
+fn sleepers_pipeline() -> String {
+    let mut text = "name = \"sleepers\"\n[[environment]]\nname = \"sleep\"\n".to_string();
+    for n in 0..SLEEPERS {
+        text += &format!(
+            "[[environment.gate]]\nname = \"sleeper-{n}\"\nplugin = \"hostile-gate\"\ntimeout_ms = {SLEEPER_TIMEOUT_MS}\nparams = {{ mode = \"sleep\", ms = 3600000 }}\n"
+        );
+    }
+    text
+}
 
 fn candidate(n: usize) -> Vec<u8> {
     format!(r#"{{"model":"m","prompt_template":"{{{{input}}}}","parameters":{{"temperature":0.1,"max_tokens":16}},"n":{n}}}"#).into_bytes()
@@ -88,13 +107,29 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bench.toml"), PIPELINE).expect("write pipeline");
     std::fs::write(dir.path().join("direct.toml"), DIRECT).expect("write pipeline");
+    std::fs::write(dir.path().join("sleepers.toml"), sleepers_pipeline()).expect("write pipeline");
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugin_dir).expect("plugin dir");
+    std::fs::copy(
+        gatehouse::plugins::builtin::HOSTILE_GATE_PATH,
+        plugin_dir.join("hostile-gate.wasm"),
+    )
+    .expect("copy hostile-gate");
+    // It asks for every capability; the sleep needs none of them.
+    std::fs::write(
+        plugin_dir.join("hostile-gate.toml"),
+        "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n[http]\nallow_hosts = [\"127.0.0.1:9\"]\n",
+    )
+    .expect("manifest");
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().join("data"),
         pipelines: vec![
             dir.path().join("bench.toml"),
             dir.path().join("direct.toml"),
+            dir.path().join("sleepers.toml"),
         ],
+        plugin_dir: Some(plugin_dir),
         ..Settings::default()
     };
     let running = server::start(&settings).await.expect("start daemon");
@@ -112,6 +147,7 @@ async fn main() {
         release(&mut c, "bench", n).await;
         walls.push(t.elapsed());
     }
+    let idle = median(&walls);
     summary("submit → Succeeded, 3 stages × 1 wasm gate", walls);
 
     // 100 watchers of production, each on its own stream.
@@ -178,7 +214,65 @@ async fn main() {
         promote,
     );
     summary("rollback RPC → 100 watchers saw it", rollback);
+
+    // Sleeper releases back to back, so 64 gates are always asleep.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sleeping = {
+        let mut c = c.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 3_000_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let id = c
+                    .releases
+                    .submit_release(proto::SubmitReleaseRequest {
+                        pipeline: "sleepers".into(),
+                        candidate: candidate(n),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("submit sleepers")
+                    .into_inner()
+                    .release
+                    .expect("release")
+                    .id;
+                let mut events = c
+                    .releases
+                    .watch_release(proto::WatchReleaseRequest { id })
+                    .await
+                    .expect("watch")
+                    .into_inner();
+                while let Ok(Some(_)) = events.message().await {}
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut busy = Vec::with_capacity(BUSY_RELEASES);
+    for n in 0..BUSY_RELEASES {
+        let t = Instant::now();
+        release(&mut c, "bench", 4_000_000 + n).await;
+        busy.push(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let busy_median = median(&busy);
+    summary(
+        &format!("submit → Succeeded beside {SLEEPERS} gates asleep in a host call"),
+        busy,
+    );
+    println!(
+        "{:<58} {:.2}× the idle median",
+        "  ratio, beside the sleepers / idle",
+        busy_median.as_secs_f64() / idle.as_secs_f64()
+    );
+    let _ = sleeping.await;
     running.stop().await.expect("stop");
+}
+
+fn median(xs: &[Duration]) -> Duration {
+    let mut xs = xs.to_vec();
+    xs.sort();
+    xs[xs.len() / 2]
 }
 
 /// Waits until every watcher reported generation `g` or later; returns when

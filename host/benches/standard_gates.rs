@@ -105,7 +105,9 @@ fn side_by_side(
     let mut fuel = 0;
     for _ in 0..RUNS {
         let t = Instant::now();
-        let v = plugins.evaluate(plugin, input, limits).expect("verdict");
+        let v = plugins
+            .evaluate_blocking(plugin, input, limits)
+            .expect("verdict");
         wasm_ms.push(t.elapsed().as_secs_f64() * 1e3);
         fuel = v.fuel_used;
         let t = Instant::now();

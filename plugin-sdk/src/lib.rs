@@ -28,6 +28,27 @@
 //! `wit-bindgen`. Everything here also compiles for the host's own target, so
 //! plugin logic can be unit tested natively ([`testing`]); only calls into the
 //! host ([`log`], [`http`]) differ there.
+//!
+//! # What the host allows
+//!
+//! Each call runs in a fresh sandbox with a deadline (`timeout_ms`, wall
+//! time, host calls and sleeps included), a fuel budget and 64 MiB of memory,
+//! which also covers what the host buffers for the call (HTTP answers,
+//! attachments). What a plugin gives back is bounded before the host keeps
+//! it:
+//!
+//! | What | Limit | Over it |
+//! |---|---|---|
+//! | verdict `reason` | 4 KiB | malformed verdict, gate fails |
+//! | measurements | 64; name 1–128 bytes, unit ≤ 32, value finite | malformed verdict |
+//! | error strings, `detail`, `summary` | 4 KiB | clipped with `…` |
+//! | `describe()` name / version / params schema | 64 B / 64 B / 64 KiB | plugin refused |
+//! | `describe()` time | 2 s, waiting on nothing | plugin refused |
+//! | adapter `current()` digests | 64 hex characters | malformed answer |
+//! | log lines | 100 per call, 1 KiB each | dropped / clipped |
+//!
+//! Control characters in any text are escaped in the daemon's log and the
+//! CLI, so a plugin cannot forge a line.
 
 pub mod attachments;
 pub mod data;

@@ -220,6 +220,22 @@ impl Daemon {
     /// Like [`Daemon::start`], with `env` added to the daemon's environment
     /// (for tests that check a plugin cannot see it).
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(data_dir, args, env, Stdio::inherit())
+    }
+
+    /// Like [`Daemon::start_with_env`], with the daemon's log (stderr)
+    /// written to `log`, for tests that read it.
+    pub fn start_logged(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Daemon {
+        let file = std::fs::File::create(log).expect("create the daemon's log file");
+        Daemon::spawn(data_dir, args, env, Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Daemon {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -228,7 +244,7 @@ impl Daemon {
             .env("GATEHOUSE_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn gatehouse serve");
         let stdout = child.stdout.take().expect("stdout");

@@ -33,6 +33,7 @@ pub fn registry_status(e: registry::Error) -> Status {
         registry::Error::Invalid(_) => Status::invalid_argument(message),
         registry::Error::Untrusted(_) => Status::permission_denied(message),
         registry::Error::NotFound(_) => Status::not_found(message),
+        registry::Error::Busy(_) => Status::resource_exhausted(message),
         registry::Error::Store(s) => store_status(s),
     }
 }

@@ -11,6 +11,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+/// What one ListReleases answer may hold, below the clients' 4 MiB limit.
+const LIST_BYTES: usize = 3 << 20;
+
 pub struct ReleaseApi {
     pub daemon: Arc<Daemon>,
 }
@@ -74,9 +77,21 @@ impl ReleaseService for ReleaseApi {
         };
         let pipeline = (!r.pipeline.is_empty()).then_some(r.pipeline.as_str());
         let releases = self.daemon.releases(pipeline, limit).map_err(status)?;
-        Ok(Response::new(proto::ListReleasesResponse {
-            releases: releases.iter().map(convert::release).collect(),
-        }))
+        let mut listed = proto::ListReleasesResponse::default();
+        let mut size = 0;
+        for release in &releases {
+            let mut summary = convert::release(release);
+            for gate in summary.stages.iter_mut().flat_map(|s| &mut s.gates) {
+                gate.reason = crate::plugins::clip_to(std::mem::take(&mut gate.reason), 256);
+            }
+            size += prost::Message::encoded_len(&summary);
+            if size > LIST_BYTES {
+                listed.truncated = true;
+                break;
+            }
+            listed.releases.push(summary);
+        }
+        Ok(Response::new(listed))
     }
 
     type WatchReleaseStream = EventStream;

@@ -514,7 +514,7 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
                 }),
             };
             let started = Instant::now();
-            let result = plugins.evaluate(&plugin, &input, limits);
+            let result = plugins.evaluate_blocking(&plugin, &input, limits);
             let elapsed = started.elapsed();
             let v = match result {
                 Ok(v) => v,
@@ -592,7 +592,7 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
                     "unknown adapter call {other:?}; use apply, current, set-traffic or rollback"
                 ),
             };
-            match plugins.adapt(&plugin, call, limits) {
+            match plugins.adapt_blocking(&plugin, call, limits) {
                 Ok(Some(live)) => {
                     println!(
                         "{label}: live {} canary {} at {}% ({})",

@@ -257,6 +257,32 @@ async fn run_gates(
         },
     });
 
+    // Every plugin call slot may be taken by other releases' calls: then
+    // this stage's calls wait in order of arrival, and the log says so.
+    let free = daemon.plugins.free_slots();
+    if free < spec.gates.len() {
+        let message = format!(
+            "release {} waits in {env} for plugin call slots: {free} free, {} gates to run",
+            release.id,
+            spec.gates.len()
+        );
+        daemon
+            .store
+            .commit(|tx| {
+                tx.append(
+                    Draft::new(EventKind::ReleaseWaiting, DAEMON, message.clone())
+                        .release(release.id.0, release.phase.name())
+                        .environment(&env)
+                        .detail(serde_json::json!({
+                            "waiting_for": "plugin_slots",
+                            "free": free,
+                            "needed": spec.gates.len(),
+                        })),
+                )
+            })
+            .await?;
+    }
+
     // Gates of a stage are independent: run them side by side.
     let mut calls = Vec::with_capacity(spec.gates.len());
     for gate in &spec.gates {
@@ -270,8 +296,8 @@ async fn run_gates(
             attachments: attachments.clone(),
         };
         let span = tracing::info_span!("gate", stage = %env, gate = %gate.name);
-        calls.push(tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
+        calls.push(tokio::spawn(
+            async move {
             let started = Instant::now();
             // The version active now judges, to the end of this call, even
             // if another is activated meanwhile.
@@ -283,7 +309,7 @@ async fn run_gates(
             };
             let result = match &plugin {
                 Err(e) => Err(e.clone()),
-                Ok(p) => daemon.plugins.evaluate(p, &input, limits),
+                Ok(p) => daemon.plugins.evaluate(p, &input, limits).await,
             };
             let duration_us = started.elapsed().as_micros() as u64;
             let plugin_digest = plugin.as_ref().ok().map(|p| p.digest);
@@ -322,7 +348,9 @@ async fn run_gates(
                     fuel_used: None,
                 },
             }
-        }));
+        }
+            .instrument(span),
+        ));
     }
     let mut records = Vec::with_capacity(calls.len());
     for call in calls {

@@ -30,16 +30,18 @@ use capabilities::Grants;
 pub use capabilities::attachments::Attachments;
 use compile_cache::CompileCache;
 use manifest::Manifest;
-use sandbox::{CallState, Limits};
+use sandbox::{CallState, Callee, Limits};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmtime::component::{Component, InstancePre, Linker};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use world::Api;
 use world::v0_1::gatehouse::plugin::types as wit;
+use world::{Answer, Api, Entry};
 
 /// Memory one call may use, over all of the plugin's memories.
 pub const CALL_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
@@ -48,7 +50,8 @@ pub const CALL_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 pub const DEFAULT_FUEL: u64 = 2_000_000_000;
 /// Memory of a pooled slot kept mapped between calls.
 const RESIDENT_BYTES: usize = 2 * 1024 * 1024;
-/// Instances that may be alive at once across all calls.
+/// Instances that may be alive at once across all calls, and so the calls
+/// that may run at once: one more waits for a slot.
 const POOL_INSTANCES: u32 = 512;
 const DESCRIBE_LIMITS: Limits = Limits {
     timeout: Duration::from_secs(2),
@@ -89,15 +92,13 @@ pub struct Plugin {
     pub description: Description,
     pub manifest: Manifest,
     pub grants: Arc<Grants>,
-    pre: InstancePre<CallState>,
-    api: Api,
-    contexts: sandbox::Contexts,
+    callee: Callee,
 }
 
 impl Plugin {
     /// The version of `gatehouse:plugin` it was built against.
     pub fn api_version(&self) -> &'static str {
-        self.api.version()
+        self.callee.api.version()
     }
 }
 
@@ -175,8 +176,14 @@ pub enum GateError {
     AdapterFailed { message: String },
     #[error("returned a malformed verdict: {problem}")]
     MalformedVerdict { problem: String },
+    #[error("returned a malformed answer: {problem}")]
+    MalformedAnswer { problem: String },
     #[error("could not be started: {detail}")]
     Instantiate { detail: String },
+    #[error(
+        "could not start: all {slots} plugin call slots are busy; retry once the calls in flight finish"
+    )]
+    Busy { slots: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +212,29 @@ pub struct Plugins {
     linker: Linker<CallState>,
     active: RwLock<BTreeMap<String, Arc<Plugin>>>,
     cache: Option<CompileCache>,
+    /// Where calls run: threads of their own, so that plugins busy to their
+    /// deadline never hold up the daemon's API or store work.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// One permit per pooled instance: the calls that may run at once.
+    slots: Arc<Semaphore>,
+}
+
+/// Whether a call waits for a free slot (in order of arrival) or is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    InOrder,
+    No,
+}
+
+impl Drop for Plugins {
+    fn drop(&mut self) {
+        // Calls still running end at their deadlines on their own threads;
+        // this may be dropped inside the daemon's runtime, where waiting is
+        // not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Plugins {
@@ -224,6 +254,7 @@ impl Plugins {
         config.max_wasm_stack(512 * 1024);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)
+            .total_stacks(POOL_INSTANCES)
             .total_core_instances(POOL_INSTANCES * 4)
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
@@ -243,12 +274,74 @@ impl Plugins {
 
         let mut linker = Linker::new(&engine);
         world::add_to_linker(&mut linker).map_err(engine_error)?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("gatehouse-plugin")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Engine(format!("cannot start the plugin threads: {e}")))?;
         Ok(Plugins {
             engine,
             linker,
             active: RwLock::new(BTreeMap::new()),
             cache: cache.map(CompileCache::new),
+            runtime: Some(runtime),
+            slots: Arc::new(Semaphore::new(POOL_INSTANCES as usize)),
         })
+    }
+
+    /// Plugin calls that could start now without waiting.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Runs one call on the plugin threads, once a slot is free.
+    async fn call(
+        &self,
+        callee: &Callee,
+        limits: Limits,
+        attachments: Arc<Attachments>,
+        entry: Entry,
+        wait: Wait,
+    ) -> Result<sandbox::Called<Answer>, GateError> {
+        let busy = GateError::Busy {
+            slots: POOL_INSTANCES,
+        };
+        let permit = match wait {
+            Wait::InOrder => self.slots.clone().acquire_owned().await.ok(),
+            Wait::No => self.slots.clone().try_acquire_owned().ok(),
+        }
+        .ok_or(busy)?;
+        let call = sandbox::call(
+            self.engine.clone(),
+            callee.clone(),
+            limits,
+            attachments,
+            entry,
+        );
+        let task = self.runtime().spawn(async move {
+            let called = call.await;
+            drop(permit);
+            called
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(GateError::Trap {
+                detail: format!("the call did not complete: {e}"),
+            })
+        })
+    }
+
+    /// Runs `f` to completion on the calling thread, for callers outside
+    /// any async runtime: the CLI, tests and benchmarks.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime().block_on(f)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the plugin runtime lives as long as its `Plugins`")
     }
 
     /// Whether [`Plugins::compile`] would have to run Cranelift for `wasm`,
@@ -327,8 +420,8 @@ impl Plugins {
     /// What a compiled component says of itself through `describe()`,
     /// before any grant is decided. Blocking.
     pub fn describe(&self, source_name: &str, component: &Component) -> Result<Description, Error> {
-        let (pre, api) = self.pre(source_name, component)?;
-        describe(&self.engine, &pre, &api, source_name)
+        let callee = self.callee(source_name, component, Arc::new(Grants::none()))?;
+        self.block_on(self.describe_callee(&callee, source_name))
     }
 
     /// Checks a compiled component as a plugin: it exports a world this host
@@ -343,11 +436,12 @@ impl Plugins {
         manifest: Manifest,
         described: Option<Description>,
     ) -> Result<Plugin, Error> {
-        let (pre, api) = self.pre(source_name, component)?;
+        let unprivileged = self.callee(source_name, component, Arc::new(Grants::none()))?;
         let description = match described {
             Some(d) => d,
-            None => describe(&self.engine, &pre, &api, source_name)?,
+            None => self.block_on(self.describe_callee(&unprivileged, source_name))?,
         };
+        let api = &unprivileged.api;
         let refused = |detail: String| Error::Refused {
             source_name: source_name.to_string(),
             detail,
@@ -375,22 +469,28 @@ impl Plugins {
             .grants_for(&description.capabilities)
             .map_err(&refused)?;
         capabilities::check_imports(&world::import_names(component), &grants).map_err(&refused)?;
+        let grants = Arc::new(grants);
         Ok(Plugin {
             digest,
+            callee: Callee {
+                name: description.name.as_str().into(),
+                grants: grants.clone(),
+                contexts: Arc::default(),
+                ..unprivileged
+            },
             description,
             manifest,
-            grants: Arc::new(grants),
-            pre,
-            api,
-            contexts: sandbox::Contexts::default(),
+            grants,
         })
     }
 
-    fn pre(
+    /// `component` ready to call with `grants`.
+    fn callee(
         &self,
         source_name: &str,
         component: &Component,
-    ) -> Result<(InstancePre<CallState>, Api), Error> {
+        grants: Arc<Grants>,
+    ) -> Result<Callee, Error> {
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -402,7 +502,52 @@ impl Plugins {
             source_name: source_name.to_string(),
             detail,
         })?;
-        Ok((pre, api))
+        Ok(Callee {
+            name: source_name.into(),
+            pre,
+            api: Arc::new(api),
+            grants,
+            contexts: Arc::default(),
+        })
+    }
+
+    /// Asks `callee` who it is, with no grants and a fixed budget. Refused
+    /// rather than queued when every slot is busy: it runs for a push,
+    /// whose client is waiting.
+    async fn describe_callee(
+        &self,
+        callee: &Callee,
+        source_name: &str,
+    ) -> Result<Description, Error> {
+        let failed = |reason| Error::Describe {
+            source_name: source_name.to_string(),
+            reason,
+        };
+        let called = self
+            .call(
+                callee,
+                DESCRIBE_LIMITS,
+                Arc::default(),
+                Entry::Describe,
+                Wait::No,
+            )
+            .await
+            .map_err(|reason| match reason {
+                GateError::Timeout { limit_ms } => Error::Refused {
+                    source_name: source_name.to_string(),
+                    detail: format!(
+                        "describe() did not answer within {limit_ms} ms; it must return its description at once, waiting on nothing"
+                    ),
+                },
+                reason => failed(reason),
+            })?;
+        match called.value {
+            Answer::Described(d) => Description::checked(d).map_err(|detail| Error::Refused {
+                source_name: source_name.to_string(),
+                detail,
+            }),
+            _ => Err(failed(answered_otherwise())),
+        }
     }
 
     /// Compiles, checks and activates `wasm` under `manifest`: the short way
@@ -468,118 +613,117 @@ impl Plugins {
         self.read().values().cloned().collect()
     }
 
-    /// Runs one evaluation in a fresh sandbox. Blocking: call it from
-    /// `spawn_blocking`.
-    pub fn evaluate(
+    /// Runs one evaluation in a fresh sandbox, on the plugin threads, once
+    /// a slot is free; it ends by the deadline in `limits` whatever the
+    /// plugin does.
+    pub async fn evaluate(
         &self,
         plugin: &Plugin,
         input: &GateInput,
         limits: Limits,
     ) -> Result<Verdict, GateError> {
-        let Api::GateV0_1(gate) = &plugin.api else {
+        if plugin.callee.api.kind() != PluginKind::Gate {
             return Err(GateError::WrongKind {
                 plugin: plugin.description.name.clone(),
             });
-        };
+        }
         let request = wit::GateRequest {
             candidate: to_wit(&input.candidate),
             incumbent: input.incumbent.as_ref().map(to_wit),
             stage: input.stage.clone(),
             params: input.params.to_string(),
         };
-        let called = sandbox::call(
-            &self.engine,
-            &plugin.pre,
-            &plugin.description.name,
-            &plugin.grants,
-            &plugin.contexts,
-            limits,
-            |store, instance| {
-                store.data_mut().attachments = input.attachments.clone();
-                // SAFETY: `sandbox::call` instantiates `plugin.pre`, the
-                // `InstancePre` `plugin.api` was made from.
-                unsafe { gate.evaluate(store, instance, &request) }
-            },
-        )?;
+        let called = self
+            .call(
+                &plugin.callee,
+                limits,
+                input.attachments.clone(),
+                Entry::Evaluate(request),
+                Wait::InOrder,
+            )
+            .await?;
         match called.value {
-            Ok(v) => verdict::check(v, called.fuel_used),
-            Err(message) => Err(plugin_gave_up(message, called.host_failure)),
+            Answer::Judged(Ok(v)) => verdict::check(v, called.fuel_used),
+            Answer::Judged(Err(message)) => Err(plugin_gave_up(message, called.host_failure)),
+            _ => Err(answered_otherwise()),
         }
     }
 
-    /// Runs one adapter function in a fresh sandbox. Blocking.
-    pub fn adapt(
+    /// [`Plugins::evaluate`] for callers outside an async runtime.
+    pub fn evaluate_blocking(
+        &self,
+        plugin: &Plugin,
+        input: &GateInput,
+        limits: Limits,
+    ) -> Result<Verdict, GateError> {
+        self.block_on(self.evaluate(plugin, input, limits))
+    }
+
+    /// Runs one adapter function in a fresh sandbox, as
+    /// [`Plugins::evaluate`] runs a gate.
+    pub async fn adapt(
         &self,
         plugin: &Plugin,
         call: AdapterCall,
         limits: Limits,
     ) -> Result<Option<LiveState>, GateError> {
         use world::v0_1::gatehouse::plugin::types::Target;
-        let Api::AdapterV0_1(indices) = &plugin.api else {
-            return Err(GateError::WrongKind {
+        if plugin.callee.api.kind() != PluginKind::Adapter {
+            return Err(GateError::NotAnAdapter {
                 plugin: plugin.description.name.clone(),
             });
-        };
-        let target = |environment: &str, params: &serde_json::Value| Target {
-            environment: environment.to_string(),
+        }
+        let target = |environment: String, params: serde_json::Value| Target {
+            environment,
             params: params.to_string(),
         };
-        let called = sandbox::call(
-            &self.engine,
-            &plugin.pre,
-            &plugin.description.name,
-            &plugin.grants,
-            &plugin.contexts,
-            limits,
-            |store, instance| {
-                let api = indices.load(&mut *store, instance)?;
-                Ok(match &call {
-                    AdapterCall::Apply {
-                        environment,
-                        params,
-                        candidate,
-                    } => api
-                        .call_apply(store, &target(environment, params), &to_wit(candidate))?
-                        .map(|()| None),
-                    AdapterCall::Current {
-                        environment,
-                        params,
-                    } => api
-                        .call_current(store, &target(environment, params))?
-                        .map(|s| Some(LiveState::from(s))),
-                    AdapterCall::SetTraffic {
-                        environment,
-                        params,
-                        canary,
-                        weight_percent,
-                    } => api
-                        .call_set_traffic(
-                            store,
-                            &target(environment, params),
-                            &to_wit(canary),
-                            *weight_percent,
-                        )?
-                        .map(|()| None),
-                    AdapterCall::Rollback {
-                        environment,
-                        params,
-                        restore,
-                    } => api
-                        .call_rollback(
-                            store,
-                            &target(environment, params),
-                            restore.as_ref().map(to_wit).as_ref(),
-                        )?
-                        .map(|()| None),
-                })
-            },
-        )?;
-        called.value.map_err(
-            |message| match plugin_gave_up(message, called.host_failure) {
-                GateError::PluginError { message } => GateError::AdapterFailed { message },
-                other => other,
-            },
-        )
+        let entry = match call {
+            AdapterCall::Apply {
+                environment,
+                params,
+                candidate,
+            } => Entry::Apply(target(environment, params), to_wit(&candidate)),
+            AdapterCall::Current {
+                environment,
+                params,
+            } => Entry::Current(target(environment, params)),
+            AdapterCall::SetTraffic {
+                environment,
+                params,
+                canary,
+                weight_percent,
+            } => Entry::SetTraffic(target(environment, params), to_wit(&canary), weight_percent),
+            AdapterCall::Rollback {
+                environment,
+                params,
+                restore,
+            } => Entry::Rollback(target(environment, params), restore.as_ref().map(to_wit)),
+        };
+        let called = self
+            .call(&plugin.callee, limits, Arc::default(), entry, Wait::InOrder)
+            .await?;
+        let adapter_failed = |message| match plugin_gave_up(message, called.host_failure.clone()) {
+            GateError::PluginError { message } => GateError::AdapterFailed { message },
+            other => other,
+        };
+        match called.value {
+            Answer::Adapted(Ok(None)) => Ok(None),
+            Answer::Adapted(Ok(Some(state))) => LiveState::checked(state)
+                .map(Some)
+                .map_err(|problem| GateError::MalformedAnswer { problem }),
+            Answer::Adapted(Err(message)) => Err(adapter_failed(message)),
+            _ => Err(answered_otherwise()),
+        }
+    }
+
+    /// [`Plugins::adapt`] for callers outside an async runtime.
+    pub fn adapt_blocking(
+        &self,
+        plugin: &Plugin,
+        call: AdapterCall,
+        limits: Limits,
+    ) -> Result<Option<LiveState>, GateError> {
+        self.block_on(self.adapt(plugin, call, limits))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
@@ -629,44 +773,12 @@ fn plugin_gave_up(message: String, host_failure: Option<sandbox::HostFailure>) -
     }
 }
 
-fn describe(
-    engine: &Engine,
-    pre: &InstancePre<CallState>,
-    api: &Api,
-    source_name: &str,
-) -> Result<Description, Error> {
-    let none = Arc::new(Grants::none());
-    let call = |f: &dyn Fn(
-        &mut wasmtime::Store<CallState>,
-        &wasmtime::component::Instance,
-    ) -> wasmtime::Result<wit::Description>| {
-        let contexts = sandbox::Contexts::default();
-        sandbox::call(
-            engine,
-            pre,
-            source_name,
-            &none,
-            &contexts,
-            DESCRIBE_LIMITS,
-            f,
-        )
-    };
-    let described = match api {
-        Api::GateV0_1(gate) => call(&|store, instance| {
-            gate.indices
-                .load(&mut *store, instance)?
-                .call_describe(store)
-        }),
-        Api::AdapterV0_1(indices) => {
-            call(&|store, instance| indices.load(&mut *store, instance)?.call_describe(store))
-        }
-    };
-    described
-        .map(|c| Description::from(c.value))
-        .map_err(|reason| Error::Describe {
-            source_name: source_name.to_string(),
-            reason,
-        })
+/// A plugin answered a call other than the one made: the host's bindings
+/// are at fault, never the plugin, but it fails closed all the same.
+fn answered_otherwise() -> GateError {
+    GateError::MalformedAnswer {
+        problem: "the plugin answered a different call".into(),
+    }
 }
 
 fn to_wit(c: &CandidateView) -> wit::Candidate {
@@ -677,9 +789,42 @@ fn to_wit(c: &CandidateView) -> wit::Candidate {
     }
 }
 
-impl From<wit::Description> for Description {
-    fn from(d: wit::Description) -> Self {
-        Description {
+/// Limits on what `describe()` may say, checked before the host keeps any
+/// of it (see the WIT's `description`).
+pub const MAX_NAME_BYTES: usize = 64;
+pub const MAX_VERSION_BYTES: usize = 64;
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+pub const MAX_CAPABILITIES: usize = 16;
+
+impl Description {
+    /// What a plugin's `describe()` said, within the limits: a summary over
+    /// [`MAX_TEXT_BYTES`] is clipped, anything else out of bounds refused.
+    fn checked(d: wit::Description) -> Result<Description, String> {
+        let over = |what: &str, len: usize, max: usize| {
+            format!("describe() gives a {what} of {len} bytes; at most {max} are allowed")
+        };
+        if d.name.len() > MAX_NAME_BYTES {
+            return Err(over("name", d.name.len(), MAX_NAME_BYTES));
+        }
+        if d.version.len() > MAX_VERSION_BYTES {
+            return Err(over("version", d.version.len(), MAX_VERSION_BYTES));
+        }
+        if d.params_schema.len() > MAX_SCHEMA_BYTES {
+            return Err(over(
+                "params schema",
+                d.params_schema.len(),
+                MAX_SCHEMA_BYTES,
+            ));
+        }
+        if d.capabilities.len() > MAX_CAPABILITIES
+            || d.capabilities.iter().any(|c| c.len() > MAX_NAME_BYTES)
+        {
+            return Err(format!(
+                "describe() asks for {} capabilities; at most {MAX_CAPABILITIES} known names are allowed",
+                d.capabilities.len()
+            ));
+        }
+        Ok(Description {
             name: d.name,
             version: d.version,
             kind: match d.kind {
@@ -689,18 +834,33 @@ impl From<wit::Description> for Description {
             summary: clip(d.summary),
             params_schema: d.params_schema,
             capabilities: d.capabilities,
-        }
+        })
     }
 }
 
-impl From<wit::LiveState> for LiveState {
-    fn from(s: wit::LiveState) -> Self {
-        LiveState {
-            active: s.active,
-            canary: s.canary,
+impl LiveState {
+    /// What an adapter's `current()` read back, within the limits: each
+    /// digest is a digest, the detail is clipped.
+    fn checked(s: wit::LiveState) -> Result<LiveState, String> {
+        let digest = |arm: &str, d: Option<String>| -> Result<Option<String>, String> {
+            let Some(d) = d else { return Ok(None) };
+            let bare = d.trim();
+            let bare = bare.strip_prefix("sha256:").unwrap_or(bare);
+            match bare.parse::<Digest>() {
+                Ok(parsed) => Ok(Some(parsed.hex())),
+                Err(_) => Err(format!(
+                    "current() gives as the {arm} digest {:?} ({} bytes), not 64 hex characters",
+                    clip_to(escape_controls(&d), 80),
+                    d.len()
+                )),
+            }
+        };
+        Ok(LiveState {
+            active: digest("active", s.active)?,
+            canary: digest("canary", s.canary)?,
             canary_weight_percent: s.canary_weight_percent.min(100),
             detail: clip(s.detail),
-        }
+        })
     }
 }
 

@@ -103,6 +103,9 @@ pub enum Error {
     Untrusted(String),
     #[error("{0}")]
     NotFound(String),
+    /// Every plugin call slot is taken; the push may be retried.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -638,7 +641,13 @@ fn cache_compiled(store: &Store, plugins: &Plugins, digest: &Digest, component: 
 }
 
 fn invalid(e: super::Error) -> Error {
-    Error::Invalid(e.to_string())
+    match e {
+        super::Error::Describe {
+            reason: super::GateError::Busy { .. },
+            ..
+        } => Error::Busy(e.to_string()),
+        e => Error::Invalid(e.to_string()),
+    }
 }
 
 /// Makes `record` the active version of its plugin, keeping the one it
@@ -716,10 +725,11 @@ mod tests {
     }
 
     /// Asserts the active noop-gate of `plugins` judges a candidate.
-    fn answers(plugins: &Plugins) {
+    async fn answers(plugins: &Plugins) {
         let gate = plugins.gate("noop-gate").expect("active");
         plugins
             .evaluate(&gate, &input(serde_json::json!({})), limits())
+            .await
             .expect("a verdict");
     }
 
@@ -739,7 +749,7 @@ mod tests {
         store.remove_plugin_blob(&digest).expect("remove");
         let fresh = restart(&store, digest);
         assert_eq!(fresh.engine_key(), plugins.engine_key());
-        answers(&fresh);
+        answers(&fresh).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,14 +781,14 @@ mod tests {
         damage(&path);
 
         let fresh = restart(&store, digest);
-        answers(&fresh);
+        answers(&fresh).await;
         assert_eq!(
             std::fs::read(&path).expect("rewritten").len(),
             intact.len(),
             "the artefact is written anew"
         );
         store.remove_plugin_blob(&digest).expect("remove");
-        answers(&restart(&store, digest));
+        answers(&restart(&store, digest)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -861,12 +871,12 @@ mod tests {
         assert_eq!(std::fs::read(&compiled_path).expect("artefact"), compiled);
         // The artefact moved too: without the bytes, it alone loads the plugin.
         store.remove_plugin_blob(&digest).expect("remove");
-        answers(&restart(&store, digest));
+        answers(&restart(&store, digest)).await;
         drop(store);
 
         // The old trees are gone: a later open has nothing to move.
         let store = Store::open(dir.path()).expect("reopen again");
         assert!(store.plugin_blob(&digest).expect("read").is_none());
-        answers(&restart(&store, digest));
+        answers(&restart(&store, digest)).await;
     }
 }

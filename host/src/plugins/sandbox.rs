@@ -5,10 +5,11 @@
 use super::GateError;
 use super::capabilities::attachments::Attachments;
 use super::capabilities::{Grants, clock, files};
+use super::world::{Answer, Api, Entry};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Instance, InstancePre, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::component::{InstancePre, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Granularity of deadlines: the engine's epoch advances this often.
@@ -101,6 +102,50 @@ impl ResourceLimiter for MemoryBudget {
     }
 }
 
+/// What the host may still buffer for one call (answers to HTTP requests,
+/// say) before handing it to the plugin: the call's memory budget less what
+/// the plugin's memories hold when the buffering starts. Shared by the
+/// threads that fill it.
+#[derive(Clone)]
+pub struct HostBudget {
+    left: Arc<std::sync::atomic::AtomicUsize>,
+    limit: usize,
+}
+
+impl HostBudget {
+    /// Takes `bytes` from the budget, or says it has not that much left.
+    pub fn take(&self, bytes: usize) -> Result<(), super::capabilities::http::OverBudget> {
+        use std::sync::atomic::Ordering;
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .map(drop)
+            .map_err(|_| super::capabilities::http::OverBudget)
+    }
+
+    /// The trap that fails the call once the budget is spent.
+    pub fn exhausted(&self) -> wasmtime::Error {
+        wasmtime::Error::new(MemoryCapReached { limit: self.limit })
+    }
+}
+
+impl CallState {
+    /// A budget for what the host buffers from now on for this call.
+    pub fn host_budget(&self) -> HostBudget {
+        HostBudget {
+            left: Arc::new(self.memory.limit.saturating_sub(self.memory.used).into()),
+            limit: self.memory.limit,
+        }
+    }
+
+    /// Fails the call unless `bytes` more fit in its memory budget now.
+    pub fn fits(&self, bytes: usize) -> wasmtime::Result<()> {
+        let budget = self.host_budget();
+        budget.take(bytes).map_err(|_| budget.exhausted())
+    }
+}
+
 /// What a call gave back, and what it cost.
 pub struct Called<R> {
     pub value: R,
@@ -108,7 +153,8 @@ pub struct Called<R> {
     pub host_failure: Option<HostFailure>,
 }
 
-/// Advances the engine's epoch until the engine is dropped.
+/// Advances the engine's epoch until the engine is dropped: deadlines and
+/// time slices are counted in its ticks.
 pub fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new()
@@ -179,50 +225,99 @@ impl Contexts {
     }
 }
 
-/// Instantiates the plugin in a fresh store and runs `f` within `limits`.
-pub fn call<R>(
-    engine: &Engine,
-    pre: &InstancePre<CallState>,
-    plugin: &str,
-    grants: &Arc<Grants>,
-    contexts: &Contexts,
+/// What a call needs of one plugin version, cheap to clone into the task
+/// that runs it.
+#[derive(Clone)]
+pub struct Callee {
+    pub(super) name: Arc<str>,
+    pub(super) pre: InstancePre<CallState>,
+    pub(super) api: Arc<Api>,
+    pub(super) grants: Arc<Grants>,
+    pub(super) contexts: Arc<Contexts>,
+}
+
+/// Ticks wasm code runs before it yields to the other tasks of its thread.
+const SLICE_TICKS: u64 = 5;
+
+/// Instantiates the plugin in a fresh store and runs `entry` within
+/// `limits`.
+///
+/// The whole call, instantiation included, is one future under
+/// `tokio::time::timeout_at` of the call's deadline. Every host function is
+/// async (see `world`), so a plugin blocked in one (a WASI `poll` on a
+/// sleep, a stream, a file, an HTTP request) is a pending future that the
+/// timeout drops when the deadline passes, whichever import it is in. Wasm
+/// code itself yields every few epoch ticks, so the timeout is checked
+/// while it runs too, and at the deadline the epoch callback traps it.
+pub async fn call(
+    engine: Engine,
+    callee: Callee,
     limits: Limits,
-    f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
-) -> Result<Called<R>, GateError> {
+    attachments: Arc<Attachments>,
+    entry: Entry,
+) -> Result<Called<Answer>, GateError> {
+    let deadline = Instant::now() + limits.timeout;
     let state = CallState {
-        wasi: contexts.take(grants)?,
+        wasi: callee.contexts.take(&callee.grants)?,
         table: ResourceTable::new(),
         memory: MemoryBudget {
             limit: limits.memory,
             used: 0,
         },
-        plugin: plugin.to_string(),
+        plugin: callee.name.to_string(),
         log_lines: 0,
-        grants: grants.clone(),
-        deadline: Instant::now() + limits.timeout,
+        grants: callee.grants.clone(),
+        deadline,
         host_failure: None,
-        attachments: Arc::default(),
+        attachments,
     };
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(&engine, state);
     store.limiter(|s| &mut s.memory);
-    let ticks = limits.timeout.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
+    let ticks = |left: Duration| (left.as_millis().div_ceil(TICK.as_millis()) as u64).max(1);
+    store.set_epoch_deadline(ticks(limits.timeout).min(SLICE_TICKS));
+    store.epoch_deadline_callback(move |ctx| {
+        let left = ctx
+            .data()
+            .deadline
+            .saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::Yield(ticks(left).min(SLICE_TICKS)))
+    });
     store
         .set_fuel(limits.fuel)
         .map_err(|e| GateError::Instantiate {
-            detail: format!("{e:#}"),
+            detail: super::clip(format!("{e:#}")),
         })?;
-    let result = pre
-        .instantiate(&mut store)
-        .map_err(|e| classify(e, &limits, None, true))
-        .and_then(|instance| {
-            f(&mut store, &instance)
-                .map_err(|e| classify(e, &limits, store.data_mut().host_failure.take(), false))
-        });
+    let run = async {
+        let instance = callee
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| (e, true))?;
+        callee
+            .api
+            .run(&mut store, &instance, entry)
+            .await
+            .map_err(|e| (e, false))
+    };
+    let timeout = GateError::Timeout {
+        limit_ms: limits.timeout.as_millis() as u64,
+    };
+    let timed = tokio::time::timeout_at(deadline.into(), run).await;
+    let result = match timed {
+        // Dropped where it waited: the store is not reused.
+        Err(_) => return Err(timeout),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err((e, instantiating))) => {
+            let failure = store.data_mut().host_failure.take();
+            Err(classify(e, &limits, failure, instantiating))
+        }
+    };
     let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
     let state = store.into_data();
-    contexts.give_back(state.wasi, grants);
+    callee.contexts.give_back(state.wasi, &callee.grants);
     Ok(Called {
         value: result?,
         fuel_used,
@@ -267,7 +362,7 @@ fn classify(
     }
     if instantiating {
         GateError::Instantiate {
-            detail: format!("{err:#}"),
+            detail: super::clip(format!("{err:#}")),
         }
     } else {
         GateError::Trap {
@@ -324,7 +419,7 @@ mod tests {
     use std::sync::Arc;
 
     fn idle(plugin: &Plugin) -> usize {
-        plugin.contexts.lock().len()
+        plugin.callee.contexts.lock().len()
     }
 
     fn hostile_gate(plugins: &Plugins, data: &Path) -> Arc<Plugin> {
@@ -349,7 +444,7 @@ mod tests {
         assert_eq!(idle(&noop), 0);
         for _ in 0..3 {
             let verdict = plugins
-                .evaluate(&noop, &input(serde_json::json!({})), limits())
+                .evaluate_blocking(&noop, &input(serde_json::json!({})), limits())
                 .expect("verdict");
             assert_eq!(verdict.reason, "nothing to check");
             assert_eq!(idle(&noop), 1, "one call at a time needs one context");
@@ -366,7 +461,7 @@ mod tests {
         let gate = hostile_gate(&plugins, &data);
         let read = || serde_json::json!({"mode": "read_granted", "path": "/data/ok.txt"});
         let first = plugins
-            .evaluate(&gate, &input(read()), limits())
+            .evaluate_blocking(&gate, &input(read()), limits())
             .expect("first read");
         assert_eq!(first.reason, "read 13 bytes from /data/ok.txt");
 
@@ -379,7 +474,7 @@ mod tests {
         std::fs::rename(&next, &data).expect("move new");
 
         let second = plugins
-            .evaluate(&gate, &input(read()), limits())
+            .evaluate_blocking(&gate, &input(read()), limits())
             .expect("second read");
         assert_eq!(second.reason, "read 6 bytes from /data/ok.txt");
         assert_eq!(idle(&gate), 0, "contexts with directories are not kept");

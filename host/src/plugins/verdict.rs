@@ -26,15 +26,17 @@ pub fn check(v: wit::Verdict, fuel_used: u64) -> Result<Verdict, GateError> {
     }
     let mut measurements = Vec::with_capacity(v.measurements.len());
     for m in v.measurements {
-        if !m.value.is_finite() {
-            return malformed(format!("measurement {:?} is {}", m.name, m.value));
-        }
+        // The name is checked first: every message below quotes it.
         if m.name.is_empty() || m.name.len() > 128 || m.unit.len() > 32 {
             return malformed(format!(
-                "measurement name {:?} or unit {:?} is empty or too long",
-                super::clip_to(m.name, 140),
-                super::clip_to(m.unit, 40)
+                "measurement name of {} bytes or unit of {} bytes is empty or too long (at most 128 and 32); it starts {:?}",
+                m.name.len(),
+                m.unit.len(),
+                super::clip_to(m.name, 40),
             ));
+        }
+        if !m.value.is_finite() {
+            return malformed(format!("measurement {:?} is {}", m.name, m.value));
         }
         measurements.push(Measurement {
             name: m.name,
@@ -96,5 +98,10 @@ mod tests {
         assert!(problem(verdict(1.0, "", vec![m("a", f64::INFINITY)])).contains("inf"));
         assert!(problem(verdict(1.0, "", vec![m("a", 1.0); 65])).contains("65 measurements"));
         assert!(problem(verdict(1.0, "", vec![m("", 1.0)])).contains("empty or too long"));
+        // A huge name with a NaN value: refused for its name, briefly.
+        let bell = "\u{7}".repeat(1 << 20);
+        let said = problem(verdict(1.0, "", vec![m(&bell, f64::NAN)]));
+        assert!(said.contains("1048576 bytes"), "{said}");
+        assert!(said.len() < 400, "{} bytes", said.len());
     }
 }

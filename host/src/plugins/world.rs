@@ -16,13 +16,21 @@ pub mod v0_1 {
     wasmtime::component::bindgen!({
         path: "../plugin-sdk/wit",
         world: "daemon",
+        // Every host function is async and may trap: a call runs as a
+        // future under its deadline (see `sandbox::call`), so whatever a host
+        // function waits on, now or in an import added later, ends when the
+        // deadline does.
+        imports: { default: async | trappable },
+        exports: { default: async },
     });
 }
 
 use super::PluginKind;
 use super::sandbox::CallState;
 use v0_1::exports::gatehouse::plugin::{adapter_api, gate_api};
-use v0_1::gatehouse::plugin::types::{GateRequest, Verdict};
+use v0_1::gatehouse::plugin::types::{
+    Candidate, Description, GateRequest, LiveState, Target, Verdict,
+};
 
 /// Host interfaces by capability: a component importing one of these needs
 /// the capability linked.
@@ -73,7 +81,7 @@ impl GateV0_1 {
     /// `instance` must be an instance of the `InstancePre` this was made
     /// from: the type checked on the first call is taken as the type of
     /// every later call's export.
-    pub(super) unsafe fn evaluate(
+    async unsafe fn evaluate(
         &self,
         store: &mut wasmtime::Store<CallState>,
         instance: &Instance,
@@ -93,12 +101,74 @@ impl GateV0_1 {
             self.evaluate_checked.store(true, Ordering::Release);
             typed
         };
-        let (verdict,) = evaluate.call(store, (request,))?;
+        let (verdict,) = evaluate.call_async(store, (request,)).await?;
         Ok(verdict)
     }
 }
 
+/// One call into a plugin, in the terms of the version it was built against.
+pub enum Entry {
+    Describe,
+    Evaluate(GateRequest),
+    Apply(Target, Candidate),
+    Current(Target),
+    SetTraffic(Target, Candidate, u8),
+    Rollback(Target, Option<Candidate>),
+}
+
+/// What a call of [`Entry`] gave back.
+pub enum Answer {
+    Described(Description),
+    Judged(Result<Verdict, String>),
+    Adapted(Result<Option<LiveState>, String>),
+}
+
 impl Api {
+    /// Runs `entry` on `instance`, an instance of the `InstancePre` this
+    /// `Api` was detected on.
+    pub(super) async fn run(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        instance: &Instance,
+        entry: Entry,
+    ) -> wasmtime::Result<Answer> {
+        let wrong = || wasmtime::format_err!("this call does not exist in the plugin's world");
+        match (self, entry) {
+            (Api::GateV0_1(gate), Entry::Describe) => {
+                let api = gate.indices.load(&mut *store, instance)?;
+                Ok(Answer::Described(api.call_describe(store).await?))
+            }
+            (Api::GateV0_1(gate), Entry::Evaluate(request)) => {
+                // SAFETY: the caller promises `instance` is of the
+                // `InstancePre` `gate` was made from.
+                let verdict = unsafe { gate.evaluate(store, instance, &request) }.await?;
+                Ok(Answer::Judged(verdict))
+            }
+            (Api::GateV0_1(_), _) => Err(wrong()),
+            (Api::AdapterV0_1(indices), entry) => {
+                let api = indices.load(&mut *store, instance)?;
+                let none = |r: Result<(), String>| Answer::Adapted(r.map(|()| None));
+                Ok(match entry {
+                    Entry::Describe => Answer::Described(api.call_describe(store).await?),
+                    Entry::Apply(target, candidate) => {
+                        none(api.call_apply(store, &target, &candidate).await?)
+                    }
+                    Entry::Current(target) => {
+                        Answer::Adapted(api.call_current(store, &target).await?.map(Some))
+                    }
+                    Entry::SetTraffic(target, canary, weight) => none(
+                        api.call_set_traffic(store, &target, &canary, weight)
+                            .await?,
+                    ),
+                    Entry::Rollback(target, restore) => {
+                        none(api.call_rollback(store, &target, restore.as_ref()).await?)
+                    }
+                    Entry::Evaluate(_) => return Err(wrong()),
+                })
+            }
+        }
+    }
+
     /// Finds which world and version `pre`'s component exports.
     pub fn detect(pre: &InstancePre<CallState>) -> Result<Api, String> {
         let component = pre.component();
@@ -136,7 +206,7 @@ impl Api {
 /// plugin may actually import is checked per plugin against its grants
 /// ([`super::capabilities::check_imports`]).
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     v0_1::Daemon::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

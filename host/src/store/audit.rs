@@ -20,6 +20,9 @@ pub enum EventKind {
     ReleasePhase,
     #[serde(rename = "release.resumed")]
     ReleaseResumed,
+    /// A release waits its turn for something shared (plugin call slots).
+    #[serde(rename = "release.waiting")]
+    ReleaseWaiting,
     #[serde(rename = "gate.verdict")]
     GateVerdict,
     #[serde(rename = "release.approved")]
@@ -54,6 +57,7 @@ impl EventKind {
             EventKind::ReleaseSubmitted => "release.submitted",
             EventKind::ReleasePhase => "release.phase",
             EventKind::ReleaseResumed => "release.resumed",
+            EventKind::ReleaseWaiting => "release.waiting",
             EventKind::GateVerdict => "gate.verdict",
             EventKind::ReleaseApproved => "release.approved",
             EventKind::ReleaseAborted => "release.aborted",

@@ -13,6 +13,7 @@ use crate::store;
 use crate::store::audit::{Draft, EventKind};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Attempts at an adapter call before the release fails.
 const ADAPTER_ATTEMPTS: u32 = 3;
@@ -150,17 +151,10 @@ pub async fn call_adapter(
             fuel: crate::plugins::DEFAULT_FUEL,
             memory: CALL_MEMORY_LIMIT,
         };
-        let answer = tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            plugins
-                .adapt(&plugin, call, limits)
-                .map(|live| (plugin.digest, live))
-        })
-        .await;
+        let answer = plugins.adapt(&plugin, call, limits).instrument(span).await;
         match answer {
-            Ok(Ok(done)) => return Ok(done),
-            Ok(Err(e)) => last = format!("plugin {adapter} {e}"),
-            Err(e) => last = format!("the adapter call did not complete: {e}"),
+            Ok(live) => return Ok((plugin.digest, live)),
+            Err(e) => last = format!("plugin {adapter} {e}"),
         }
         tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
         if attempt < ADAPTER_ATTEMPTS {

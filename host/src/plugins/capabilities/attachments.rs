@@ -31,14 +31,18 @@ impl Attachments {
 }
 
 impl Host for CallState {
-    fn names(&mut self, owner: Owner) -> Vec<String> {
-        self.attachments.of(owner).keys().cloned().collect()
+    async fn names(&mut self, owner: Owner) -> wasmtime::Result<Vec<String>> {
+        Ok(self.attachments.of(owner).keys().cloned().collect())
     }
 
-    fn get(&mut self, owner: Owner, name: String) -> Option<Vec<u8>> {
-        self.attachments
-            .of(owner)
-            .get(&name)
-            .map(|bytes| bytes.to_vec())
+    /// The copy handed to the plugin counts against the call's memory
+    /// budget: a file larger than what is left fails the call as out of
+    /// memory before anything is copied.
+    async fn get(&mut self, owner: Owner, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.attachments.of(owner).get(&name).cloned() else {
+            return Ok(None);
+        };
+        self.fits(bytes.len())?;
+        Ok(Some(bytes.to_vec()))
     }
 }

@@ -11,10 +11,16 @@
 //!
 //! Redirects are not followed (the next hop could be off the allowlist), and
 //! proxies from the daemon's environment are not used.
+//!
+//! What the host buffers of responses before handing them to the plugin
+//! counts against the call's memory budget, beside the plugin's own
+//! memories: a `fetch-all` of many large answers fails the call as out of
+//! memory instead of growing the daemon.
 
-use crate::plugins::sandbox::{CallState, HostFailure};
+use crate::plugins::sandbox::{CallState, HostBudget, HostFailure};
 use crate::plugins::world::v0_1::gatehouse::plugin::http::{Error, Host, Request, Response};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http;
 
@@ -117,8 +123,27 @@ impl Policy {
         }
     }
 
-    /// Sends `request` within `deadline`.
-    fn send(&self, request: Request, deadline: Instant) -> Result<Response, Error> {
+    /// Sends `request` within `deadline`, buffering no more of the answer
+    /// than `budget` allows.
+    fn send(
+        &self,
+        request: Request,
+        deadline: Instant,
+        budget: &HostBudget,
+    ) -> Result<Result<Response, Error>, OverBudget> {
+        Ok(match self.prepare(request, deadline) {
+            Ok((agent, outgoing)) => self.exchange(agent, outgoing, budget)?,
+            Err(e) => Err(e),
+        })
+    }
+
+    /// The request to send and an agent bounded by what is left of the
+    /// call's time.
+    fn prepare(
+        &self,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<(ureq::Agent, http::Request<Vec<u8>>), Error> {
         let uri: http::Uri = request
             .url
             .parse()
@@ -156,7 +181,19 @@ impl Policy {
             .proxy(None)
             .build()
             .into();
-        let mut answer = agent.run(outgoing).map_err(transport)?;
+        Ok((agent, outgoing))
+    }
+
+    fn exchange(
+        &self,
+        agent: ureq::Agent,
+        outgoing: http::Request<Vec<u8>>,
+        budget: &HostBudget,
+    ) -> Result<Result<Response, Error>, OverBudget> {
+        let mut answer = match agent.run(outgoing) {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Err(transport(e))),
+        };
         let status = answer.status().as_u16();
         let headers = answer
             .headers()
@@ -168,19 +205,39 @@ impl Policy {
                 )
             })
             .collect();
-        let body = answer
+        let mut reader = answer
             .body_mut()
             .with_config()
             .limit(self.max_response_bytes)
-            .read_to_vec()
-            .map_err(transport)?;
-        Ok(Response {
+            .reader();
+        let mut body = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            let read = match std::io::Read::read(&mut reader, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let e = match e.downcast::<ureq::Error>() {
+                        Ok(e) => transport(e),
+                        Err(e) => Error::Transport(e.to_string()),
+                    };
+                    return Ok(Err(e));
+                }
+            };
+            budget.take(read)?;
+            body.extend_from_slice(&chunk[..read]);
+        }
+        Ok(Ok(Response {
             status,
             headers,
             body,
-        })
+        }))
     }
 }
+
+/// Buffering an answer would pass the call's memory budget.
+#[derive(Debug)]
+pub struct OverBudget;
 
 fn transport(e: ureq::Error) -> Error {
     match e {
@@ -194,51 +251,53 @@ fn transport(e: ureq::Error) -> Error {
 pub const MAX_IN_FLIGHT: u32 = 16;
 
 impl Host for CallState {
-    fn fetch(&mut self, request: Request) -> Result<Response, Error> {
-        let what = format!("{} {}", request.method, request.url);
-        let answer = send(self.grants.http.as_deref(), request, self.deadline);
-        if let Err(e) = &answer {
-            self.note_failure(&what, e);
-        }
-        answer
+    async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
+        let mut answers = self.fetch_all(vec![request], 1).await?;
+        Ok(answers
+            .pop()
+            .unwrap_or(Err(Error::Transport("not sent".into()))))
     }
 
-    fn fetch_all(
+    async fn fetch_all(
         &mut self,
         requests: Vec<Request>,
         max_in_flight: u32,
-    ) -> Vec<Result<Response, Error>> {
+    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
         let whats: Vec<String> = requests
             .iter()
             .map(|r| format!("{} {}", r.method, r.url))
             .collect();
         let workers = max_in_flight.clamp(1, MAX_IN_FLIGHT) as usize;
-        let answers = {
-            let (policy, deadline) = (self.grants.http.clone(), self.deadline);
-            let policy = policy.as_deref();
-            let queue = std::sync::Mutex::new(requests.into_iter().enumerate());
-            let mut answers: Vec<Option<Result<Response, Error>>> =
-                std::iter::repeat_with(|| None).take(whats.len()).collect();
-            let done = std::sync::Mutex::new(Vec::with_capacity(whats.len()));
-            std::thread::scope(|scope| {
-                for _ in 0..workers.min(whats.len()) {
-                    scope.spawn(|| {
-                        loop {
-                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                            let Some((index, request)) = next else { break };
-                            let answer = send(policy, request, deadline);
-                            done.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((index, answer));
-                        }
-                    });
-                }
+        let policy = self.grants.http.clone();
+        let deadline = self.deadline;
+        let budget = self.host_budget();
+        // Each request is sent on a blocking thread, bounded by what is left
+        // of the call's deadline; if the call is dropped at its deadline,
+        // the threads end by that same deadline.
+        let limit = Arc::new(tokio::sync::Semaphore::new(workers));
+        let mut sent = tokio::task::JoinSet::new();
+        for (index, request) in requests.into_iter().enumerate() {
+            let (policy, budget, limit) = (policy.clone(), budget.clone(), limit.clone());
+            sent.spawn(async move {
+                let _slot = limit.acquire_owned().await;
+                let answer = tokio::task::spawn_blocking(move || {
+                    send(policy.as_deref(), request, deadline, &budget)
+                })
+                .await
+                .unwrap_or_else(|e| Ok(Err(Error::Transport(e.to_string()))));
+                (index, answer)
             });
-            for (index, answer) in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                answers[index] = Some(answer);
+        }
+        let mut answers: Vec<Option<Result<Response, Error>>> =
+            std::iter::repeat_with(|| None).take(whats.len()).collect();
+        while let Some(done) = sent.join_next().await {
+            let Ok((index, answer)) = done else { continue };
+            match answer {
+                Ok(answer) => answers[index] = Some(answer),
+                // Stop at once: the tasks still running end with the set.
+                Err(OverBudget) => return Err(budget.exhausted()),
             }
-            answers
-        };
+        }
         let mut out = Vec::with_capacity(answers.len());
         for (what, answer) in whats.iter().zip(answers) {
             let answer = answer.unwrap_or(Err(Error::Transport("not sent".into())));
@@ -247,16 +306,21 @@ impl Host for CallState {
             }
             out.push(answer);
         }
-        out
+        Ok(out)
     }
 }
 
-fn send(policy: Option<&Policy>, request: Request, deadline: Instant) -> Result<Response, Error> {
+fn send(
+    policy: Option<&Policy>,
+    request: Request,
+    deadline: Instant,
+    budget: &HostBudget,
+) -> Result<Result<Response, Error>, OverBudget> {
     match policy {
-        Some(policy) => policy.send(request, deadline),
+        Some(policy) => policy.send(request, deadline, budget),
         // Not linked for such a plugin (see `check_imports`); refuse anyway
         // rather than trust that.
-        None => Err(Error::NotAllowed("any host".into())),
+        None => Ok(Err(Error::NotAllowed("any host".into()))),
     }
 }
 
@@ -347,11 +411,11 @@ mod tests {
         };
         let later = Instant::now() + Duration::from_secs(5);
         assert!(matches!(
-            p.send(request(&[0; 11]), later),
+            p.prepare(request(&[0; 11]), later),
             Err(Error::InvalidRequest(why)) if why.contains("over the 10-byte limit")
         ));
         assert!(matches!(
-            p.send(request(b""), Instant::now()),
+            p.prepare(request(b""), Instant::now()),
             Err(Error::Timeout)
         ));
     }

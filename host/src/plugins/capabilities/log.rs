@@ -13,13 +13,13 @@ pub const MAX_LINES: u32 = 100;
 pub const MAX_LINE_BYTES: usize = 1024;
 
 impl Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         self.log_lines += 1;
         if self.log_lines > MAX_LINES {
             if self.log_lines == MAX_LINES + 1 {
                 tracing::warn!(plugin = %self.plugin, "plugin log limit reached; further lines dropped");
             }
-            return;
+            return Ok(());
         }
         // Clipped, then escaped: a `\n` in a plugin's line must not forge a
         // line of the daemon's own log.
@@ -33,5 +33,6 @@ impl Host for CallState {
             Level::Warn => tracing::warn!(plugin, "{message}"),
             Level::Error => tracing::error!(plugin, "{message}"),
         }
+        Ok(())
     }
 }

@@ -19,6 +19,14 @@
 //! - `env`: looks up the environment variable `var`; passes showing it if
 //!   visible (a leak), gives up saying it is not visible otherwise.
 //! - `clock`: passes with the wall clock's seconds since the Unix epoch.
+//! - `sleep`: sleeps `ms` milliseconds in a WASI `poll` (Rust's
+//!   `thread::sleep`), a blocking host call no epoch interrupts, then passes.
+//! - `nan_name`: answers a measurement named by `name_bytes` (default 1 MiB)
+//!   of control characters with a NaN value, whose escaped rejection would be
+//!   six times longer.
+//! - `fetch_flood`: `fetch-all`s `url` `count` times at once, holding every
+//!   answer (for the host's buffers against the call's memory budget).
+//! - `log_inject`: logs `line` as it is, newlines included, then passes.
 //!
 //! Every attack is something a careless or malicious plugin could really
 //! do; the host must turn each into a closed gate with a precise reason. The
@@ -63,6 +71,20 @@ pub enum Attack {
         var: String,
     },
     Clock,
+    Sleep {
+        ms: u64,
+    },
+    NanName {
+        #[serde(default = "default_huge_reason_bytes")]
+        name_bytes: usize,
+    },
+    FetchFlood {
+        url: String,
+        count: usize,
+    },
+    LogInject {
+        line: String,
+    },
 }
 
 fn default_huge_reason_bytes() -> usize {
@@ -120,6 +142,41 @@ pub fn act(attack: &Attack) -> Result<Verdict, String> {
             Ok(value) => Ok(Verdict::pass(format!("saw {var}={value}"))),
             Err(_) => Err(format!("environment variable {var} is not visible")),
         },
+        Attack::Sleep { ms } => {
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+            Ok(Verdict::pass(format!("slept {ms} ms")))
+        }
+        Attack::NanName { name_bytes } => {
+            let mut verdict = Verdict::pass("hostile-gate names a NaN measurement");
+            verdict
+                .measurements
+                .push(gatehouse_plugin_sdk::Measurement {
+                    name: "\u{7}".repeat(*name_bytes),
+                    value: f64::NAN,
+                    unit: "count".to_string(),
+                });
+            Ok(verdict)
+        }
+        Attack::FetchFlood { url, count } => {
+            let request = http::Request {
+                method: "GET".into(),
+                url: url.clone(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+            let answers = http::fetch_all(&vec![request; *count], 16);
+            let bytes: usize = answers
+                .iter()
+                .map(|a| a.as_ref().map_or(0, |r| r.body.len()))
+                .sum();
+            Ok(Verdict::pass(format!(
+                "held {bytes} bytes of {count} answers"
+            )))
+        }
+        Attack::LogInject { line } => {
+            log::info(line);
+            Ok(Verdict::pass("logged as asked"))
+        }
         Attack::Clock => {
             let seconds = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
