@@ -116,9 +116,14 @@ async fn main() {
     )
     .expect("copy hostile-gate");
     // It asks for every capability; the sleep needs none of them.
+    let granted = dir.path().join("granted");
+    std::fs::create_dir_all(&granted).expect("granted dir");
     std::fs::write(
         plugin_dir.join("hostile-gate.toml"),
-        "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n[http]\nallow_hosts = [\"127.0.0.1:9\"]\n",
+        format!(
+            "capabilities = [\"log\", \"clock\", \"files\", \"http\"]\n[[files]]\nhost = {:?}\nguest = \"/data\"\n[http]\nallow_hosts = [\"127.0.0.1:9\"]\n",
+            granted.display().to_string()
+        ),
     )
     .expect("manifest");
     let settings = Settings {
