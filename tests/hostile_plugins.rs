@@ -600,14 +600,7 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
             listed.len()
         ));
     }
-    let again = answered(
-        "SubmitRelease after the storm",
-        submit(&mut c, "healthy", &candidate(1000)),
-    )
-    .await
-    .release
-    .expect("release")
-    .id;
+    let again = submitted(&mut c, "healthy", 1000).await;
     let r = settled(&mut c, again).await;
     if phase(&r) != ReleasePhase::Succeeded {
         problems.push(format!(
@@ -700,6 +693,18 @@ fn drop_in(plugins: &Path, path: &str, file: &str) {
     std::fs::copy(path, plugins.join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
 }
 
+/// Submits `candidate(n)` to `pipeline`; the new release's id.
+async fn submitted(c: &mut gatehouse::client::Client, pipeline: &str, n: u32) -> u64 {
+    answered(
+        &format!("SubmitRelease to {pipeline}"),
+        submit(c, pipeline, &candidate(n)),
+    )
+    .await
+    .release
+    .expect("release")
+    .id
+}
+
 /// Pushes `wasm` through the daemon; the error's message if refused, and
 /// how long the answer took.
 async fn push_plugin(
@@ -790,11 +795,7 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
         let mut c = c.clone();
         async move {
             let started = Instant::now();
-            let id = answered("SubmitRelease", submit(&mut c, "healthy", &candidate(n)))
-                .await
-                .release
-                .expect("release")
-                .id;
+            let id = submitted(&mut c, "healthy", n).await;
             let r = settled(&mut c, id).await;
             (r, started.elapsed())
         }
@@ -803,16 +804,7 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
     let flood_started = Instant::now();
     let mut floods = Vec::new();
     for n in 0..2 {
-        floods.push(
-            answered(
-                "SubmitRelease to flood",
-                submit(&mut c, "flood", &candidate(100 + n)),
-            )
-            .await
-            .release
-            .expect("release")
-            .id,
-        );
+        floods.push(submitted(&mut c, "flood", 100 + n).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (busy, busy_took) = timed(&mut c, 2).await;
@@ -877,16 +869,7 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
     let started = Instant::now();
     let mut over = Vec::new();
     for n in 0..9 {
-        over.push(
-            answered(
-                "SubmitRelease to flood",
-                submit(&mut c, "flood", &candidate(200 + n)),
-            )
-            .await
-            .release
-            .expect("release")
-            .id,
-        );
+        over.push(submitted(&mut c, "flood", 200 + n).await);
     }
     for id in &over {
         let r = settled(&mut c, *id).await;
@@ -916,14 +899,7 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
 
     // An adapter asleep in apply: each attempt ends at 500 ms.
     let started = Instant::now();
-    let id = answered(
-        "SubmitRelease to stall",
-        submit(&mut c, "stall", &candidate(3)),
-    )
-    .await
-    .release
-    .expect("release")
-    .id;
+    let id = submitted(&mut c, "stall", 3).await;
     let r = settled(&mut c, id).await;
     let took = started.elapsed();
     if phase(&r) != ReleasePhase::Failed || !r.reason.contains("timed out after 500 ms") {
