@@ -59,7 +59,9 @@ fn candidate(n: usize) -> Vec<u8> {
     format!(r#"{{"model":"m","prompt_template":"{{{{input}}}}","parameters":{{"temperature":0.1,"max_tokens":16}},"n":{n}}}"#).into_bytes()
 }
 
-async fn release(c: &mut Client, pipeline: &str, n: usize) -> u64 {
+/// Submits `candidate(n)` to `pipeline` and follows it to its end: the
+/// release's id and its last phase.
+async fn run(c: &mut Client, pipeline: &str, n: usize) -> (u64, i32) {
     let id = c
         .releases
         .submit_release(proto::SubmitReleaseRequest {
@@ -83,6 +85,11 @@ async fn release(c: &mut Client, pipeline: &str, n: usize) -> u64 {
     while let Some(e) = events.message().await.expect("event") {
         last = e.phase;
     }
+    (id, last)
+}
+
+async fn release(c: &mut Client, pipeline: &str, n: usize) -> u64 {
+    let (id, last) = run(c, pipeline, n).await;
     assert_eq!(
         last,
         proto::ReleasePhase::Succeeded as i32,
@@ -229,26 +236,13 @@ async fn main() {
             let mut n = 3_000_000;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let id = c
-                    .releases
-                    .submit_release(proto::SubmitReleaseRequest {
-                        pipeline: "sleepers".into(),
-                        candidate: candidate(n),
-                        ..Default::default()
-                    })
-                    .await
-                    .expect("submit sleepers")
-                    .into_inner()
-                    .release
-                    .expect("release")
-                    .id;
-                let mut events = c
-                    .releases
-                    .watch_release(proto::WatchReleaseRequest { id })
-                    .await
-                    .expect("watch")
-                    .into_inner();
-                while let Ok(Some(_)) = events.message().await {}
+                let (id, last) = run(&mut c, "sleepers", n).await;
+                // Failed at its gates' deadlines, so they did sleep.
+                assert_eq!(
+                    last,
+                    proto::ReleasePhase::Failed as i32,
+                    "sleeper release {id} did not fail"
+                );
             }
         })
     };
@@ -270,7 +264,9 @@ async fn main() {
         "  ratio, beside the sleepers / idle",
         busy_median.as_secs_f64() / idle.as_secs_f64()
     );
-    let _ = sleeping.await;
+    sleeping
+        .await
+        .expect("the sleeper releases ran as intended");
     running.stop().await.expect("stop");
 }
 
