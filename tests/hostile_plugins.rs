@@ -406,7 +406,7 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
             "log-inject",
             &format!("{{ mode = \"log_inject\", line = {FORGED_LINE:?} }}"),
             20_000,
-            Expect::Passes("logged as asked".into()),
+            Expect::Passes("logged as asked: ok\\n2026-01-01T00:00:00Z".into()),
         ),
     ];
 
@@ -621,6 +621,42 @@ async fn hostile_plugins_fail_closed_with_precise_reasons_beside_a_healthy_relea
     {
         problems.push("log-inject: the plugin forged a line of the daemon's log".into());
     }
+    // Nor of a terminal: `plugin test` prints the reason and the log line.
+    let request = write(
+        root.path(),
+        "inject-request.json",
+        &serde_json::json!({
+            "candidate": {"model": "m"},
+            "params": {"mode": "log_inject", "line": FORGED_LINE},
+        })
+        .to_string(),
+    );
+    let output = std::process::Command::new(BIN)
+        .args([
+            "plugin",
+            "test",
+            gatehouse::plugins::builtin::HOSTILE_GATE_PATH,
+        ])
+        .arg("--request")
+        .arg(&request)
+        .arg("--manifest")
+        .arg(plugins.join("hostile-gate.toml"))
+        .output()
+        .expect("run plugin test");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !printed.contains("ok\\n2026-01-01T00:00:00Z")
+        || printed
+            .lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z"))
+    {
+        problems.push(format!(
+            "log-inject: `plugin test` printed the plugin's line unescaped: {printed}"
+        ));
+    }
     problems.extend(audit_holds(&mut c).await);
 
     assert!(
@@ -733,7 +769,9 @@ async fn push_plugin(
     )
     .await;
     (
-        answer.map(drop).map_err(|s| s.message().to_string()),
+        answer
+            .map(drop)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
         started.elapsed(),
     )
 }
@@ -758,12 +796,14 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
     let flood = format!("name = \"flood\"\n[[environment]]\nname = \"dev-flood\"\n{sleepers}");
     let stall = "name = \"stall\"\n[[environment]]\nname = \"dev-stall\"\nadapter = \"stall-adapter\"\nadapter_timeout_ms = 500\nadapter_params = { sleep_ms = 3600000, sleep_in = [\"apply\"] }\n";
     let huge = "name = \"huge\"\n[[environment]]\nname = \"dev-huge\"\nadapter = \"stall-adapter\"\nadapter_params = { digest_bytes = 1048576 }\n";
+    let quick = "name = \"quick\"\n[[environment]]\nname = \"dev-quick\"\nadapter = \"stall-adapter\"\nadapter_timeout_ms = 2000\n";
     let healthy = "name = \"healthy\"\n[[environment]]\nname = \"dev-healthy\"\n[[environment.gate]]\nplugin = \"config-lint\"\ntimeout_ms = 20000\nparams = { max_temperature = 1.0, max_tokens_limit = 4096 }\n";
     let mut args = vec!["--plugin-dir".to_string(), plugins.display().to_string()];
     for (name, text) in [
         ("flood", flood.as_str()),
         ("stall", stall),
         ("huge", huge),
+        ("quick", quick),
         ("healthy", healthy),
     ] {
         let p = write(root.path(), &format!("{name}.toml"), text);
@@ -864,13 +904,47 @@ async fn blocked_plugins_end_at_their_deadlines_and_hold_up_nothing_else() {
         ));
     }
 
-    // More sleepers than the daemon has call slots (512): the calls past
-    // them wait their turn, and the release that waits says so.
+    // More sleepers than the daemon has gate call slots (448): the calls
+    // past them wait their turn, and the release that waits says so.
     let started = Instant::now();
     let mut over = Vec::new();
     for n in 0..9 {
         over.push(submitted(&mut c, "flood", 200 + n).await);
     }
+    // While every gate slot is taken, a push is refused at once rather than
+    // queued, and an adapter's call (as a rollback's would) does not wait
+    // behind the gates.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (pushed, push_took) = push_plugin(
+        &mut c,
+        std::fs::read(HOSTILE_GATE_PATH).expect("built hostile-gate"),
+    )
+    .await;
+    match pushed {
+        Err(message)
+            if message.starts_with("ResourceExhausted")
+                && message.contains("gate call slots are busy") => {}
+        other => problems.push(format!(
+            "a push while every gate slot is busy: expected RESOURCE_EXHAUSTED, got {other:?}"
+        )),
+    }
+    if push_took > Duration::from_secs(1) {
+        problems.push(format!("the refused push took {push_took:?} to answer"));
+    }
+    let adapter_started = Instant::now();
+    let applied = submitted(&mut c, "quick", 300).await;
+    let r = settled(&mut c, applied).await;
+    let adapter_took = adapter_started.elapsed();
+    if phase(&r) != ReleasePhase::Succeeded || adapter_took > Duration::from_millis(1500) {
+        problems.push(format!(
+            "an adapter-only release beside 448 busy gates: {:?} after {adapter_took:?}: {}",
+            phase(&r),
+            r.reason
+        ));
+    }
+    eprintln!(
+        "beside 448 busy gates: push refused in {push_took:?}, adapter-only release in {adapter_took:?}"
+    );
     for id in &over {
         let r = settled(&mut c, *id).await;
         if phase(&r) != ReleasePhase::Failed {

@@ -259,10 +259,10 @@ async fn run_gates(
 
     // Every plugin call slot may be taken by other releases' calls: then
     // this stage's calls wait in order of arrival, and the log says so.
-    let free = daemon.plugins.free_slots();
+    let free = daemon.plugins.free_gate_slots();
     if free < spec.gates.len() {
         let message = format!(
-            "release {} waits in {env} for plugin call slots: {free} free, {} gates to run",
+            "release {} waits in {env} for gate call slots: {free} free, {} gates to run",
             release.id,
             spec.gates.len()
         );
@@ -274,7 +274,7 @@ async fn run_gates(
                         .release(release.id.0, release.phase.name())
                         .environment(&env)
                         .detail(serde_json::json!({
-                            "waiting_for": "plugin_slots",
+                            "waiting_for": "gate_slots",
                             "free": free,
                             "needed": spec.gates.len(),
                         })),

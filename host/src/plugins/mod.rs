@@ -53,6 +53,10 @@ const RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 /// Instances that may be alive at once across all calls, and so the calls
 /// that may run at once: one more waits for a slot.
 const POOL_INSTANCES: u32 = 512;
+/// Of those, the slots kept for adapters, so that a rollback or a traffic
+/// change never waits behind gates, however many are busy.
+const ADAPTER_SLOTS: u32 = 64;
+const GATE_SLOTS: u32 = POOL_INSTANCES - ADAPTER_SLOTS;
 const DESCRIBE_LIMITS: Limits = Limits {
     timeout: Duration::from_secs(2),
     fuel: 100_000_000,
@@ -181,9 +185,10 @@ pub enum GateError {
     #[error("could not be started: {detail}")]
     Instantiate { detail: String },
     #[error(
-        "could not start: all {slots} plugin call slots are busy; retry once the calls in flight finish"
+        "could not start: all {slots} {} call slots are busy; retry once the calls in flight finish",
+        kind.as_str()
     )]
-    Busy { slots: u32 },
+    Busy { kind: PluginKind, slots: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,8 +220,10 @@ pub struct Plugins {
     /// Where calls run: threads of their own, so that plugins busy to their
     /// deadline never hold up the daemon's API or store work.
     runtime: Option<tokio::runtime::Runtime>,
-    /// One permit per pooled instance: the calls that may run at once.
-    slots: Arc<Semaphore>,
+    /// One permit per pooled instance, split by plugin kind: the gate calls
+    /// and the adapter calls that may run at once.
+    gate_slots: Arc<Semaphore>,
+    adapter_slots: Arc<Semaphore>,
 }
 
 /// Whether a call waits for a free slot (in order of arrival) or is refused.
@@ -287,16 +294,18 @@ impl Plugins {
             active: RwLock::new(BTreeMap::new()),
             cache: cache.map(CompileCache::new),
             runtime: Some(runtime),
-            slots: Arc::new(Semaphore::new(POOL_INSTANCES as usize)),
+            gate_slots: Arc::new(Semaphore::new(GATE_SLOTS as usize)),
+            adapter_slots: Arc::new(Semaphore::new(ADAPTER_SLOTS as usize)),
         })
     }
 
-    /// Plugin calls that could start now without waiting.
-    pub fn free_slots(&self) -> usize {
-        self.slots.available_permits()
+    /// Gate calls that could start now without waiting.
+    pub fn free_gate_slots(&self) -> usize {
+        self.gate_slots.available_permits()
     }
 
-    /// Runs one call on the plugin threads, once a slot is free.
+    /// Runs one call on the plugin threads, once a slot of the plugin's
+    /// kind is free.
     async fn call(
         &self,
         callee: &Callee,
@@ -305,12 +314,17 @@ impl Plugins {
         entry: Entry,
         wait: Wait,
     ) -> Result<sandbox::Called<Answer>, GateError> {
+        let (slots, total) = match callee.api.kind() {
+            PluginKind::Gate => (&self.gate_slots, GATE_SLOTS),
+            PluginKind::Adapter => (&self.adapter_slots, ADAPTER_SLOTS),
+        };
         let busy = GateError::Busy {
-            slots: POOL_INSTANCES,
+            kind: callee.api.kind(),
+            slots: total,
         };
         let permit = match wait {
-            Wait::InOrder => self.slots.clone().acquire_owned().await.ok(),
-            Wait::No => self.slots.clone().try_acquire_owned().ok(),
+            Wait::InOrder => slots.clone().acquire_owned().await.ok(),
+            Wait::No => slots.clone().try_acquire_owned().ok(),
         }
         .ok_or(busy)?;
         let call = sandbox::call(
@@ -765,10 +779,10 @@ fn plugin_gave_up(message: String, host_failure: Option<sandbox::HostFailure>) -
     match host_failure {
         Some(f) => GateError::HostCall {
             capability: f.capability.into(),
-            detail: clip(format!("{}; the plugin said: {message}", f.detail)),
+            detail: plugin_text(format!("{}; the plugin said: {message}", f.detail)),
         },
         None => GateError::PluginError {
-            message: clip(message),
+            message: plugin_text(message),
         },
     }
 }
@@ -816,6 +830,17 @@ impl Description {
                 MAX_SCHEMA_BYTES,
             ));
         }
+        if d.name
+            .chars()
+            .chain(d.version.chars())
+            .any(char::is_control)
+        {
+            return Err(format!(
+                "describe() gives a name or version with control characters ({:?} {:?})",
+                clip_to(d.name, MAX_NAME_BYTES),
+                clip_to(d.version, MAX_VERSION_BYTES)
+            ));
+        }
         if d.capabilities.len() > MAX_CAPABILITIES
             || d.capabilities.iter().any(|c| c.len() > MAX_NAME_BYTES)
         {
@@ -831,7 +856,7 @@ impl Description {
                 wit::PluginKind::Gate => PluginKind::Gate,
                 wit::PluginKind::Adapter => PluginKind::Adapter,
             },
-            summary: clip(d.summary),
+            summary: plugin_text(d.summary),
             params_schema: d.params_schema,
             capabilities: d.capabilities,
         })
@@ -859,7 +884,7 @@ impl LiveState {
             active: digest("active", s.active)?,
             canary: digest("canary", s.canary)?,
             canary_weight_percent: s.canary_weight_percent.min(100),
-            detail: clip(s.detail),
+            detail: plugin_text(s.detail),
         })
     }
 }
@@ -867,11 +892,13 @@ impl LiveState {
 /// Limit on any text a plugin hands the host for the record.
 const MAX_TEXT_BYTES: usize = 4096;
 
-fn clip(s: String) -> String {
-    clip_to(s, MAX_TEXT_BYTES)
+/// Text a plugin supplies, as the host keeps and shows it: at most
+/// [`MAX_TEXT_BYTES`], with control characters escaped. Every reason,
+/// message, summary and detail from a plugin passes through here.
+fn plugin_text(s: String) -> String {
+    clip_to(escape_controls(&clip_to(s, MAX_TEXT_BYTES)), MAX_TEXT_BYTES)
 }
 
-/// Truncates `s` to at most `max` bytes on a character boundary, marking the cut.
 /// `s` with every control character written as an escape (`\n`, `\u{1b}`),
 /// so text a plugin supplies stays on its own line of the daemon's log and
 /// of a terminal, and cannot forge a line or move the cursor.
@@ -890,6 +917,7 @@ pub fn escape_controls(s: &str) -> String {
         .collect()
 }
 
+/// Truncates `s` to at most `max` bytes on a character boundary, marking the cut.
 pub fn clip_to(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;

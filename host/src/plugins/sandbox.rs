@@ -288,7 +288,7 @@ pub async fn call(
     store
         .set_fuel(limits.fuel)
         .map_err(|e| GateError::Instantiate {
-            detail: super::clip(format!("{e:#}")),
+            detail: super::plugin_text(format!("{e:#}")),
         })?;
     let run = async {
         let instance = callee
@@ -362,7 +362,7 @@ fn classify(
     }
     if instantiating {
         GateError::Instantiate {
-            detail: super::clip(format!("{err:#}")),
+            detail: super::plugin_text(format!("{err:#}")),
         }
     } else {
         GateError::Trap {
@@ -406,7 +406,7 @@ fn trap_detail(err: &wasmtime::Error) -> String {
             frames.join(" <- ")
         )
     };
-    super::clip(detail)
+    super::plugin_text(detail)
 }
 
 #[cfg(test)]

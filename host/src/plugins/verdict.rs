@@ -27,9 +27,13 @@ pub fn check(v: wit::Verdict, fuel_used: u64) -> Result<Verdict, GateError> {
     let mut measurements = Vec::with_capacity(v.measurements.len());
     for m in v.measurements {
         // The name is checked first: every message below quotes it.
-        if m.name.is_empty() || m.name.len() > 128 || m.unit.len() > 32 {
+        if m.name.is_empty()
+            || m.name.len() > 128
+            || m.unit.len() > 32
+            || m.name.chars().chain(m.unit.chars()).any(char::is_control)
+        {
             return malformed(format!(
-                "measurement name of {} bytes or unit of {} bytes is empty or too long (at most 128 and 32); it starts {:?}",
+                "measurement name of {} bytes or unit of {} bytes is empty, too long (at most 128 and 32) or holds control characters; it starts {:?}",
                 m.name.len(),
                 m.unit.len(),
                 super::clip_to(m.name, 40),
@@ -53,7 +57,7 @@ pub fn check(v: wit::Verdict, fuel_used: u64) -> Result<Verdict, GateError> {
         },
         score: v.score,
         measurements,
-        reason: v.reason,
+        reason: super::plugin_text(v.reason),
         fuel_used,
     })
 }
@@ -97,11 +101,18 @@ mod tests {
         assert!(problem(verdict(1.0, &"x".repeat(5000), vec![])).contains("5000 bytes"));
         assert!(problem(verdict(1.0, "", vec![m("a", f64::INFINITY)])).contains("inf"));
         assert!(problem(verdict(1.0, "", vec![m("a", 1.0); 65])).contains("65 measurements"));
-        assert!(problem(verdict(1.0, "", vec![m("", 1.0)])).contains("empty or too long"));
+        assert!(problem(verdict(1.0, "", vec![m("", 1.0)])).contains("empty, too long"));
+        assert!(problem(verdict(1.0, "", vec![m("a\nb", 1.0)])).contains("control characters"));
         // A huge name with a NaN value: refused for its name, briefly.
         let bell = "\u{7}".repeat(1 << 20);
         let said = problem(verdict(1.0, "", vec![m(&bell, f64::NAN)]));
         assert!(said.contains("1048576 bytes"), "{said}");
         assert!(said.len() < 400, "{} bytes", said.len());
+    }
+
+    #[test]
+    fn a_reason_keeps_to_one_line() {
+        let v = check(verdict(1.0, "ok\nINFO forged\u{1b}[2J", vec![]), 0).expect("sound");
+        assert_eq!(v.reason, "ok\\nINFO forged\\u{1b}[2J");
     }
 }

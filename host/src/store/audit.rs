@@ -20,7 +20,8 @@ pub enum EventKind {
     ReleasePhase,
     #[serde(rename = "release.resumed")]
     ReleaseResumed,
-    /// A release waits its turn for something shared (plugin call slots).
+    /// A release waits its turn for something shared (gate call slots, an
+    /// environment another release is acting on).
     #[serde(rename = "release.waiting")]
     ReleaseWaiting,
     #[serde(rename = "gate.verdict")]

@@ -26,7 +26,8 @@
 //!   six times longer.
 //! - `fetch_flood`: `fetch-all`s `url` `count` times at once, holding every
 //!   answer (for the host's buffers against the call's memory budget).
-//! - `log_inject`: logs `line` as it is, newlines included, then passes.
+//! - `log_inject`: logs `line` as it is, newlines included, then passes
+//!   with `line` in its reason.
 //!
 //! Every attack is something a careless or malicious plugin could really
 //! do; the host must turn each into a closed gate with a precise reason. The
@@ -175,7 +176,7 @@ pub fn act(attack: &Attack) -> Result<Verdict, String> {
         }
         Attack::LogInject { line } => {
             log::info(line);
-            Ok(Verdict::pass("logged as asked"))
+            Ok(Verdict::pass(format!("logged as asked: {line}")))
         }
         Attack::Clock => {
             let seconds = SystemTime::now()
