@@ -40,15 +40,19 @@
 //! | What | Limit | Over it |
 //! |---|---|---|
 //! | verdict `reason` | 4 KiB | malformed verdict, gate fails |
-//! | measurements | 64; name 1–128 bytes, unit ≤ 32, value finite | malformed verdict |
+//! | measurements | 64; name 1–128 bytes, unit ≤ 32, no control characters, value finite | malformed verdict |
 //! | error strings, `detail`, `summary` | 4 KiB | clipped with `…` |
 //! | `describe()` name / version / params schema | 64 B / 64 B / 64 KiB | plugin refused |
 //! | `describe()` time | 2 s, waiting on nothing | plugin refused |
 //! | adapter `current()` digests | 64 hex characters | malformed answer |
 //! | log lines | 100 per call, 1 KiB each | dropped / clipped |
 //!
-//! Control characters in any text are escaped in the daemon's log and the
-//! CLI, so a plugin cannot forge a line.
+//! Control characters in any text are escaped before the host keeps it, so
+//! a plugin cannot forge a line of the daemon's log, the CLI or an export.
+//!
+//! At most 448 gate calls and 64 adapter calls run at once across the
+//! daemon; a call past them waits its turn, so adapters (rollbacks among
+//! them) never wait behind gates.
 
 pub mod attachments;
 pub mod data;
