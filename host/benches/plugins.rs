@@ -1,7 +1,8 @@
 //! Prints figures for the plugin host:
 //!
 //! - per-call overhead of a trivial gate (`noop-gate`): fresh store,
-//!   instantiate from `InstancePre`, call, verdict checks, drop;
+//!   instantiate from `InstancePre`, call, verdict checks, drop; on the
+//!   plugin threads, and awaited from another runtime as the daemon does;
 //! - daemon start with 50 cached plugins to serving gRPC (the `gatehouse`
 //!   binary, until it prints its address);
 //! - first start on a new data directory to serving, with the compile cache
@@ -105,6 +106,37 @@ fn per_call(plugins: &Plugins, plugin: &Plugin) {
         percentile(&mut single_us, 0.9),
         median(&mut per_batch_us),
         CALL_BATCHES * CALLS_PER_BATCH
+    );
+}
+
+/// The same call awaited from the daemon's own runtime, as the executor
+/// makes it: one hop to the plugin threads and back.
+fn per_call_from_daemon(plugins: &Plugins, plugin: &Plugin) {
+    let input = input();
+    let daemon = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut single_us = daemon.block_on(async {
+        let mut single_us = Vec::new();
+        for n in 0..(CALL_BATCHES + 1) * CALLS_PER_BATCH {
+            let t = Instant::now();
+            plugins
+                .evaluate(plugin, &input, limits())
+                .await
+                .expect("verdict");
+            if n >= CALLS_PER_BATCH {
+                single_us.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        single_us
+    });
+    println!(
+        "per-call from the daemon's runtime (hop to the plugin threads): median {:.1} µs, p90 {:.1} µs ({} calls)",
+        median(&mut single_us),
+        percentile(&mut single_us, 0.9),
+        single_us.len()
     );
 }
 
@@ -292,6 +324,7 @@ fn main() {
         .expect("install noop-gate");
     if runs("per-call") {
         per_call(&plugins, &noop_plugin);
+        per_call_from_daemon(&plugins, &noop_plugin);
     }
     if runs("first-start") {
         first_start();

@@ -226,6 +226,11 @@ pub struct Plugins {
     adapter_slots: Arc<Semaphore>,
 }
 
+tokio::task_local! {
+    /// Set while [`Plugins::block_on`] drives a future on the plugin runtime.
+    static ON_PLUGIN_THREADS: bool;
+}
+
 /// Whether a call waits for a free slot (in order of arrival) or is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -334,6 +339,13 @@ impl Plugins {
             attachments,
             entry,
         );
+        if ON_PLUGIN_THREADS.try_with(|on| *on).unwrap_or(false) {
+            // Already driven by the plugin runtime ([`Plugins::block_on`]):
+            // a hop to another of its threads would only add a wake-up.
+            let called = call.await;
+            drop(permit);
+            return called;
+        }
         let task = self.runtime().spawn(async move {
             let called = call.await;
             drop(permit);
@@ -349,7 +361,7 @@ impl Plugins {
     /// Runs `f` to completion on the calling thread, for callers outside
     /// any async runtime: the CLI, tests and benchmarks.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.runtime().block_on(f)
+        self.runtime().block_on(ON_PLUGIN_THREADS.scope(true, f))
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
