@@ -5,6 +5,7 @@
 
 mod canary;
 mod drift;
+pub mod effects;
 mod operate;
 
 pub use canary::{DRILL_WEIGHT_PERCENT, DrillReport, JudgementFeed};
@@ -16,6 +17,7 @@ use crate::pipeline::attachment::{self, AttachmentError};
 use crate::pipeline::candidate::{self, CandidateError};
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline};
 use crate::pipeline::executor::{self, DAEMON};
+use crate::pipeline::holds;
 use crate::pipeline::release::{Phase, Release, ReleaseId};
 use crate::plugins::registry::Registry;
 use crate::plugins::signing::{SigningSettings, Trust};
@@ -116,6 +118,8 @@ pub struct Daemon {
     pub configstore: ConfigStore,
     /// Canaries running now, fed by serving services' reports.
     pub canaries: Board,
+    /// Turns for the adapter calls on each environment.
+    pub effects: effects::Effects,
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
@@ -231,6 +235,7 @@ impl Daemon {
             registry,
             configstore,
             canaries: Board::default(),
+            effects: effects::Effects::default(),
             pipelines,
             running: Mutex::new(HashSet::new()),
             drifted: Mutex::new(BTreeSet::new()),
@@ -341,7 +346,7 @@ impl Daemon {
                     tx.now_ms(),
                 );
                 r.attachments = attached.clone();
-                tx.put_release(&r)?;
+                holds::put_release(tx, &r)?;
                 tx.append(
                     Draft::new(
                         EventKind::ReleaseSubmitted,

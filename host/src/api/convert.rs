@@ -94,6 +94,7 @@ pub fn release(r: &Release) -> proto::Release {
         submitted_at_ms: r.submitted_at_ms,
         updated_at_ms: r.updated_at_ms,
         terminal: r.phase.is_terminal(),
+        waiting: r.waiting.clone().unwrap_or_default(),
     }
 }
 

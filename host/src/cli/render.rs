@@ -92,6 +92,9 @@ impl Style {
         if !r.environment.is_empty() {
             out.push_str(&format!("  at {}", r.environment));
         }
+        if !r.waiting.is_empty() {
+            out.push_str(&format!("\n  {}", r.waiting));
+        }
         if !r.reason.is_empty() {
             out.push_str(&format!("\n  reason: {}", r.reason));
         }
@@ -136,6 +139,7 @@ pub fn release_json(r: &proto::Release) -> serde_json::Value {
         "phase": phase_name(r.phase),
         "environment": r.environment,
         "reason": r.reason,
+        "waiting": r.waiting,
         "failed_gate": r.failed_gate,
         "terminal": r.terminal,
         "submitted_by": r.submitted_by,

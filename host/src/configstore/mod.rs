@@ -38,6 +38,13 @@ pub struct EnvState {
     pub history: Vec<Deployment>,
     pub canary: Option<Deployment>,
     pub canary_weight_percent: u32,
+    /// The release that may act on the environment now (apply, canary,
+    /// rollback), decided here before any adapter call; see [`Turn`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<ReleaseId>,
+    /// Releases waiting for the environment, first in line first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<ReleaseId>,
 }
 
 impl EnvState {
@@ -49,8 +56,24 @@ impl EnvState {
             history: Vec::new(),
             canary: None,
             canary_weight_percent: 0,
+            holder: None,
+            waiting: Vec::new(),
         }
     }
+}
+
+/// A release's turn at an environment, as [`ConfigStore::claim_in`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// The release holds the environment: its effects may start.
+    Held,
+    /// Another release holds it (or is first in line); this one waits at
+    /// `place` (1 = next). `joined` is true when it has just joined the line.
+    Waiting {
+        holder: Option<ReleaseId>,
+        place: usize,
+        joined: bool,
+    },
 }
 
 /// An environment's state with the bytes of what it runs, as watchers get it.
@@ -221,6 +244,58 @@ impl ConfigStore {
         state.generation += 1;
         tx.put_environment(&state)?;
         Ok((state, current))
+    }
+
+    /// Takes `env` for `release` inside the caller's transaction when it is
+    /// free and no one is ahead in line; otherwise puts the release in line
+    /// (once). Holding does not change what is live, so no generation.
+    pub fn claim_in(tx: &Tx<'_>, env: &str, release: ReleaseId) -> TxResult<Turn> {
+        let mut state = tx.environment(env)?.unwrap_or_else(|| EnvState::empty(env));
+        if state.holder == Some(release) {
+            return Ok(Turn::Held);
+        }
+        if state.holder.is_none() && state.waiting.first().is_none_or(|w| *w == release) {
+            state.holder = Some(release);
+            state.waiting.retain(|w| *w != release);
+            tx.put_environment(&state)?;
+            return Ok(Turn::Held);
+        }
+        let joined = !state.waiting.contains(&release);
+        if joined {
+            state.waiting.push(release);
+            tx.put_environment(&state)?;
+        }
+        let place = state
+            .waiting
+            .iter()
+            .position(|w| *w == release)
+            .unwrap_or(0)
+            + 1;
+        Ok(Turn::Waiting {
+            holder: state.holder,
+            place,
+            joined,
+        })
+    }
+
+    /// Lets go of `env` for `release` inside the caller's transaction: it
+    /// neither holds it nor waits for it any more. True when that changed
+    /// anything.
+    pub fn let_go_in(tx: &Tx<'_>, env: &str, release: ReleaseId) -> TxResult<bool> {
+        let Some(mut state) = tx.environment(env)? else {
+            return Ok(false);
+        };
+        let before = state.waiting.len();
+        state.waiting.retain(|w| *w != release);
+        let mut changed = state.waiting.len() != before;
+        if state.holder == Some(release) {
+            state.holder = None;
+            changed = true;
+        }
+        if changed {
+            tx.put_environment(&state)?;
+        }
+        Ok(changed)
     }
 
     /// Tells every watcher of the environment about a committed state.

@@ -138,6 +138,11 @@ impl Daemon {
                 c.release
             )));
         }
+        if let Some(holder) = live.state.holder {
+            return Err(refused(format!(
+                "is being acted on by release {holder}; drill once it has moved on"
+            )));
+        }
         let adapter = self
             .placed_by(&live)?
             .filter(|s| s.adapter != BUILTIN_ADAPTER);

@@ -6,9 +6,11 @@
 //! built-in config store is itself what serves. The adapter asked is the one
 //! that placed the live candidate (from the pipeline of the release that
 //! made it live) or, before anything was placed, the one a served pipeline
-//! names. A difference seen while a release applies or runs a canary there,
-//! or while the record changed during the check, is reported as changing,
-//! not as drift: the adapter acts a moment before the record follows. The
+//! names. A difference that is the candidate of the release holding the
+//! environment (see `pipeline::holds`), or one seen while the record changed
+//! during the check, is reported as changing, not as drift: the adapter acts
+//! a moment before the record follows. Any other digest, a canary included,
+//! is drift. The
 //! audit log gets an event when an environment is first seen drifted and
 //! when it is seen back in sync, not on every check.
 
@@ -18,7 +20,6 @@ use crate::digest::Digest;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, Environment};
 use crate::pipeline::executor;
 use crate::pipeline::executor::DAEMON;
-use crate::pipeline::release::Phase;
 use crate::plugins::{AdapterCall, LiveState};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::now_ms;
@@ -187,7 +188,7 @@ impl Daemon {
         let status = if found.is_empty() {
             DriftStatus::InSync
         } else if self.configstore.get(env)?.state.generation != before.state.generation
-            || self.release_changing(env)?
+            || self.acting_ahead(&before.state, &expected, &live)?
         {
             DriftStatus::Changing
         } else {
@@ -215,25 +216,28 @@ impl Daemon {
         Ok(spec.filter(|s| s.adapter != BUILTIN_ADAPTER))
     }
 
-    /// Whether a release is applying to `env` or running a canary there
-    /// now, so the adapter may be a step ahead of the record.
-    fn release_changing(&self, env: &str) -> Result<bool, Error> {
-        let running: Vec<_> = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        for id in running {
-            if let Some(r) = self.store.release(id)?
-                && matches!(r.phase, Phase::Applying { .. } | Phase::Canary { .. })
-                && r.current_environment() == Some(env)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    /// Whether what differs is the release holding the environment a step
+    /// ahead of its record: every live digest that differs from the record
+    /// is that release's candidate (it applies, or places or moves its
+    /// canary, just before it commits). A canary digest of any other
+    /// release, or a hand edit, is drift.
+    fn acting_ahead(
+        &self,
+        state: &EnvState,
+        expected: &Placement,
+        live: &Placement,
+    ) -> Result<bool, Error> {
+        let Some(holder) = state.holder else {
+            return Ok(false);
+        };
+        let Some(release) = self.store.release(holder)? else {
+            return Ok(false);
+        };
+        let candidate = release.candidate.hex();
+        let ahead = |recorded: &Option<String>, read: &Option<String>| {
+            recorded == read || read.as_deref().is_none_or(|d| d == candidate)
+        };
+        Ok(ahead(&expected.active, &live.active) && ahead(&expected.canary, &live.canary))
     }
 
     /// Appends `env.drifted` when an environment is first seen drifted and

@@ -11,6 +11,7 @@ use crate::configstore::{ConfigStore, LiveConfig};
 use crate::digest::Digest;
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER};
 use crate::pipeline::executor;
+use crate::pipeline::holds;
 use crate::pipeline::release::{CanaryHold, Phase, Release, ReleaseId};
 use crate::plugins::{self, CandidateView};
 use crate::store::audit::{Draft, EventKind};
@@ -68,7 +69,7 @@ impl Daemon {
                 }
                 r.stages[stage].approved_by.push(actor.to_string());
                 r.updated_at_ms = tx.now_ms();
-                tx.put_release(&r)?;
+                holds::put_release(tx, &r)?;
                 let have = r.stages[stage].approved_by.len();
                 let need = r.pipeline.environments[stage].approvals;
                 tx.append(
@@ -117,7 +118,7 @@ impl Daemon {
                     reason: reason.clone(),
                 };
                 r.updated_at_ms = tx.now_ms();
-                tx.put_release(&r)?;
+                holds::put_release(tx, &r)?;
                 tx.append(
                     Draft::new(
                         EventKind::ReleaseAborted,
@@ -212,7 +213,7 @@ impl Daemon {
                         reason: format!("{env} was rolled back by {actor}: {why}"),
                     };
                     r.updated_at_ms = tx.now_ms();
-                    tx.put_release(r)?;
+                    holds::put_release(tx, r)?;
                 }
                 if let Some(r) = &release {
                     draft = draft.release(r.id.0, r.phase.name());
@@ -294,7 +295,7 @@ fn approve_paused_canary(
         hold: CanaryHold::Approved,
     };
     r.updated_at_ms = tx.now_ms();
-    tx.put_release(&r)?;
+    holds::put_release(tx, &r)?;
     tx.append(
         Draft::new(
             EventKind::ReleaseApproved,

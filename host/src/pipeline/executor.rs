@@ -17,6 +17,7 @@ use apply::{apply, apply_now};
 pub use takedown::withdraw_canary_of;
 
 use crate::daemon::Daemon;
+use crate::pipeline::holds;
 use crate::pipeline::release::{
     CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId,
 };
@@ -147,7 +148,7 @@ async fn advance_noted(
             r.phase = next.clone();
             r.updated_at_ms = tx.now_ms();
             extra(tx, &mut r)?;
-            tx.put_release(&r)?;
+            holds::put_release(tx, &r)?;
             let mut draft = Draft::new(EventKind::ReleasePhase, DAEMON, message.clone())
                 .release(r.id.0, r.phase.name())
                 .detail(detail.clone());

@@ -5,6 +5,7 @@ pub mod attachment;
 pub mod candidate;
 pub mod definition;
 pub mod executor;
+pub mod holds;
 pub mod release;
 
 pub use definition::{CanarySpec, Environment, GateSpec, Pipeline};

@@ -249,6 +249,10 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentRef>,
     pub phase: Phase,
+    /// While the release waits its turn for its environment: for what, and
+    /// its place in line (see `pipeline::holds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub stages: Vec<StageRecord>,
     pub submitted_by: String,
     pub submitted_at_ms: i64,
@@ -279,6 +283,7 @@ impl Release {
             metadata,
             attachments: Vec::new(),
             phase: Phase::Pending,
+            waiting: None,
             stages,
             submitted_by,
             submitted_at_ms: now_ms,

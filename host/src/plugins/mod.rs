@@ -786,6 +786,18 @@ pub enum AdapterCall {
     },
 }
 
+impl AdapterCall {
+    /// The environment the call acts on.
+    pub fn environment(&self) -> &str {
+        match self {
+            AdapterCall::Apply { environment, .. }
+            | AdapterCall::Current { environment, .. }
+            | AdapterCall::SetTraffic { environment, .. }
+            | AdapterCall::Rollback { environment, .. } => environment,
+        }
+    }
+}
+
 /// A plugin returned `err`: if a host call failed first, that is the reason.
 fn plugin_gave_up(message: String, host_failure: Option<sandbox::HostFailure>) -> GateError {
     match host_failure {

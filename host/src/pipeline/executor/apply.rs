@@ -2,15 +2,16 @@
 //! entering its canary), and calling adapter plugins with retries.
 
 use super::{DAEMON, Note, advance, advance_noted, canary};
-use crate::configstore::ConfigStore;
+use crate::configstore::{ConfigStore, Turn};
 use crate::daemon::Daemon;
 use crate::digest::Digest;
 use crate::pipeline::definition::BUILTIN_ADAPTER;
+use crate::pipeline::holds;
 use crate::pipeline::release::{Phase, PhaseName, Release};
 use crate::plugins::sandbox::Limits;
 use crate::plugins::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState};
-use crate::store;
 use crate::store::audit::{Draft, EventKind};
+use crate::store::{self, Refusal, refuse};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -18,14 +19,22 @@ use tracing::Instrument;
 /// Attempts at an adapter call before the release fails.
 const ADAPTER_ATTEMPTS: u32 = 3;
 
-/// Applying a stage: with a canary and something live to compare against,
-/// the candidate enters its first canary step; otherwise it is applied
-/// directly (saying why a canary was skipped).
+/// Applying a stage: first the release takes its environment, or waits in
+/// line for it (see [`crate::pipeline::holds`]). Then, with a canary and
+/// something live to compare against, the candidate enters its first canary
+/// step; otherwise it is applied directly (saying why a canary was skipped).
 pub(super) async fn apply(
     daemon: &Daemon,
     release: &Release,
     stage: usize,
 ) -> Result<Release, store::Error> {
+    // Subscribed before the claim, so a let-go that lands just after it
+    // still wakes this release.
+    let bus = daemon.store.subscribe();
+    if let Turn::Waiting { .. } = take_turn(daemon, release).await? {
+        wait_for_environment(bus, release).await;
+        return Ok(release.clone());
+    }
     let mut note = None;
     if release.canary_spec(stage).is_some() {
         let env = release.environment(stage);
@@ -40,6 +49,70 @@ pub(super) async fn apply(
         }
     }
     apply_now(daemon, release, stage, note, None).await
+}
+
+/// Claims the release's environment in the store; joining the line is
+/// audited with the holder and the place.
+async fn take_turn(daemon: &Daemon, read: &Release) -> Result<Turn, store::Error> {
+    daemon
+        .store
+        .commit(|tx| {
+            let mut r = tx.release(read.id)?;
+            if r.phase != read.phase {
+                return refuse(Refusal::Stale(read.id));
+            }
+            let turn = holds::claim(tx, &mut r)?;
+            if let (
+                Turn::Waiting {
+                    holder,
+                    place,
+                    joined: true,
+                },
+                Some(env),
+            ) = (&turn, holds::held_by(&r))
+            {
+                let message = format!(
+                    "release {} {}",
+                    r.id,
+                    r.waiting.as_deref().unwrap_or("waits")
+                );
+                tx.append(
+                    Draft::new(EventKind::ReleaseWaiting, DAEMON, message)
+                        .release(r.id.0, r.phase.name())
+                        .environment(env)
+                        .detail(serde_json::json!({
+                            "waiting_for": "environment",
+                            "holder": holder.map(|h| h.0),
+                            "place": place,
+                        })),
+                )?;
+            }
+            Ok(turn)
+        })
+        .await
+}
+
+/// Waits until the release's environment may have been let go (any event
+/// about it), or news of the release itself (an abort), or a while.
+async fn wait_for_environment(
+    mut bus: tokio::sync::broadcast::Receiver<Arc<crate::store::audit::AuditEvent>>,
+    release: &Release,
+) {
+    let Some(env) = holds::held_by(release) else {
+        return;
+    };
+    let wait = async {
+        loop {
+            match bus.recv().await {
+                Ok(e) if e.release == Some(release.id.0) => break,
+                Ok(e) if e.environment.as_deref() == Some(env) => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    // A lagging bus, or a let-go without an event: look again anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
 }
 
 /// Applies the candidate through the environment's adapter, then records
@@ -126,9 +199,10 @@ pub(super) async fn apply_now(
     Ok(r)
 }
 
-/// Runs one adapter call off the reactor, retrying a failed one with
-/// back-off; returns the digest of the plugin version that answered, or
-/// the last failure.
+/// Runs one adapter call in its environment's turn, retrying a failed one
+/// after a back-off with full jitter (a random wait up to 200 ms, then up to
+/// 400 ms), so calls that failed together do not retry together; returns
+/// the digest of the plugin version that answered, or the last failure.
 pub async fn call_adapter(
     daemon: &Daemon,
     adapter: &str,
@@ -138,6 +212,7 @@ pub async fn call_adapter(
     let mut backoff = Duration::from_millis(200);
     let mut last = String::new();
     for attempt in 1..=ADAPTER_ATTEMPTS {
+        let turn = daemon.effects.turn(call.environment()).await;
         // The version active now answers, to the end of this call.
         let plugin = daemon
             .plugins
@@ -152,13 +227,14 @@ pub async fn call_adapter(
             memory: CALL_MEMORY_LIMIT,
         };
         let answer = plugins.adapt(&plugin, call, limits).instrument(span).await;
+        drop(turn);
         match answer {
             Ok(live) => return Ok((plugin.digest, live)),
             Err(e) => last = format!("plugin {adapter} {e}"),
         }
         tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
         if attempt < ADAPTER_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(backoff.mul_f64(fastrand::f64())).await;
             backoff *= 2;
         }
     }
