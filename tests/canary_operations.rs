@@ -354,7 +354,12 @@ async fn drill_measures_the_rollback_path_and_refuses_production_unless_forced()
 
     let ok = drill(&["staging"]);
     let out = String::from_utf8_lossy(&ok.stdout);
-    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(
         out.contains("recovery:") && out.contains("received the restored"),
         "{out}"

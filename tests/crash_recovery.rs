@@ -1,10 +1,16 @@
 //! A daemon killed with SIGKILL in the middle of a release resumes it on
-//! restart, and the release finishes exactly once.
+//! restart, and the release finishes exactly once; releases that meet at
+//! one environment take it in turn, across a SIGKILL too.
 
 mod common;
 
 use common::*;
+use gatehouse::client::Client;
 use gatehouse::proto::{self, ReleasePhase};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const PIPELINE: &str = r#"
@@ -112,5 +118,301 @@ async fn sigkill_mid_release_then_restart_finishes_exactly_once() {
         cli.status.success(),
         "{}",
         String::from_utf8_lossy(&cli.stdout)
+    );
+}
+
+/// Two pipelines share staging, placed by adapter-file: `hold` runs a long
+/// canary there, `main` applies directly.
+fn shared_staging(root: &Path) -> Vec<String> {
+    let plugins = root.join("plugins");
+    grant_file_adapter(&plugins, &root.join("deploy"));
+    let main = write(
+        root,
+        "main.toml",
+        "name = \"main\"\n[[environment]]\nname = \"staging\"\nadapter = \"adapter-file\"\nadapter_params = { dir = \"/deploy\" }\n",
+    );
+    let hold = write(
+        root,
+        "hold.toml",
+        "name = \"hold\"\n[[environment]]\nname = \"staging\"\nadapter = \"adapter-file\"\nadapter_params = { dir = \"/deploy\" }\n  [environment.canary]\n  steps = [10]\n  step_seconds = 3600\n",
+    );
+    [
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--pipeline",
+        main.to_str().unwrap(),
+        "--pipeline",
+        hold.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The daemon's debug lines for adapter calls to `env`, in the order they
+/// were written: whether any two overlapped.
+fn overlapping_calls(log: &Path, env: &str) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let needle = format!("environment=\"{env}\"");
+    let mut inside = 0;
+    let mut calls = 0;
+    let mut overlaps = Vec::new();
+    for line in text.lines().filter(|l| l.contains(&needle)) {
+        if line.contains("adapter call started") {
+            inside += 1;
+            calls += 1;
+            if inside > 1 {
+                overlaps.push(line.to_string());
+            }
+        } else if line.contains("adapter call ended") {
+            inside -= 1;
+        }
+    }
+    (calls, overlaps)
+}
+
+/// The releases that joined staging's line, in the order they joined.
+fn lined_up(events: &[proto::Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e.kind == "release.waiting" && e.environment == "staging")
+        .map(|e| e.release_id)
+        .collect()
+}
+
+const ADAPTER_DEBUG: (&str, &str) = (
+    "GATEHOUSE_LOG",
+    "warn,gatehouse::pipeline::executor::apply=debug",
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_queued_for_one_environment_resume_after_sigkill_in_turn() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let args = shared_staging(root.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (first_log, second_log) = (
+        root.path().join("first.log"),
+        root.path().join("second.log"),
+    );
+
+    let first = Daemon::start_logged(&data, &args, &[ADAPTER_DEBUG], &first_log);
+    let token = first.generated_token.clone().expect("token");
+    let mut c = first.client(Some(&token)).await;
+    // Something live, then a canary that holds staging for an hour.
+    let base = submit(&mut c, "main", &candidate(0))
+        .await
+        .release
+        .unwrap()
+        .id;
+    assert_eq!(
+        phase(&finished(&mut c, base).await),
+        ReleasePhase::Succeeded
+    );
+    let holder = submit(&mut c, "hold", &candidate(100))
+        .await
+        .release
+        .unwrap()
+        .id;
+    wait_for(&mut c, holder, Duration::from_secs(30), |r| {
+        r.phase == ReleasePhase::Canary as i32
+    })
+    .await;
+    // Eight releases line up behind it, in order.
+    let mut queued = Vec::new();
+    for n in 1..=8 {
+        queued.push(
+            submit(&mut c, "main", &candidate(n))
+                .await
+                .release
+                .unwrap()
+                .id,
+        );
+    }
+    // They line up in the order they reach staging, each told its place.
+    let mut places = Vec::new();
+    for id in &queued {
+        let r = wait_for(&mut c, *id, Duration::from_secs(30), |r| {
+            !r.waiting.is_empty()
+        })
+        .await;
+        assert_eq!(phase(&r), ReleasePhase::Applying, "{r:?}");
+        let said = format!("release {holder} is acting on it; place ");
+        let place = r
+            .waiting
+            .split_once(&said)
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no place in {:?}", r.waiting));
+        places.push(place);
+    }
+    places.sort();
+    assert_eq!(places, (1..=8).collect::<Vec<_>>());
+    let line = lined_up(&events(&mut c).await);
+    assert_eq!(
+        line.iter().copied().collect::<BTreeSet<_>>(),
+        queued.iter().copied().collect()
+    );
+    first.kill();
+
+    // All eight resume at once; the holder's canary resumes too. Its abort
+    // frees staging, and the line goes through one at a time.
+    let second = Daemon::start_logged(&data, &args, &[ADAPTER_DEBUG], &second_log);
+    let mut c = second.client(Some(&token)).await;
+    c.releases
+        .abort_release(proto::AbortReleaseRequest {
+            id: holder,
+            reason: "make way".into(),
+        })
+        .await
+        .expect("abort");
+    for id in &queued {
+        let r = finished(&mut c, *id).await;
+        assert_eq!(
+            phase(&r),
+            ReleasePhase::Succeeded,
+            "release {id}: {}",
+            r.reason
+        );
+        assert!(r.waiting.is_empty());
+    }
+    let events = events(&mut c).await;
+    assert_eq!(lined_up(&events), line, "each joins the line once");
+    let applied: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e.kind == "env.applied" && e.environment == "staging" && queued.contains(&e.release_id)
+        })
+        .map(|e| e.release_id)
+        .collect();
+    assert_eq!(
+        applied, line,
+        "staging took them in the order they lined up"
+    );
+    assert!(
+        !events.iter().any(|e| e.message.contains("could not apply")),
+        "an apply failed"
+    );
+    for log in [&first_log, &second_log] {
+        let (calls, overlaps) = overlapping_calls(log, "staging");
+        assert!(calls > 0, "no adapter calls logged in {}", log.display());
+        assert!(
+            overlaps.is_empty(),
+            "adapter calls overlapped: {overlaps:#?}"
+        );
+    }
+    let last = get(&mut c, *line.last().expect("a line")).await;
+    let live = live(&mut c, "staging").await;
+    assert_eq!(live.active.map(|a| a.digest), Some(last.candidate_digest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_canaries_racing_for_an_environment_the_second_never_reaches_traffic_first() {
+    let root = tempfile::tempdir().unwrap();
+    let args = shared_staging(root.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&root.path().join("data"), &args);
+    let token = daemon.generated_token.clone().expect("token");
+    let mut c = daemon.client(Some(&token)).await;
+    let base = submit(&mut c, "main", &candidate(0))
+        .await
+        .release
+        .unwrap()
+        .id;
+    assert_eq!(
+        phase(&finished(&mut c, base).await),
+        ReleasePhase::Succeeded
+    );
+
+    // Watch the adapter's canary file at fine intervals from before the race.
+    let canary_file = root.path().join("deploy/staging/canary.digest");
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (seen, stop, file) = (seen.clone(), stop.clone(), canary_file.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(d) = std::fs::read_to_string(&file) {
+                    seen.lock().unwrap().insert(d.trim().to_string());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let (mut c1, mut c2) = (c.clone(), c.clone());
+    let (first, second) = (candidate(1), candidate(2));
+    let (one, two) = tokio::join!(
+        submit(&mut c1, "hold", &first),
+        submit(&mut c2, "hold", &second)
+    );
+    let ids = [one.release.unwrap().id, two.release.unwrap().id];
+    let mut winner = None;
+    for _ in 0..300 {
+        for id in ids {
+            if phase(&get(&mut c, id).await) == ReleasePhase::Canary {
+                winner = Some(id);
+            }
+        }
+        if winner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let winner = winner.expect("one canary runs");
+    let loser = if winner == ids[0] { ids[1] } else { ids[0] };
+    let waiting = wait_for(&mut c, loser, Duration::from_secs(10), |r| {
+        !r.waiting.is_empty()
+    })
+    .await;
+    assert_eq!(phase(&waiting), ReleasePhase::Applying);
+    // Let the race run on a while, sampled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reports = c
+        .environments
+        .check_drift(proto::CheckDriftRequest {
+            environment: "staging".into(),
+        })
+        .await
+        .expect("drift")
+        .into_inner()
+        .reports;
+    assert_eq!(
+        reports.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [proto::DriftStatus::InSync as i32],
+        "{reports:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let digest_of = |id: u64, c: &mut Client| {
+        let mut c = c.clone();
+        async move { get(&mut c, id).await.candidate_digest }
+    };
+    let winner_digest = digest_of(winner, &mut c).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        BTreeSet::from([winner_digest]),
+        "only the winner's canary may reach traffic while it runs"
+    );
+    assert_eq!(
+        live(&mut c, "staging").await.canary.map(|d| d.digest),
+        Some(digest_of(winner, &mut c).await)
+    );
+
+    // Once the winner is done, the second takes its turn, against what is
+    // live then.
+    c.releases
+        .abort_release(proto::AbortReleaseRequest {
+            id: winner,
+            reason: "done".into(),
+        })
+        .await
+        .expect("abort");
+    let second = wait_for(&mut c, loser, Duration::from_secs(30), |r| {
+        r.phase == ReleasePhase::Canary as i32
+    })
+    .await;
+    assert!(second.waiting.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&canary_file).unwrap().trim(),
+        second.candidate_digest
     );
 }

@@ -39,7 +39,9 @@ pub struct EnvState {
     pub canary: Option<Deployment>,
     pub canary_weight_percent: u32,
     /// The release that may act on the environment now (apply, canary,
-    /// rollback), decided here before any adapter call; see [`Turn`].
+    /// rollback), decided here before any adapter call; see [`Turn`]. Read
+    /// it from the store: the copy watchers are sent may lag, as holding
+    /// changes nothing live and is not published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<ReleaseId>,
     /// Releases waiting for the environment, first in line first.

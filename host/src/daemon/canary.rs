@@ -138,7 +138,7 @@ impl Daemon {
                 c.release
             )));
         }
-        if let Some(holder) = live.state.holder {
+        if let Some(holder) = self.store.environment(env)?.and_then(|s| s.holder) {
             return Err(refused(format!(
                 "is being acted on by release {holder}; drill once it has moved on"
             )));

@@ -188,7 +188,7 @@ impl Daemon {
         let status = if found.is_empty() {
             DriftStatus::InSync
         } else if self.configstore.get(env)?.state.generation != before.state.generation
-            || self.acting_ahead(&before.state, &expected, &live)?
+            || self.acting_ahead(env, &expected, &live)?
         {
             DriftStatus::Changing
         } else {
@@ -223,11 +223,11 @@ impl Daemon {
     /// release, or a hand edit, is drift.
     fn acting_ahead(
         &self,
-        state: &EnvState,
+        env: &str,
         expected: &Placement,
         live: &Placement,
     ) -> Result<bool, Error> {
-        let Some(holder) = state.holder else {
+        let Some(holder) = self.store.environment(env)?.and_then(|s| s.holder) else {
             return Ok(false);
         };
         let Some(release) = self.store.release(holder)? else {

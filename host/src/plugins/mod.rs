@@ -787,6 +787,16 @@ pub enum AdapterCall {
 }
 
 impl AdapterCall {
+    /// The adapter function called, as the WIT names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdapterCall::Apply { .. } => "apply",
+            AdapterCall::Current { .. } => "current",
+            AdapterCall::SetTraffic { .. } => "set-traffic",
+            AdapterCall::Rollback { .. } => "rollback",
+        }
+    }
+
     /// The environment the call acts on.
     pub fn environment(&self) -> &str {
         match self {

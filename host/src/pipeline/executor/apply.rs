@@ -226,7 +226,22 @@ pub async fn call_adapter(
             fuel: crate::plugins::DEFAULT_FUEL,
             memory: CALL_MEMORY_LIMIT,
         };
+        let (environment, function) = (call.environment().to_string(), call.name());
+        tracing::debug!(
+            adapter,
+            environment,
+            function,
+            attempt,
+            "adapter call started"
+        );
         let answer = plugins.adapt(&plugin, call, limits).instrument(span).await;
+        tracing::debug!(
+            adapter,
+            environment,
+            function,
+            ok = answer.is_ok(),
+            "adapter call ended"
+        );
         drop(turn);
         match answer {
             Ok(live) => return Ok((plugin.digest, live)),
