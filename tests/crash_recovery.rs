@@ -416,3 +416,94 @@ async fn of_two_canaries_racing_for_an_environment_the_second_never_reaches_traf
         second.candidate_digest
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_retried_with_its_key_after_a_lost_reply_returns_the_same_release() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let pipeline = write(
+        root.path(),
+        "quick.toml",
+        "name = \"quick\"\n[[environment]]\nname = \"dev\"\n",
+    );
+    let args = ["--pipeline", pipeline.to_str().unwrap()];
+    let keyed = |bytes: Vec<u8>, key: &str| proto::SubmitReleaseRequest {
+        pipeline: "quick".into(),
+        candidate: bytes,
+        idempotency_key: key.into(),
+        ..Default::default()
+    };
+
+    let first = Daemon::start(&data, &args);
+    let token = first.generated_token.clone().expect("token");
+    let mut c = first.client(Some(&token)).await;
+    let id = c
+        .releases
+        .submit_release(keyed(candidate(1), "ci-run-42"))
+        .await
+        .expect("submit")
+        .into_inner()
+        .release
+        .expect("release")
+        .id;
+    // The daemon dies right after it committed: as far as the client knows,
+    // the reply was lost.
+    first.kill();
+
+    let second = Daemon::start(&data, &args);
+    let mut c = second.client(Some(&token)).await;
+    let done = finished(&mut c, id).await;
+    assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
+    // The retry with the same key: the same release, though it has ended.
+    let again = c
+        .releases
+        .submit_release(keyed(candidate(1), "ci-run-42"))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(again.release.as_ref().map(|r| r.id), Some(id));
+    assert!(again.deduplicated);
+    // So does the CLI, given the key.
+    let file = write(
+        root.path(),
+        "candidate.json",
+        std::str::from_utf8(&candidate(1)).unwrap(),
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["--addr", &second.addr, "--token", &token, "submit"])
+        .arg(&file)
+        .args(["--pipeline", "quick", "--idempotency-key", "ci-run-42"])
+        .output()
+        .expect("run gatehouse submit");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains(&format!("release {id} submitted")),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The key belongs to that submission: other bytes under it are refused.
+    let refused = c
+        .releases
+        .submit_release(keyed(candidate(2), "ci-run-42"))
+        .await
+        .expect_err("another candidate under the same key");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains("idempotency key \"ci-run-42\" was used for release"),
+        "{}",
+        refused.message()
+    );
+    // Without a key, the same finished bytes start a new release, and ids
+    // stay dense across the restart.
+    let fresh = submit(&mut c, "quick", &candidate(1)).await;
+    assert!(!fresh.deduplicated);
+    assert_eq!(fresh.release.map(|r| r.id), Some(id + 1));
+    // Audit time never goes backwards in sequence order.
+    let events = events(&mut c).await;
+    assert!(
+        events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "audit times go backwards"
+    );
+}

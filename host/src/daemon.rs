@@ -24,7 +24,7 @@ use crate::plugins::signing::{SigningSettings, Trust};
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
-use crate::store::{self, Refusal, Store};
+use crate::store::{self, Refusal, Store, refuse};
 use crate::telemetry::dora::{self, Dora, Window};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -75,6 +75,8 @@ pub enum Error {
     Attachment(#[from] AttachmentError),
     #[error("metadata key {key:?} is invalid: {problem}")]
     Metadata { key: String, problem: String },
+    #[error("{0}")]
+    IdempotencyKey(String),
     #[error(transparent)]
     Pipeline(#[from] definition::Error),
     #[error(transparent)]
@@ -129,6 +131,24 @@ pub struct Daemon {
     /// Set once the daemon is stopping, so open streams end and a graceful
     /// shutdown does not wait on watchers forever.
     closing: watch::Sender<bool>,
+}
+
+/// Where the store's meta tree keeps the release each idempotency key
+/// started.
+const IDEMPOTENCY_PREFIX: &str = "idempotency/";
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+fn check_idempotency_key(key: &str) -> Result<(), Error> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::IdempotencyKey(format!(
+            "idempotency key {:?} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces",
+            crate::plugins::clip_to(key.to_string(), 40)
+        )));
+    }
+    Ok(())
 }
 
 /// The example pipeline, served when no pipeline file is named.
@@ -287,8 +307,10 @@ impl Daemon {
         self.pipelines.values()
     }
 
-    /// Starts a release of `bytes` down `pipeline`, or returns the unfinished
-    /// release of the same bytes on it. Returns (release, deduplicated, known).
+    /// Starts a release of `bytes` down `pipeline`, or returns the release
+    /// an earlier submit with the same idempotency key started (open or
+    /// finished), or else the unfinished release of the same bytes on it.
+    /// Returns (release, deduplicated, known).
     pub async fn submit(
         self: &Arc<Self>,
         actor: &str,
@@ -296,7 +318,11 @@ impl Daemon {
         bytes: Vec<u8>,
         metadata: BTreeMap<String, String>,
         attachments: BTreeMap<String, Vec<u8>>,
+        idempotency_key: Option<&str>,
     ) -> Result<(Release, bool, bool), Error> {
+        if let Some(key) = idempotency_key {
+            check_idempotency_key(key)?;
+        }
         let pipeline = self
             .pipelines
             .get(pipeline)
@@ -333,10 +359,36 @@ impl Daemon {
         let (release, deduplicated) = self
             .store
             .commit(|tx| {
+                let keyed = idempotency_key.map(|k| format!("{IDEMPOTENCY_PREFIX}{k}"));
+                if let Some(key) = &keyed
+                    && let Some(id) = tx.meta(key)?
+                {
+                    let id = ReleaseId(u64::from_be_bytes(
+                        id.as_slice().try_into().unwrap_or_default(),
+                    ));
+                    let existing = tx.release(id)?;
+                    if existing.candidate != candidate.digest
+                        || existing.pipeline.name != pipeline.name
+                    {
+                        return refuse(Refusal::Precondition(format!(
+                            "idempotency key {:?} was used for release {id} ({} on pipeline {}); make a new key for a different submission",
+                            idempotency_key.unwrap_or_default(),
+                            existing.candidate.short(),
+                            existing.pipeline.name
+                        )));
+                    }
+                    return Ok((existing, true));
+                }
+                let remember = |id: ReleaseId| match &keyed {
+                    Some(key) => tx.put_meta(key, &id.0.to_be_bytes()),
+                    None => Ok(()),
+                };
                 if let Some(existing) = tx.open_release_of(&candidate.digest, &pipeline.name)? {
+                    remember(existing)?;
                     return Ok((tx.release(existing)?, true));
                 }
                 let id = tx.next_release_id()?;
+                remember(id)?;
                 let mut r = Release::new(
                     id,
                     pipeline.clone(),

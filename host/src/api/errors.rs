@@ -11,9 +11,10 @@ pub fn status(e: Error) -> Status {
     match e {
         Error::UnknownPipeline { .. } | Error::NoJudgement { .. } => Status::not_found(message),
         Error::Drill { .. } => Status::failed_precondition(message),
-        Error::Candidate(_) | Error::Attachment(_) | Error::Metadata { .. } => {
-            Status::invalid_argument(message)
-        }
+        Error::Candidate(_)
+        | Error::Attachment(_)
+        | Error::Metadata { .. }
+        | Error::IdempotencyKey(_) => Status::invalid_argument(message),
         Error::Environment(configstore::Error::UnknownEnvironment { .. }) => {
             Status::not_found(message)
         }

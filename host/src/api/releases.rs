@@ -43,6 +43,7 @@ impl ReleaseService for ReleaseApi {
                 r.candidate,
                 metadata,
                 r.attachments.into_iter().collect(),
+                (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str()),
             )
             .await
             .map_err(status)?;

@@ -135,6 +135,7 @@ pub async fn run() -> anyhow::Result<u8> {
                     ("latency.jsonl".to_string(), measured.latency.to_vec()),
                 ]
                 .into(),
+                ..Default::default()
             })
             .await
             .map_err(rpc)?

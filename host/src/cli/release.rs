@@ -25,9 +25,17 @@ pub struct SubmitArgs {
     /// Follow the release until it ends; exit 0 only if it succeeded.
     #[arg(long)]
     pub wait: bool,
+    /// Makes retries of this submission safe: the same key always returns
+    /// the same release. Without it, one is made for this invocation and
+    /// reused when the daemon does not answer and the submit is retried.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
+
+/// How long `submit` keeps retrying while the daemon does not answer.
+const SUBMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn parse_meta(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -140,25 +148,23 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
         std::fs::read(&a.candidate).with_context(|| format!("reading {}", a.candidate.display()))?
     };
     let attachments = read_attachments(a.attach)?;
-    let mut client = ctx.connect().await?;
-    let resp = client
-        .releases
-        .submit_release(proto::SubmitReleaseRequest {
-            pipeline: a.pipeline,
-            candidate: bytes,
-            metadata: a.meta.into_iter().collect::<HashMap<_, _>>(),
-            attachments,
-        })
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let request = proto::SubmitReleaseRequest {
+        pipeline: a.pipeline,
+        candidate: bytes,
+        metadata: a.meta.into_iter().collect::<HashMap<_, _>>(),
+        attachments,
+        idempotency_key: a
+            .idempotency_key
+            .unwrap_or_else(|| format!("cli-{:032x}", fastrand::u128(..))),
+    };
+    let (mut client, resp) = submit_with_retries(ctx, request).await?;
     let release = resp
         .release
         .context("the daemon answered without a release")?;
     let style = Style::detect();
     if a.output == Output::Text {
         let note = if resp.deduplicated {
-            " (these bytes were already on their way: following that release)"
+            " (already submitted: following that release)"
         } else if resp.candidate_known {
             " (these bytes were submitted before)"
         } else {
@@ -178,6 +184,50 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> anyhow::Result<u8> {
     }
     let done = follow(&mut client, release.id, a.output, style).await?;
     Ok(render::exit_code(&done))
+}
+
+/// Submits, retrying with the same idempotency key while the daemon cannot
+/// be reached or does not answer (a restart, a lost reply), for up to
+/// [`SUBMIT_RETRY_FOR`]; the key makes a retry return the release the
+/// first attempt started, never a second one.
+async fn submit_with_retries(
+    ctx: &Ctx,
+    request: proto::SubmitReleaseRequest,
+) -> anyhow::Result<(Client, proto::SubmitReleaseResponse)> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            let mut client = ctx.connect().await?;
+            let resp = client.releases.submit_release(request.clone()).await;
+            Ok::<_, anyhow::Error>((client, resp))
+        };
+        let failure = match attempt.await {
+            Ok((client, Ok(resp))) => return Ok((client, resp.into_inner())),
+            Ok((_, Err(status)))
+                if !matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown
+                ) =>
+            {
+                return Err(rpc(status));
+            }
+            Ok((_, Err(status))) => rpc(status),
+            Err(e) => e,
+        };
+        if started.elapsed() + pause > SUBMIT_RETRY_FOR {
+            return Err(failure.context(format!(
+                "the daemon did not answer for {} s",
+                SUBMIT_RETRY_FOR.as_secs()
+            )));
+        }
+        eprintln!(
+            "the daemon did not answer ({failure:#}); retrying with idempotency key {}",
+            request.idempotency_key
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// Streams a release's events (as text lines, or JSON lines) and returns the

@@ -190,6 +190,10 @@ impl AuditEvent {
 pub struct Head {
     pub seq: u64,
     pub hash: String,
+    /// When the newest event was sealed, so the next is never earlier
+    /// (absent in older data directories: 0).
+    #[serde(default)]
+    pub at_ms: i64,
 }
 
 impl Default for Head {
@@ -197,6 +201,7 @@ impl Default for Head {
         Head {
             seq: 0,
             hash: GENESIS.to_string(),
+            at_ms: 0,
         }
     }
 }
@@ -260,10 +265,12 @@ where
         prev = Head {
             seq: event.seq,
             hash: event.hash,
+            at_ms: event.at_ms,
         };
     }
+    // The head's time is a floor for the next event, not part of the chain.
     if let Some(head) = head
-        && *head != prev
+        && (head.seq, &head.hash) != (prev.seq, &prev.hash)
     {
         return Verification::Broken {
             seq: prev.seq + 1,
@@ -310,6 +317,7 @@ mod tests {
         Head {
             seq: last.seq,
             hash: last.hash.clone(),
+            at_ms: last.at_ms,
         }
     }
 

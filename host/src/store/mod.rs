@@ -160,12 +160,13 @@ impl Store {
     /// Runs `f` as one atomic transaction over every tree, flushes it to disk,
     /// then announces the events it appended. `f` may run more than once.
     pub async fn commit<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, Error> {
-        let now_ms = now_ms();
         // sled 0.34 can deadlock when transactions and async flushes run
         // side by side on reactor threads (sled#1308): commit one at a
         // time, with a blocking flush, off the reactor.
         let (out, sealed) = tokio::task::block_in_place(|| {
             let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            // Read in turn, so commits' times follow their order.
+            let now_ms = now_ms();
             // Read outside the transaction: sled's transactional trees cannot
             // seek, and a plain read inside one would wait on it.
             let release_floor = self.releases.last()?.map_or(0, |(k, _)| key_u64(&k));
@@ -420,7 +421,9 @@ impl Tx<'_> {
                 )))
             })?,
         };
-        let event = AuditEvent::seal(draft, head.seq + 1, self.now_ms, head.hash);
+        // Never earlier than the event before, even if the clock stepped back.
+        let at_ms = self.now_ms.max(head.at_ms);
+        let event = AuditEvent::seal(draft, head.seq + 1, at_ms, head.hash);
         let seq = event.seq.to_be_bytes();
         self.events.insert(&seq, encode(&event)?)?;
         if let Some(id) = event.release {
@@ -431,10 +434,15 @@ impl Tx<'_> {
         let new_head = Head {
             seq: event.seq,
             hash: event.hash.clone(),
+            at_ms,
         };
         self.meta.insert(HEAD_KEY, encode(&new_head)?)?;
         self.sealed.borrow_mut().push(event.clone());
         Ok(event)
+    }
+
+    pub fn meta(&self, key: &str) -> TxResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
     pub fn put_meta(&self, key: &str, value: &[u8]) -> TxResult<()> {
@@ -489,6 +497,34 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use audit::EventKind;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_time_never_goes_back_though_the_clock_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let started =
+            |tx: &Tx<'_>| tx.append(Draft::new(EventKind::DaemonStarted, "daemon", "start"));
+        let first = store.commit(started).await.unwrap();
+        // As if the clock had read an hour later when the last event was
+        // sealed, and has since been set back.
+        let later = first.at_ms + 3_600_000;
+        store
+            .commit(|tx| {
+                let mut head: Head =
+                    serde_json::from_slice(&tx.meta("audit_head")?.unwrap_or_default())
+                        .unwrap_or_default();
+                head.at_ms = later;
+                tx.put_meta("audit_head", &serde_json::to_vec(&head).unwrap_or_default())
+            })
+            .await
+            .unwrap();
+        let next = store.commit(started).await.unwrap();
+        assert_eq!(next.at_ms, later);
+        assert!(matches!(
+            store.verify_audit().unwrap(),
+            Verification::Intact { events: 2, .. }
+        ));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commit_appends_linked_events_that_verify_and_survive_reopen() {
