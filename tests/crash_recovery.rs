@@ -507,3 +507,187 @@ async fn a_submit_retried_with_its_key_after_a_lost_reply_returns_the_same_relea
         "audit times go backwards"
     );
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root (as the README's test path runs): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A candidate of about `kib` KiB that no other shares.
+fn bulky(n: u32, kib: usize) -> Vec<u8> {
+    let filler: String = (0..kib * 1024 / 16)
+        .map(|i| {
+            format!(
+                "{:016x}",
+                (u64::from(n) << 32 | i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            )
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "model": format!("m-{n}"), "prompt": filler })).unwrap()
+}
+
+fn offline_audit_count(data: &Path) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("run gatehouse audit verify");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_shows_nothing_unwritten_and_heals() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(root.path().join("disk"), "64m");
+    let data = disk.path.join("data");
+    let pipeline = write(
+        root.path(),
+        "quick.toml",
+        "name = \"quick\"\n[[environment]]\nname = \"dev\"\n",
+    );
+    let args = ["--pipeline", pipeline.to_str().unwrap()];
+    // Space to give back later.
+    let spare = disk.path.join("spare");
+    std::fs::write(&spare, vec![0u8; 8 << 20]).unwrap();
+
+    let mut daemon = Daemon::start(&data, &args);
+    let token = daemon.generated_token.clone().expect("token");
+    let mut c = daemon.client(Some(&token)).await;
+    let mut accepted = Vec::new();
+    let mut refusal = None;
+    for n in 0..200 {
+        let submitted = c.releases.submit_release(proto::SubmitReleaseRequest {
+            pipeline: "quick".into(),
+            candidate: bulky(n, 512),
+            ..Default::default()
+        });
+        match answered(submitted).await {
+            Ok(r) => accepted.push(r.into_inner().release.expect("release").id),
+            Err(status) => {
+                refusal = Some(status);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the disk never filled");
+    assert_eq!(
+        refusal.code(),
+        tonic::Code::ResourceExhausted,
+        "{}",
+        refusal.message()
+    );
+    assert!(refusal.message().contains("free"), "{}", refusal.message());
+
+    // Whatever answers now shows only what was written.
+    if daemon.exited().is_none()
+        && let Ok(listed) = c
+            .releases
+            .list_releases(proto::ListReleasesRequest {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+    {
+        let listed: Vec<u64> = listed.into_inner().releases.iter().map(|r| r.id).collect();
+        for id in &listed {
+            assert!(
+                accepted.contains(id),
+                "release {id} is listed but its submit was refused"
+            );
+        }
+    }
+
+    // Space comes back: the next submit works, in place or after a restart.
+    std::fs::remove_file(&spare).unwrap();
+    let mut again = None;
+    for _ in 0..100 {
+        if let Some(status) = daemon.exited() {
+            assert!(!status.success(), "the daemon exited 0 on a full disk");
+            break;
+        }
+        if let Ok(r) = submit_quick(&mut c, 1000).await {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if again.is_none() {
+        daemon = Daemon::start(&data, &args);
+        c = daemon.client(Some(&token)).await;
+        again = Some(
+            submit_quick(&mut c, 1000)
+                .await
+                .expect("submit after the restart"),
+        );
+    }
+    let id = again.unwrap();
+    assert_eq!(phase(&finished(&mut c, id).await), ReleasePhase::Succeeded);
+    for id in &accepted {
+        assert!(
+            c.releases
+                .get_release(proto::GetReleaseRequest { id: *id })
+                .await
+                .is_ok(),
+            "release {id} was lost"
+        );
+    }
+    let served = c
+        .audit
+        .verify_audit(proto::VerifyAuditRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    daemon.kill();
+    let offline = offline_audit_count(&data);
+    assert!(
+        offline.contains(&format!("intact: {} events", served.events_checked)),
+        "the daemon verified {} events, the data directory holds: {offline}",
+        served.events_checked
+    );
+}
+
+async fn submit_quick(c: &mut Client, n: u32) -> Result<u64, tonic::Status> {
+    let submitted = c.releases.submit_release(proto::SubmitReleaseRequest {
+        pipeline: "quick".into(),
+        candidate: candidate(n),
+        ..Default::default()
+    });
+    answered(submitted)
+        .await
+        .map(|r| r.into_inner().release.map_or(0, |r| r.id))
+}
+
+/// The call's answer; a daemon that does not answer within 10 s is wedged.
+async fn answered<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the daemon did not answer within 10 s: its store is wedged")
+}

@@ -40,6 +40,11 @@ impl Daemon {
         client::connect(&self.addr, token).await.expect("connect")
     }
 
+    /// How the daemon ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// SIGKILL: no graceful shutdown, no flush beyond what was already durable.
     pub fn kill(mut self) {
         self.child.kill().expect("kill");

@@ -47,9 +47,12 @@ fn store_status(e: store::Error) -> Status {
         store::Error::Refused(Refusal::Stale(_)) => Status::aborted(format!("{message}; retry")),
         store::Error::Storage(sled::Error::Io(io)) if io.raw_os_error() == Some(28) => {
             Status::resource_exhausted(format!(
-                "the data directory is full ({io}); free disk space, nothing was changed"
+                "the data directory's disk is full ({io}); free at least {} MiB there, nothing was changed",
+                store::SPACE_NEEDED_MIB
             ))
         }
+        store::Error::Stopped(f) if f.space => Status::resource_exhausted(message),
+        store::Error::Stopped(_) => Status::unavailable(message),
         store::Error::NoStore(_) | store::Error::Held(_) => Status::failed_precondition(message),
         store::Error::Storage(_) | store::Error::Corrupt { .. } => Status::internal(message),
     }

@@ -108,6 +108,26 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
     println!("gatehouse listening on {}", running.addr);
-    running.run_until(stop).await?;
+    let mut stopped = running.daemon.store.stopped();
+    let store_failed = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        // Let the calls that met the failure get their answers out.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let failed = tokio::select! {
+        r = running.run_until(stop) => { r?; false }
+        () = store_failed => true,
+    };
+    if failed {
+        eprintln!(
+            "error: the store stopped after a write to disk failed (see above); exiting with {EXIT_STORE_FAILED} so that a supervisor restarts the daemon, which carries on from what is on disk"
+        );
+        // Not through the runtime's shutdown: a write sled still has in
+        // hand after a full disk may never return.
+        std::process::exit(i32::from(EXIT_STORE_FAILED));
+    }
     Ok(EXIT_OK)
 }
+
+/// `serve`'s exit code when its store stopped (EX_TEMPFAIL: try again).
+pub const EXIT_STORE_FAILED: u8 = 75;

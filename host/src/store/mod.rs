@@ -43,7 +43,41 @@ pub enum Error {
         "{0} is held by a running daemon; ask it instead (leave out --data-dir), or stop it first"
     )]
     Held(String),
+    /// A write to disk failed earlier (see [`Store::stopped`]).
+    #[error("{0}")]
+    Stopped(Failure),
 }
+
+/// Why the store stopped: a write to disk failed, so its memory may hold
+/// what the disk does not, and nothing more goes through it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub detail: String,
+    /// The disk is full (ENOSPC).
+    pub space: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.space {
+            write!(
+                f,
+                "the data directory's disk is full ({}); free at least {} MiB there: the daemon restarts to carry on from what is on disk",
+                self.detail, SPACE_NEEDED_MIB
+            )
+        } else {
+            write!(
+                f,
+                "the store could not write to disk ({}); the daemon restarts to carry on from what is on disk",
+                self.detail
+            )
+        }
+    }
+}
+
+/// What to free on a full disk: room for sled's next log segments and a
+/// large submission (candidate and attachments, at most 32 MiB).
+pub const SPACE_NEEDED_MIB: u64 = 64;
 
 /// Why a transaction chose not to commit.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -89,6 +123,9 @@ pub struct Store {
     bus: broadcast::Sender<Arc<AuditEvent>>,
     /// Commits run one at a time (see [`Store::commit`]).
     commits: Arc<std::sync::Mutex<()>>,
+    /// Set once a write to disk failed (see [`Store::stopped`]).
+    failed: Arc<std::sync::OnceLock<Failure>>,
+    stopped: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A transaction under construction: typed access to every tree.
@@ -128,6 +165,8 @@ impl Store {
             db,
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
+            failed: Arc::default(),
+            stopped: Arc::new(tokio::sync::watch::channel(false).0),
         };
         store.move_plugin_bytes_out_of_sled()?;
         Ok(store)
@@ -157,6 +196,41 @@ impl Store {
         self.bus.subscribe()
     }
 
+    /// Becomes true once a write to disk failed. sled may then hold in
+    /// memory a transaction its log never got, and after a full disk its
+    /// writer does not recover: from then on every read and write through
+    /// this store is refused (so no reader sees what was never written),
+    /// and the daemon exits for its supervisor to restart it, which
+    /// recovers from what is on disk.
+    pub fn stopped(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopped.subscribe()
+    }
+
+    /// Refused once the store has stopped.
+    fn check(&self) -> Result<(), Error> {
+        match self.failed.get() {
+            Some(f) => Err(Error::Stopped(f.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The outcome of a write: a failure stops the store.
+    fn written<T>(&self, result: Result<T, sled::Error>) -> Result<T, Error> {
+        result.map_err(|e| {
+            let space = matches!(&e, sled::Error::Io(io)
+                if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull);
+            let failure = Failure {
+                detail: e.to_string(),
+                space,
+            };
+            if self.failed.set(failure.clone()).is_ok() {
+                tracing::error!("{failure}");
+                self.stopped.send_replace(true);
+            }
+            Error::Stopped(failure)
+        })
+    }
+
     /// Runs `f` as one atomic transaction over every tree, flushes it to disk,
     /// then announces the events it appended. `f` may run more than once.
     pub async fn commit<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, Error> {
@@ -165,6 +239,7 @@ impl Store {
         // time, with a blocking flush, off the reactor.
         let (out, sealed) = tokio::task::block_in_place(|| {
             let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            self.check()?;
             // Read in turn, so commits' times follow their order.
             let now_ms = now_ms();
             // Read outside the transaction: sled's transactional trees cannot
@@ -211,9 +286,9 @@ impl Store {
             let (out, sealed) = match result {
                 Ok(v) => v,
                 Err(TransactionError::Abort(r)) => return Err(Error::Refused(r)),
-                Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
+                Err(TransactionError::Storage(e)) => return self.written(Err(e)),
             };
-            self.db.flush()?;
+            self.written(self.db.flush())?;
             Ok::<_, Error>((out, sealed))
         })?;
         for e in sealed {
@@ -225,30 +300,39 @@ impl Store {
 
     /// Stores candidate bytes under their digest; says whether they were known.
     pub fn put_candidate(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, Error> {
-        let previous =
-            self.candidates
-                .compare_and_swap(digest.0, None as Option<&[u8]>, Some(bytes))?;
+        self.check()?;
+        let previous = self.written(self.candidates.compare_and_swap(
+            digest.0,
+            None as Option<&[u8]>,
+            Some(bytes),
+        ))?;
         Ok(previous.is_err())
     }
 
     pub fn candidate(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
+        self.check()?;
         Ok(self.candidates.get(digest.0)?.map(|v| v.to_vec()))
     }
 
     /// Stores an attached file under its digest (kept once however often
     /// it is attached).
     pub fn put_attachment(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
-        let _ = self
-            .attachments
-            .compare_and_swap(digest.0, None as Option<&[u8]>, Some(bytes))?;
+        self.check()?;
+        let _ = self.written(self.attachments.compare_and_swap(
+            digest.0,
+            None as Option<&[u8]>,
+            Some(bytes),
+        ))?;
         Ok(())
     }
 
     pub fn attachment(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
+        self.check()?;
         Ok(self.attachments.get(digest.0)?.map(|v| v.to_vec()))
     }
 
     pub fn release(&self, id: ReleaseId) -> Result<Option<Release>, Error> {
+        self.check()?;
         match self.releases.get(id.0.to_be_bytes())? {
             None => Ok(None),
             Some(bytes) => decode(&bytes, || format!("release {id}")).map(Some),
@@ -257,6 +341,7 @@ impl Store {
 
     /// Newest first.
     pub fn releases(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Release>, Error> {
+        self.check()?;
         let mut out = Vec::new();
         for item in self.releases.iter().rev() {
             let (key, bytes) = item?;
@@ -273,6 +358,7 @@ impl Store {
 
     /// Releases that have not reached a terminal phase.
     pub fn unfinished_releases(&self) -> Result<Vec<ReleaseId>, Error> {
+        self.check()?;
         let mut ids = Vec::new();
         for item in self.open_releases.iter() {
             let (_, id) = item?;
@@ -283,6 +369,7 @@ impl Store {
     }
 
     pub fn environment(&self, name: &str) -> Result<Option<EnvState>, Error> {
+        self.check()?;
         match self.environments.get(name)? {
             None => Ok(None),
             Some(bytes) => decode(&bytes, || format!("environment {name}")).map(Some),
@@ -291,14 +378,17 @@ impl Store {
 
     /// Events with `seq >= from`, in order.
     pub fn events_from(&self, from: u64) -> impl Iterator<Item = Result<AuditEvent, Error>> + '_ {
-        self.events.range(from.to_be_bytes()..).map(|item| {
+        let stopped = self.check().err().map(Err);
+        let events = self.events.range(from.to_be_bytes()..);
+        stopped.into_iter().chain(events.map(|item| {
             let (key, bytes) = item?;
             decode(&bytes, || format!("audit event {}", key_u64(&key)))
-        })
+        }))
     }
 
     /// Every event about one release, in order.
     pub fn events_of(&self, id: ReleaseId) -> Result<Vec<AuditEvent>, Error> {
+        self.check()?;
         let mut out = Vec::new();
         for item in self.release_events.scan_prefix(id.0.to_be_bytes()) {
             let (key, _) = item?;
@@ -312,6 +402,7 @@ impl Store {
 
     /// Walks the whole audit chain as stored.
     pub fn verify_audit(&self) -> Result<Verification, Error> {
+        self.check()?;
         let head: Option<Head> = match self.meta.get(HEAD_KEY)? {
             None => None,
             Some(b) => Some(decode(&b, || "audit head".into())?),
@@ -325,6 +416,7 @@ impl Store {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.check()?;
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
