@@ -148,6 +148,12 @@ fn shared_staging(root: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// Makes `candidate(n)` live in staging through the `main` pipeline.
+async fn make_live(c: &mut Client, n: u32) {
+    let id = submit(c, "main", &candidate(n)).await.release.unwrap().id;
+    assert_eq!(phase(&finished(c, id).await), ReleasePhase::Succeeded);
+}
+
 /// The daemon's debug lines for adapter calls to `env`, in the order they
 /// were written: whether any two overlapped.
 fn overlapping_calls(log: &Path, env: &str) -> (usize, Vec<String>) {
@@ -199,15 +205,7 @@ async fn releases_queued_for_one_environment_resume_after_sigkill_in_turn() {
     let token = first.generated_token.clone().expect("token");
     let mut c = first.client(Some(&token)).await;
     // Something live, then a canary that holds staging for an hour.
-    let base = submit(&mut c, "main", &candidate(0))
-        .await
-        .release
-        .unwrap()
-        .id;
-    assert_eq!(
-        phase(&finished(&mut c, base).await),
-        ReleasePhase::Succeeded
-    );
+    make_live(&mut c, 0).await;
     let holder = submit(&mut c, "hold", &candidate(100))
         .await
         .release
@@ -312,15 +310,7 @@ async fn of_two_canaries_racing_for_an_environment_the_second_never_reaches_traf
     let daemon = Daemon::start(&root.path().join("data"), &args);
     let token = daemon.generated_token.clone().expect("token");
     let mut c = daemon.client(Some(&token)).await;
-    let base = submit(&mut c, "main", &candidate(0))
-        .await
-        .release
-        .unwrap()
-        .id;
-    assert_eq!(
-        phase(&finished(&mut c, base).await),
-        ReleasePhase::Succeeded
-    );
+    make_live(&mut c, 0).await;
 
     // Watch the adapter's canary file at fine intervals from before the race.
     let canary_file = root.path().join("deploy/staging/canary.digest");

@@ -47,12 +47,15 @@ async fn stop_ends_watch_streams_and_returns() {
 /// Starts `gatehouse serve` with `args`, waits until it serves, sends
 /// SIGTERM, and returns its exit code and standard error.
 fn serve_then_sigterm(args: &[&str]) -> (Option<i32>, String) {
-    serve_use_then_sigterm(args, |_, _| {})
+    serve_use_then_sigterm(args, |_, _, _| {})
 }
 
-/// Like [`serve_then_sigterm`], running `during(addr, token)` while the
+/// Like [`serve_then_sigterm`], running `during(addr, token, pid)` while the
 /// daemon serves.
-fn serve_use_then_sigterm(args: &[&str], during: impl FnOnce(&str, &str)) -> (Option<i32>, String) {
+fn serve_use_then_sigterm(
+    args: &[&str],
+    during: impl FnOnce(&str, &str, u32),
+) -> (Option<i32>, String) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
@@ -85,7 +88,7 @@ fn serve_use_then_sigterm(args: &[&str], during: impl FnOnce(&str, &str)) -> (Op
         }
     }
     let addr = addr.expect("the daemon serves");
-    during(&addr, &token);
+    during(&addr, &token, child.id());
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -140,7 +143,7 @@ fn log_format_json_writes_one_object_per_line() {
 #[test]
 fn a_failed_gate_and_its_release_are_logged_as_failed() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-    let (code, stderr) = serve_use_then_sigterm(&["--log-format", "json"], |addr, token| {
+    let (code, stderr) = serve_use_then_sigterm(&["--log-format", "json"], |addr, token, _| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["submit", "--addr", addr, "--token", token, "--wait"])
             .arg(format!("{examples}/candidates/triage-v3-expensive.json"))
@@ -174,4 +177,40 @@ fn a_failed_gate_and_its_release_are_logged_as_failed() {
     assert_eq!(with("pass", "gate config-lint"), 1, "{stderr}");
     assert_eq!(with("failed", "release 1"), 1, "{stderr}");
     assert!(!stderr.contains("\"ok\":true"), "{stderr}");
+}
+
+#[test]
+fn a_cli_call_to_a_daemon_that_does_not_answer_ends_at_its_deadline_and_says_so() {
+    use std::process::Command;
+    let signal = |sig: &str, pid: u32| {
+        let sent = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let (code, _) = serve_use_then_sigterm(&[], |addr, token, pid| {
+        // Stopped, the daemon's socket still accepts, but nothing answers.
+        signal("-STOP", pid);
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args([
+                "--addr",
+                addr,
+                "--token",
+                token,
+                "--timeout-s",
+                "2",
+                "status",
+            ])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        signal("-CONT", pid);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("did not answer within"), "{said}");
+        assert!(took < Duration::from_secs(10), "the call took {took:?}");
+    });
+    assert_eq!(code, Some(0));
 }

@@ -101,7 +101,21 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
-    let endpoint = Endpoint::from(daemon_uri(addr)?);
+    connect_with_deadline(addr, token, None).await
+}
+
+/// [`connect`], with `deadline` bounding the connection and every call's
+/// wait for its answer (for a stream, until it starts); a call past it
+/// fails with a status that says so ([`is_past_deadline`]).
+pub async fn connect_with_deadline(
+    addr: &str,
+    token: Option<&str>,
+    deadline: Option<std::time::Duration>,
+) -> Result<Client, Error> {
+    let mut endpoint = Endpoint::from(daemon_uri(addr)?);
+    if let Some(d) = deadline {
+        endpoint = endpoint.connect_timeout(d).timeout(d);
+    }
     let channel = endpoint.tcp_nodelay(true).connect().await.map_err(|e| {
         let cause = innermost(&e);
         let addr = addr.to_string();
@@ -152,6 +166,12 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
         plugins: PluginServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         canaries: CanaryServiceClient::with_interceptor(channel, bearer),
     })
+}
+
+/// Whether a call failed because its deadline passed.
+pub fn is_past_deadline(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::DeadlineExceeded
+        || (status.code() == tonic::Code::Cancelled && status.message().contains("Timeout expired"))
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ struct Cli {
     /// Bearer token (printed by the first `serve`, or from your admin).
     #[arg(long, global = true, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// How long each call waits for the daemon's answer (a stream: until it
+    /// starts), in seconds.
+    #[arg(long, global = true, env = "GATEHOUSE_TIMEOUT_S", default_value_t = 30)]
+    timeout_s: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     let ctx = cli::Ctx {
         addr: cli.addr,
         token: cli.token,
+        deadline: std::time::Duration::from_secs(cli.timeout_s.max(1)),
     };
     let result = runtime.block_on(async move {
         match cli.command {

@@ -32,11 +32,21 @@ pub const EXIT_CODES: &str = "Exit codes: 0 success (for `submit --wait`: the re
 pub struct Ctx {
     pub addr: String,
     pub token: Option<String>,
+    /// How long a call waits for the daemon's answer (`--timeout-s`).
+    pub deadline: std::time::Duration,
 }
 
 impl Ctx {
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Ok(client::connect(&self.addr, self.token.as_deref()).await?)
+        let connected =
+            client::connect_with_deadline(&self.addr, self.token.as_deref(), Some(self.deadline))
+                .await;
+        connected.map_err(|e| match e {
+            client::Error::Connect { cause, .. } if cause.contains("timed out") => {
+                anyhow::anyhow!("{}", past_deadline(self.deadline))
+            }
+            e => e.into(),
+        })
     }
 }
 
@@ -49,8 +59,22 @@ pub enum Output {
     Json,
 }
 
+/// What a call past its deadline says.
+fn past_deadline(deadline: std::time::Duration) -> String {
+    format!(
+        "the daemon did not answer within {} s (--timeout-s); it may be overloaded, stopped or stopping: check its log",
+        deadline.as_secs()
+    )
+}
+
 /// Turns a gRPC status into an error a person can act on.
 pub fn rpc(status: tonic::Status) -> anyhow::Error {
+    if client::is_past_deadline(&status) {
+        return anyhow::anyhow!(
+            "the daemon did not answer within the call's deadline (--timeout-s); it may be overloaded, stopped or stopping: check its log ({})",
+            status.message()
+        );
+    }
     // What a non-gRPC server answers reaches tonic as a protocol error.
     let message = status.message();
     if matches!(

@@ -141,10 +141,7 @@ async fn advance_noted(
     daemon
         .store
         .commit(|tx| {
-            let mut r = tx.release(read.id)?;
-            if r.phase != read.phase {
-                return refuse(Refusal::Stale(read.id));
-            }
+            let mut r = still_as_read(tx, read)?;
             r.phase = next.clone();
             r.updated_at_ms = tx.now_ms();
             extra(tx, &mut r)?;
@@ -159,6 +156,16 @@ async fn advance_noted(
             Ok(r)
         })
         .await
+}
+
+/// The release as stored, refused as stale unless it is still in the
+/// phase `read` was in: an abort or rollback that landed meanwhile wins.
+fn still_as_read(tx: &Tx<'_>, read: &Release) -> TxResult<Release> {
+    let r = tx.release(read.id)?;
+    if r.phase != read.phase {
+        return refuse(Refusal::Stale(read.id));
+    }
+    Ok(r)
 }
 
 fn describe_phase(r: &Release, next: &Phase) -> String {

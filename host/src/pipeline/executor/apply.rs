@@ -1,7 +1,7 @@
 //! Placing a candidate: applying it through the environment's adapter (or
 //! entering its canary), and calling adapter plugins with retries.
 
-use super::{DAEMON, Note, advance, advance_noted, canary};
+use super::{DAEMON, Note, advance, advance_noted, canary, still_as_read};
 use crate::configstore::{ConfigStore, Turn};
 use crate::daemon::Daemon;
 use crate::digest::Digest;
@@ -10,8 +10,8 @@ use crate::pipeline::holds;
 use crate::pipeline::release::{Phase, PhaseName, Release};
 use crate::plugins::sandbox::Limits;
 use crate::plugins::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState};
+use crate::store;
 use crate::store::audit::{Draft, EventKind};
-use crate::store::{self, Refusal, refuse};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -57,10 +57,7 @@ async fn take_turn(daemon: &Daemon, read: &Release) -> Result<Turn, store::Error
     daemon
         .store
         .commit(|tx| {
-            let mut r = tx.release(read.id)?;
-            if r.phase != read.phase {
-                return refuse(Refusal::Stale(read.id));
-            }
+            let mut r = still_as_read(tx, read)?;
             let turn = holds::claim(tx, &mut r)?;
             if let (
                 Turn::Waiting {
