@@ -264,9 +264,11 @@ impl Daemon {
 
         crate::telemetry::log::spawn(daemon.store.subscribe(), daemon.closed());
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
+        let envs = daemon.configstore.names();
         daemon
             .store
             .commit(|tx| {
+                holds::settle_at_start(tx, &envs, &unfinished)?;
                 tx.append(
                     Draft::new(EventKind::DaemonStarted, DAEMON, format!("daemon started serving pipelines {}", names.join(", ")))
                         .detail(serde_json::json!({ "pipelines": names, "version": env!("CARGO_PKG_VERSION") })),

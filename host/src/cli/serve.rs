@@ -110,7 +110,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     println!("gatehouse listening on {}", running.addr);
     let mut stopped = running.daemon.store.stopped();
     let store_failed = async move {
-        let _ = stopped.wait_for(|s| *s).await;
+        let _ = stopped.wait_for(Option::is_some).await;
         // Let the calls that met the failure get their answers out.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     };

@@ -10,9 +10,8 @@
 //! environment (see `pipeline::holds`), or one seen while the record changed
 //! during the check, is reported as changing, not as drift: the adapter acts
 //! a moment before the record follows. Any other digest, a canary included,
-//! is drift. The
-//! audit log gets an event when an environment is first seen drifted and
-//! when it is seen back in sync, not on every check.
+//! is drift. The audit log gets an event when an environment is first seen
+//! drifted and when it is seen back in sync, not on every check.
 
 use super::{Daemon, Error};
 use crate::configstore::{EnvState, LiveConfig};

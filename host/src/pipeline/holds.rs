@@ -19,7 +19,7 @@
 //!   were committed.
 
 use crate::configstore::{ConfigStore, Turn};
-use crate::pipeline::release::{Phase, Release};
+use crate::pipeline::release::{Phase, Release, ReleaseId};
 use crate::store::{Tx, TxResult};
 
 /// The environment `phase` holds, if any.
@@ -44,6 +44,36 @@ pub fn put_release(tx: &Tx<'_>, release: &Release) -> TxResult<()> {
     for env in &release.pipeline.environments {
         if held != Some(env.name.as_str()) {
             ConfigStore::let_go_in(tx, &env.name, release.id)?;
+        }
+    }
+    Ok(())
+}
+
+/// At start, before any release resumes: lets go of holds and places in
+/// line that no release's phase explains any more, and gives a canary that
+/// runs without a holder (a data directory from before holds) its
+/// environment back, so two releases never act on one environment.
+pub fn settle_at_start(tx: &Tx<'_>, envs: &[String], unfinished: &[ReleaseId]) -> TxResult<()> {
+    for env in envs {
+        let Some(state) = tx.environment(env)? else {
+            continue;
+        };
+        for id in state.holder.iter().chain(&state.waiting) {
+            let holds_it = match tx.release(*id) {
+                Ok(r) => held_by(&r) == Some(env.as_str()),
+                Err(_) => false,
+            };
+            if !holds_it {
+                ConfigStore::let_go_in(tx, env, *id)?;
+            }
+        }
+    }
+    for id in unfinished {
+        let r = tx.release(*id)?;
+        if let (Phase::Canary { .. }, Some(env)) = (&r.phase, held_by(&r))
+            && tx.environment(env)?.is_none_or(|s| s.holder.is_none())
+        {
+            ConfigStore::claim_in(tx, env, r.id)?;
         }
     }
     Ok(())
@@ -164,5 +194,36 @@ mod tests {
         moved(&store, &mut b, Phase::Promoted { stage: 1 }).await;
         let state = store.environment("prod").expect("read").expect("state");
         assert_eq!(state.holder, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_start_stale_holds_are_let_go_and_a_canary_gets_its_environment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let (mut a, mut b) = (release(1), release(2));
+        assert_eq!(claimed(&store, &mut a).await, Turn::Held);
+        // As a data directory from before holds: the holder finished
+        // without letting go, and a canary runs without holding.
+        a.phase = Phase::Succeeded;
+        b.phase = Phase::Canary {
+            stage: 1,
+            step: 0,
+            extensions: 0,
+            hold: Default::default(),
+        };
+        store
+            .commit(|tx| {
+                tx.put_release(&a)?;
+                tx.put_release(&b)
+            })
+            .await
+            .expect("commit");
+        let envs = ["dev".to_string(), "prod".to_string()];
+        store
+            .commit(|tx| settle_at_start(tx, &envs, &[b.id]))
+            .await
+            .expect("settle");
+        let state = store.environment("prod").expect("read").expect("state");
+        assert_eq!((state.holder, state.waiting), (Some(b.id), vec![]));
     }
 }

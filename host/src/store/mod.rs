@@ -124,8 +124,7 @@ pub struct Store {
     /// Commits run one at a time (see [`Store::commit`]).
     commits: Arc<std::sync::Mutex<()>>,
     /// Set once a write to disk failed (see [`Store::stopped`]).
-    failed: Arc<std::sync::OnceLock<Failure>>,
-    stopped: Arc<tokio::sync::watch::Sender<bool>>,
+    failure: Arc<tokio::sync::watch::Sender<Option<Failure>>>,
 }
 
 /// A transaction under construction: typed access to every tree.
@@ -165,8 +164,7 @@ impl Store {
             db,
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
-            failed: Arc::default(),
-            stopped: Arc::new(tokio::sync::watch::channel(false).0),
+            failure: Arc::new(tokio::sync::watch::channel(None).0),
         };
         store.move_plugin_bytes_out_of_sled()?;
         Ok(store)
@@ -196,19 +194,19 @@ impl Store {
         self.bus.subscribe()
     }
 
-    /// Becomes true once a write to disk failed. sled may then hold in
+    /// Holds the failure once a write to disk failed. sled may then hold in
     /// memory a transaction its log never got, and after a full disk its
     /// writer does not recover: from then on every read and write through
     /// this store is refused (so no reader sees what was never written),
     /// and the daemon exits for its supervisor to restart it, which
     /// recovers from what is on disk.
-    pub fn stopped(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stopped.subscribe()
+    pub fn stopped(&self) -> tokio::sync::watch::Receiver<Option<Failure>> {
+        self.failure.subscribe()
     }
 
     /// Refused once the store has stopped.
     fn check(&self) -> Result<(), Error> {
-        match self.failed.get() {
+        match self.failure.borrow().as_ref() {
             Some(f) => Err(Error::Stopped(f.clone())),
             None => Ok(()),
         }
@@ -223,9 +221,15 @@ impl Store {
                 detail: e.to_string(),
                 space,
             };
-            if self.failed.set(failure.clone()).is_ok() {
+            let first = self.failure.send_if_modified(|f| {
+                let first = f.is_none();
+                if first {
+                    *f = Some(failure.clone());
+                }
+                first
+            });
+            if first {
                 tracing::error!("{failure}");
-                self.stopped.send_replace(true);
             }
             Error::Stopped(failure)
         })
