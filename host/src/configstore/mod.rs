@@ -280,6 +280,22 @@ impl ConfigStore {
         })
     }
 
+    /// Takes `env` for `release` only if no one holds it or waits for it;
+    /// otherwise names who does, and changes nothing.
+    pub fn take_if_free_in(
+        tx: &Tx<'_>,
+        env: &str,
+        release: ReleaseId,
+    ) -> TxResult<Result<(), ReleaseId>> {
+        let mut state = tx.environment(env)?.unwrap_or_else(|| EnvState::empty(env));
+        if let Some(other) = state.holder.or(state.waiting.first().copied()) {
+            return Ok(Err(other));
+        }
+        state.holder = Some(release);
+        tx.put_environment(&state)?;
+        Ok(Ok(()))
+    }
+
     /// Lets go of `env` for `release` inside the caller's transaction: it
     /// neither holds it nor waits for it any more. True when that changed
     /// anything.

@@ -138,11 +138,38 @@ impl Daemon {
                 c.release
             )));
         }
-        if let Some(holder) = self.store.environment(env)?.and_then(|s| s.holder) {
+        // The drill holds the environment for the live release, as a release
+        // would (see `pipeline::holds`): no release acts on it meanwhile,
+        // and a restart lets go of it.
+        let holder = active.release;
+        let took = self
+            .store
+            .commit(|tx| ConfigStore::take_if_free_in(tx, env, holder))
+            .await?;
+        if let Err(other) = took {
             return Err(refused(format!(
-                "is being acted on by release {holder}; drill once it has moved on"
+                "is being acted on by release {other}; drill once it has moved on"
             )));
         }
+        let drilled = self.drill_holding(actor, env, live, active).await;
+        self.store
+            .commit(|tx| ConfigStore::let_go_in(tx, env, holder))
+            .await?;
+        drilled
+    }
+
+    /// The drill itself, once it holds the environment.
+    async fn drill_holding(
+        &self,
+        actor: &str,
+        env: &str,
+        live: Arc<crate::configstore::LiveConfig>,
+        active: crate::configstore::Deployment,
+    ) -> Result<DrillReport, Error> {
+        let refused = |problem: String| Error::Drill {
+            environment: env.to_string(),
+            problem,
+        };
         let adapter = self
             .placed_by(&live)?
             .filter(|s| s.adapter != BUILTIN_ADAPTER);

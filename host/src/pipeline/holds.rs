@@ -190,10 +190,22 @@ mod tests {
         .await;
         let state = store.environment("prod").expect("read").expect("state");
         assert_eq!((state.holder, state.waiting), (Some(ReleaseId(2)), vec![]));
+        // A drill takes the environment only when it is free.
+        let drill = |id: u64| {
+            let store = store.clone();
+            async move {
+                store
+                    .commit(|tx| ConfigStore::take_if_free_in(tx, "prod", ReleaseId(id)))
+                    .await
+                    .expect("commit")
+            }
+        };
+        assert_eq!(drill(9).await, Err(ReleaseId(2)));
         // Promoted there, the holder lets go.
         moved(&store, &mut b, Phase::Promoted { stage: 1 }).await;
         let state = store.environment("prod").expect("read").expect("state");
         assert_eq!(state.holder, None);
+        assert_eq!(drill(9).await, Ok(()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
