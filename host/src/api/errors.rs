@@ -45,12 +45,10 @@ fn store_status(e: store::Error) -> Status {
         store::Error::Refused(Refusal::NotFound(_)) => Status::not_found(message),
         store::Error::Refused(Refusal::Precondition(_)) => Status::failed_precondition(message),
         store::Error::Refused(Refusal::Stale(_)) => Status::aborted(format!("{message}; retry")),
-        store::Error::Storage(sled::Error::Io(io)) if io.raw_os_error() == Some(28) => {
-            Status::resource_exhausted(format!(
-                "the data directory's disk is full ({io}); free at least {} MiB there, nothing was changed",
-                store::SPACE_NEEDED_MIB
-            ))
-        }
+        store::Error::Storage(e) if store::is_full_disk(&e) => Status::resource_exhausted(format!(
+            "the data directory's disk is full ({e}); free at least {} MiB there, nothing was changed",
+            store::SPACE_NEEDED_MIB
+        )),
         store::Error::Stopped(f) if f.space => Status::resource_exhausted(message),
         store::Error::Stopped(_) => Status::unavailable(message),
         store::Error::NoStore(_) | store::Error::Held(_) => Status::failed_precondition(message),

@@ -207,18 +207,29 @@ fn describe_phase(r: &Release, next: &Phase) -> String {
 /// Waits until something may have changed for this release: an event about
 /// it (approval, abort), or a while, whichever comes first.
 async fn wait_for_news(daemon: &Daemon, id: ReleaseId) {
-    let mut bus = daemon.store.subscribe();
+    // The periodic re-read covers an event that landed between reading the
+    // release and subscribing.
+    wait_for_news_on(daemon.store.subscribe(), id, None).await
+}
+
+/// [`wait_for_news`] on a bus subscribed earlier, waking also on any event
+/// about `environment` when one is named.
+async fn wait_for_news_on(
+    mut bus: tokio::sync::broadcast::Receiver<Arc<crate::store::audit::AuditEvent>>,
+    id: ReleaseId,
+    environment: Option<&str>,
+) {
     let wait = async {
         loop {
             match bus.recv().await {
                 Ok(e) if e.release == Some(id.0) => break,
+                Ok(e) if environment.is_some() && e.environment.as_deref() == environment => break,
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
     };
-    // The periodic re-read covers an event that landed between reading the
-    // release and subscribing.
+    // A lagging bus, or a change without an event: look again anyway.
     let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
 }
 

@@ -339,18 +339,18 @@ impl Plugins {
             attachments,
             entry,
         );
-        if ON_PLUGIN_THREADS.try_with(|on| *on).unwrap_or(false) {
-            // Already driven by the plugin runtime ([`Plugins::block_on`]):
-            // a hop to another of its threads would only add a wake-up.
-            let called = call.await;
-            drop(permit);
-            return called;
-        }
-        let task = self.runtime().spawn(async move {
+        // The slot is held until the call ends.
+        let call = async move {
             let called = call.await;
             drop(permit);
             called
-        });
+        };
+        if ON_PLUGIN_THREADS.try_with(|on| *on).unwrap_or(false) {
+            // Already driven by the plugin runtime ([`Plugins::block_on`]):
+            // a hop to another of its threads would only add a wake-up.
+            return call.await;
+        }
+        let task = self.runtime().spawn(call);
         task.await.unwrap_or_else(|e| {
             Err(GateError::Trap {
                 detail: format!("the call did not complete: {e}"),

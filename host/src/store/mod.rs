@@ -75,6 +75,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Whether sled failed because the disk is full (ENOSPC).
+pub fn is_full_disk(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull)
+}
+
 /// What to free on a full disk: room for sled's next log segments and a
 /// large submission (candidate and attachments, at most 32 MiB).
 pub const SPACE_NEEDED_MIB: u64 = 64;
@@ -215,8 +221,7 @@ impl Store {
     /// The outcome of a write: a failure stops the store.
     fn written<T>(&self, result: Result<T, sled::Error>) -> Result<T, Error> {
         result.map_err(|e| {
-            let space = matches!(&e, sled::Error::Io(io)
-                if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull);
+            let space = is_full_disk(&e);
             let failure = Failure {
                 detail: e.to_string(),
                 space,

@@ -1,7 +1,7 @@
 //! Placing a candidate: applying it through the environment's adapter (or
 //! entering its canary), and calling adapter plugins with retries.
 
-use super::{DAEMON, Note, advance, advance_noted, canary, still_as_read};
+use super::{DAEMON, Note, advance, advance_noted, canary, still_as_read, wait_for_news_on};
 use crate::configstore::{ConfigStore, Turn};
 use crate::daemon::Daemon;
 use crate::digest::Digest;
@@ -32,7 +32,8 @@ pub(super) async fn apply(
     // still wakes this release.
     let bus = daemon.store.subscribe();
     if let Turn::Waiting { .. } = take_turn(daemon, release).await? {
-        wait_for_environment(bus, release).await;
+        // Any event about the environment may be its let-go.
+        wait_for_news_on(bus, release.id, holds::held_by(release)).await;
         return Ok(release.clone());
     }
     let mut note = None;
@@ -87,29 +88,6 @@ async fn take_turn(daemon: &Daemon, read: &Release) -> Result<Turn, store::Error
             Ok(turn)
         })
         .await
-}
-
-/// Waits until the release's environment may have been let go (any event
-/// about it), or news of the release itself (an abort), or a while.
-async fn wait_for_environment(
-    mut bus: tokio::sync::broadcast::Receiver<Arc<crate::store::audit::AuditEvent>>,
-    release: &Release,
-) {
-    let Some(env) = holds::held_by(release) else {
-        return;
-    };
-    let wait = async {
-        loop {
-            match bus.recv().await {
-                Ok(e) if e.release == Some(release.id.0) => break,
-                Ok(e) if e.environment.as_deref() == Some(env) => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    };
-    // A lagging bus, or a let-go without an event: look again anyway.
-    let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
 }
 
 /// Applies the candidate through the environment's adapter, then records
