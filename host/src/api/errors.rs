@@ -35,6 +35,7 @@ pub fn registry_status(e: registry::Error) -> Status {
         registry::Error::Untrusted(_) => Status::permission_denied(message),
         registry::Error::NotFound(_) => Status::not_found(message),
         registry::Error::Busy(_) => Status::resource_exhausted(message),
+        registry::Error::Unavailable(_) => Status::unavailable(message),
         registry::Error::Store(s) => store_status(s),
     }
 }

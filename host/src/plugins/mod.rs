@@ -206,6 +206,10 @@ pub enum Error {
     },
     #[error("{source_name}: {detail}")]
     Refused { source_name: String, detail: String },
+    #[error(
+        "{source_name}: the host could not prepare its memory image ({detail}); the plugin is fine, retry"
+    )]
+    Image { source_name: String, detail: String },
     #[error("the WebAssembly engine could not be set up: {0}")]
     Engine(String),
 }
@@ -236,6 +240,36 @@ tokio::task_local! {
 pub enum Wait {
     InOrder,
     No,
+}
+
+/// Builds a component's copy-on-write memory images now, as it loads, rather
+/// than at its first call. On Linux an image is a sealed memfd, and sealing
+/// fails (EBUSY) while the kernel still holds a reference to the pages just
+/// written, which a busy host shows for moments. Such a failure is retried
+/// here for about a second, so it never fails a call, and so a gate closed.
+fn prepare_images(source_name: &str, component: Component) -> Result<Component, Error> {
+    let mut pause = Duration::from_millis(10);
+    let mut attempts = 1;
+    loop {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return Ok(component),
+            Err(e) if attempts < 8 => {
+                tracing::debug!(
+                    plugin = source_name,
+                    "memory image not ready ({e:#}); retrying"
+                );
+                std::thread::sleep(pause);
+                pause *= 2;
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(Error::Image {
+                    source_name: source_name.to_string(),
+                    detail: format!("{e:#}"),
+                });
+            }
+        }
+    }
 }
 
 impl Drop for Plugins {
@@ -394,7 +428,7 @@ impl Plugins {
             // engine's settings before using it. The cache directory is trusted
             // as the data directory is (see `compile_cache`).
             match unsafe { Component::deserialize(&self.engine, &artefact) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => return prepare_images(source_name, component),
                 Err(e) => tracing::warn!(
                     plugin = source_name,
                     "compile cache entry does not load ({e:#}); compiling again"
@@ -410,7 +444,7 @@ impl Plugins {
         {
             cache.put(engine, digest, &artefact);
         }
-        Ok(component)
+        prepare_images(source_name, component)
     }
 
     /// The compiled artefact of `component`, to cache.
@@ -428,9 +462,17 @@ impl Plugins {
     /// and must not be changed in place while mapped (replacing it by a
     /// rename is fine). A file of another engine or that is no artefact at
     /// all is detected and reported as an error, not run.
-    pub unsafe fn load_precompiled_file(&self, path: &Path) -> wasmtime::Result<Component> {
+    pub unsafe fn load_precompiled_file(&self, path: &Path) -> Result<Component, Error> {
+        let source_name = path.display().to_string();
         // SAFETY: upheld by the caller, see above.
-        unsafe { Component::deserialize_file(&self.engine, path) }
+        let component =
+            unsafe { Component::deserialize_file(&self.engine, path) }.map_err(|e| {
+                Error::Compile {
+                    source_name: source_name.clone(),
+                    detail: format!("{e:#}"),
+                }
+            })?;
+        prepare_images(&source_name, component)
     }
 
     /// Names this engine's build and settings: compiled artefacts are only

@@ -106,6 +106,9 @@ pub enum Error {
     /// Every plugin call slot is taken; the push may be retried.
     #[error("{0}")]
     Busy(String),
+    /// The host, not the plugin, failed for a moment; the push may be retried.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -646,6 +649,7 @@ fn invalid(e: super::Error) -> Error {
             reason: super::GateError::Busy { .. },
             ..
         } => Error::Busy(e.to_string()),
+        super::Error::Image { .. } => Error::Unavailable(e.to_string()),
         e => Error::Invalid(e.to_string()),
     }
 }
