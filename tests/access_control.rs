@@ -240,6 +240,39 @@ async fn reflection_lists_the_api_without_a_token() {
     }
 }
 
+/// The older reflection version answers too (grpcio's reflection client,
+/// evans and older grpcurl ask for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_the_api_too() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&root.path().join("data"), &[]);
+    let mut reflection = ServerReflectionClient::new(daemon.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a list of services");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "gatehouse.v1.ReleaseService"),
+        "{names:?}"
+    );
+}
+
 /// `token new --role service` mints what the README tells serving services
 /// to use: the entry it prints admits that token with the service role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

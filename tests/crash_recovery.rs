@@ -185,10 +185,7 @@ fn lined_up(events: &[proto::Event]) -> Vec<u64> {
         .collect()
 }
 
-const ADAPTER_DEBUG: (&str, &str) = (
-    "GATEHOUSE_LOG",
-    "warn,gatehouse::pipeline::executor::apply=debug",
-);
+const ADAPTER_DEBUG: (&str, &str) = ("GATEHOUSE_LOG", "warn,gatehouse::daemon::effects=debug");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_queued_for_one_environment_resume_after_sigkill_in_turn() {
@@ -288,6 +285,10 @@ async fn releases_queued_for_one_environment_resume_after_sigkill_in_turn() {
     assert!(
         !events.iter().any(|e| e.message.contains("could not apply")),
         "an apply failed"
+    );
+    assert!(
+        !events.iter().any(|e| e.kind == "env.repaired"),
+        "the adapter was told what the record does not say"
     );
     for log in [&first_log, &second_log] {
         let (calls, overlaps) = overlapping_calls(log, "staging");
@@ -405,6 +406,93 @@ async fn of_two_canaries_racing_for_an_environment_the_second_never_reaches_traf
         std::fs::read_to_string(&canary_file).unwrap().trim(),
         second.candidate_digest
     );
+}
+
+/// An abort that lands while the release's apply is in flight leaves the
+/// adapter told a candidate the record never made live, with no release
+/// left to finish it: the daemon sees the breach once the apply's commit is
+/// refused, tells the adapter the record again, and audits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_told_what_the_record_refused_is_told_the_record_again() {
+    use gatehouse::plugins::builtin::STALL_ADAPTER_PATH;
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(STALL_ADAPTER_PATH, plugins.join("stall-adapter.wasm")).unwrap();
+    let pipeline = write(
+        root.path(),
+        "slow.toml",
+        "name = \"slow\"\n[[environment]]\nname = \"dev-slow\"\nadapter = \"stall-adapter\"\nadapter_timeout_ms = 20000\nadapter_params = { sleep_ms = 1500, sleep_in = [\"apply\"] }\n",
+    );
+    let log = root.path().join("daemon.log");
+    let args = [
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+    ];
+    let daemon = Daemon::start_logged(&root.path().join("data"), &args, &[ADAPTER_DEBUG], &log);
+    let token = daemon.generated_token.clone().expect("token");
+    let mut c = daemon.client(Some(&token)).await;
+    let first = submit(&mut c, "slow", &candidate(1)).await.release.unwrap();
+    assert_eq!(
+        phase(&finished(&mut c, first.id).await),
+        ReleasePhase::Succeeded
+    );
+
+    let second = submit(&mut c, "slow", &candidate(2)).await.release.unwrap();
+    wait_for(&mut c, second.id, Duration::from_secs(30), |r| {
+        r.phase == ReleasePhase::Applying as i32
+    })
+    .await;
+    // The adapter sleeps in its apply; abort meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.releases
+        .abort_release(proto::AbortReleaseRequest {
+            id: second.id,
+            reason: "changed my mind".into(),
+        })
+        .await
+        .expect("abort");
+    let mut repaired = None;
+    for _ in 0..250 {
+        repaired = events(&mut c)
+            .await
+            .into_iter()
+            .find(|e| e.kind == "env.repaired");
+        if repaired.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let repaired = repaired.expect("the breach is repaired and audited");
+    assert_eq!(repaired.environment, "dev-slow");
+    let detail: serde_json::Value = serde_json::from_str(&repaired.detail_json).unwrap();
+    assert_eq!(detail["outcome"], "repaired", "{detail}");
+    assert_eq!(
+        detail["differences"],
+        serde_json::json!([{
+            "part": "active",
+            "told": second.candidate_digest,
+            "recorded": first.candidate_digest,
+        }]),
+    );
+    assert_eq!(
+        live(&mut c, "dev-slow").await.active.map(|a| a.digest),
+        Some(first.candidate_digest)
+    );
+    // The repair went through the adapter, after the apply, in its turn.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("adapter call started") && l.contains("dev-slow"))
+        .filter_map(|l| l.split("function=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(calls, ["apply", "apply", "rollback"], "{text}");
+    let (_, overlaps) = overlapping_calls(&log, "dev-slow");
+    assert!(overlaps.is_empty(), "{overlaps:#?}");
+    let r = get(&mut c, second.id).await;
+    assert_eq!(phase(&r), ReleasePhase::Aborted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,6 +141,94 @@ async fn same_bytes_twice_are_recognised() {
     assert_ne!(later.release.unwrap().id, id);
 }
 
+/// A token minted by `gatehouse token new`: the token and its config entry.
+fn mint(name: &str, role: &str) -> (String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["token", "new", "--name", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("the token is printed")
+        .to_string();
+    let entry = stdout[stdout.find("[[tokens]]").expect("a config entry")..].to_string();
+    (token, entry)
+}
+
+/// With `four_eyes`, the identity that submitted a release cannot approve
+/// it, even as an admin; another operator can, and the log names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_refuses_the_submitter_as_approver() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "p.toml",
+        "name = \"gated\"\nfour_eyes = true\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
+    );
+    let (alice, alice_entry) = mint("alice", "admin");
+    let (bob, bob_entry) = mint("bob", "operator");
+    let config = write(
+        root.path(),
+        "gatehouse.toml",
+        &format!("{alice_entry}\n{bob_entry}"),
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+        ],
+    );
+    let mut as_alice = daemon.client(Some(&alice)).await;
+    let mut as_bob = daemon.client(Some(&bob)).await;
+    let id = submit(&mut as_alice, "gated", &candidate(1))
+        .await
+        .release
+        .unwrap()
+        .id;
+    wait_for(&mut as_alice, id, Duration::from_secs(30), |r| {
+        r.phase == ReleasePhase::AwaitingApproval as i32
+    })
+    .await;
+    let approve = |id| proto::ApproveStageRequest {
+        id,
+        environment: "prod".into(),
+        comment: String::new(),
+    };
+    let own = as_alice
+        .releases
+        .approve_stage(approve(id))
+        .await
+        .unwrap_err();
+    assert_eq!(own.code(), Code::FailedPrecondition);
+    assert!(
+        own.message().contains("alice submitted release") && own.message().contains("four eyes"),
+        "{}",
+        own.message()
+    );
+    as_bob.releases.approve_stage(approve(id)).await.unwrap();
+    let done = finished(&mut as_alice, id).await;
+    assert_eq!(phase(&done), ReleasePhase::Succeeded);
+    assert_eq!(done.submitted_by, "alice");
+    assert_eq!(done.stages[0].approved_by, ["bob"]);
+    let approved: Vec<String> = events(&mut as_alice)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "release.approved" && e.release_id == id)
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(approved, ["bob"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_gates_the_stage_and_rollback_restores_previous_digest() {
     let root = tempfile::tempdir().unwrap();

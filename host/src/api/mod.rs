@@ -48,10 +48,15 @@ pub async fn routes(
     health
         .set_serving::<CanaryServiceServer<canary::CanaryApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: v1alpha is what grpcio's reflection client,
+    // evans and older grpcurl ask for.
+    let reflector = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflector().build_v1()?;
+    let reflection_v1alpha = reflector().build_v1alpha()?;
 
     let releases = InterceptedService::new(
         ReleaseServiceServer::new(releases::ReleaseApi {
@@ -88,6 +93,7 @@ pub async fn routes(
         InterceptedService::new(AuditServiceServer::new(audit::AuditApi { daemon }), tokens);
     Ok(Routes::new(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(releases)
         .add_service(environments)
         .add_service(plugins)

@@ -50,7 +50,7 @@ pub struct EnvState {
 }
 
 impl EnvState {
-    fn empty(name: &str) -> EnvState {
+    pub(crate) fn empty(name: &str) -> EnvState {
         EnvState {
             name: name.to_string(),
             generation: 0,

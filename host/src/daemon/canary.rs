@@ -11,13 +11,12 @@
 //! rollback decision until a watcher of the environment holds the restored
 //! configuration is recorded in the audit log.
 
-use super::{Daemon, Error};
+use super::{Daemon, Error, effects};
 use crate::canary::Observation;
 use crate::canary::live::{Ingested, Snapshot};
 use crate::configstore::ConfigStore;
 use crate::digest::Digest;
 use crate::pipeline::definition::BUILTIN_ADAPTER;
-use crate::pipeline::executor;
 use crate::pipeline::release::{Phase, ReleaseId};
 use crate::plugins::AdapterCall;
 use crate::store::audit::{Draft, EventKind};
@@ -180,6 +179,7 @@ impl Daemon {
         };
 
         // 1. The live configuration runs as its own canary.
+        let mut effect = None;
         if let Some(spec) = &adapter {
             let call = AdapterCall::SetTraffic {
                 environment: env.to_string(),
@@ -187,9 +187,11 @@ impl Daemon {
                 canary: view.clone(),
                 weight_percent: DRILL_WEIGHT_PERCENT as u8,
             };
-            executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
-                .await
-                .map_err(adapter_failed)?;
+            effect = Some(
+                effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+                    .await
+                    .map_err(adapter_failed)?,
+            );
         }
         let placed = self
             .store
@@ -226,25 +228,27 @@ impl Daemon {
                 )?;
                 Ok(state)
             })
-            .await?;
-        self.configstore.publish(placed)?;
+            .await;
+        effects::settle(self, effect).await;
+        self.configstore.publish(placed?)?;
         let mut watcher = self.configstore.watch(env)?;
         watcher.borrow_and_update();
 
         // 2. The rollback decision, then the path a failed canary takes.
         let decided = Instant::now();
-        let adapter_result = match &adapter {
+        let (adapter_result, effect) = match &adapter {
             Some(spec) => {
                 let call = AdapterCall::Rollback {
                     environment: env.to_string(),
                     params: spec.adapter_params.clone(),
                     restore: Some(view),
                 };
-                executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
-                    .await
-                    .map(|_| ())
+                match effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call).await {
+                    Ok(effect) => (Ok(()), Some(effect)),
+                    Err(e) => (Err(e), None),
+                }
             }
-            None => Ok(()),
+            None => (Ok(()), None),
         };
         let restored = self
             .store
@@ -274,9 +278,18 @@ impl Daemon {
                 )?;
                 Ok(state)
             })
-            .await?;
+            .await;
+        let restored = match restored {
+            Ok(state) => state,
+            Err(e) => {
+                effects::settle(self, effect).await;
+                return Err(e.into());
+            }
+        };
         let generation = restored.generation;
-        self.configstore.publish(restored)?;
+        let published = self.configstore.publish(restored);
+        effects::settle(self, effect).await;
+        published?;
         adapter_result.map_err(adapter_failed)?;
 
         // 3. Measured where services see it: a watcher of the environment,

@@ -17,7 +17,6 @@ use super::{Daemon, Error};
 use crate::configstore::{EnvState, LiveConfig};
 use crate::digest::Digest;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, Environment};
-use crate::pipeline::executor;
 use crate::pipeline::executor::DAEMON;
 use crate::plugins::{AdapterCall, LiveState};
 use crate::store::audit::{Draft, EventKind};
@@ -167,9 +166,12 @@ impl Daemon {
             environment: env.to_string(),
             params: spec.adapter_params.clone(),
         };
-        let answer = executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+        let answer = super::effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
             .await
-            .and_then(|(_, live)| live.ok_or_else(|| "the adapter gave no live state".to_string()));
+            .and_then(|read| {
+                read.live
+                    .ok_or_else(|| "the adapter gave no live state".to_string())
+            });
         let state = match answer {
             Ok(state) => state,
             Err(detail) => {

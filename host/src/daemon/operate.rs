@@ -6,7 +6,7 @@
 //! plugin first, then in the same transaction as the record), and the
 //! baseline keeps serving.
 
-use super::{Daemon, Error};
+use super::{Daemon, Error, effects};
 use crate::configstore::{ConfigStore, LiveConfig};
 use crate::digest::Digest;
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER};
@@ -56,6 +56,12 @@ impl Daemon {
                         r.environment(stage)
                     )));
                 }
+                if r.pipeline.four_eyes && r.submitted_by == actor {
+                    return refuse(Refusal::Precondition(format!(
+                        "{actor} submitted release {id}, and pipeline {} asks for four eyes: someone else must approve it",
+                        r.pipeline.name
+                    )));
+                }
                 if let Phase::Canary {
                     step, extensions, ..
                 } = r.phase
@@ -96,10 +102,11 @@ impl Daemon {
             format!("aborted by {actor}: {reason}")
         };
         let read = self.release(id)?;
-        if let Phase::Canary { stage, .. } = read.phase {
-            self.adapter_take_down(&read, stage).await?;
-        }
-        let (r, withdrawn) = self
+        let effect = match read.phase {
+            Phase::Canary { stage, .. } => self.adapter_take_down(&read, stage).await?,
+            _ => None,
+        };
+        let committed = self
             .store
             .commit(|tx| {
                 let mut r = tx.release(id)?;
@@ -133,7 +140,12 @@ impl Daemon {
                 };
                 Ok((r, withdrawn))
             })
-            .await?;
+            .await;
+        // An abort that lands while the release's own adapter call is in
+        // flight is caught here or by that call's settling: either way the
+        // adapter is told the record again.
+        effects::settle(self, effect).await;
+        let (r, withdrawn) = committed?;
         if let Some(state) = withdrawn {
             self.configstore.publish(state)?;
         }
@@ -153,6 +165,7 @@ impl Daemon {
         let live = self.configstore.get(env)?;
         // An environment placed by an adapter plugin is restored through
         // it first; the record changes only once the adapter has done so.
+        let mut effect = None;
         if let Some(spec) = self.placed_by(&live)?
             && spec.adapter != BUILTIN_ADAPTER
         {
@@ -170,14 +183,16 @@ impl Daemon {
                 params: spec.adapter_params.clone(),
                 restore,
             };
-            executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
-                .await
-                .map_err(|detail| Error::Adapter {
-                    environment: env.to_string(),
-                    detail,
-                })?;
+            effect = Some(
+                effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+                    .await
+                    .map_err(|detail| Error::Adapter {
+                        environment: env.to_string(),
+                        detail,
+                    })?,
+            );
         }
-        let (state, down) = self
+        let committed = self
             .store
             .commit(|tx| {
                 let (state, down) = ConfigStore::rollback_in(tx, env)?;
@@ -221,7 +236,9 @@ impl Daemon {
                 tx.append(draft)?;
                 Ok((state, down))
             })
-            .await?;
+            .await;
+        effects::settle(self, effect).await;
+        let (state, down) = committed?;
         self.configstore.publish(state)?;
         Ok((self.configstore.get(env)?, down.digest))
     }
@@ -251,11 +268,16 @@ impl Daemon {
     }
 
     /// Asks the adapter plugin of `release`'s environment at `stage` (if it
-    /// has one) to take the canary down and serve the active deployment.
-    async fn adapter_take_down(&self, release: &Release, stage: usize) -> Result<(), Error> {
+    /// has one) to take the canary down and serve the active deployment; the
+    /// effect is the caller's to settle once it has committed.
+    async fn adapter_take_down(
+        &self,
+        release: &Release,
+        stage: usize,
+    ) -> Result<Option<effects::Effect>, Error> {
         let spec = &release.pipeline.environments[stage];
         if spec.adapter == BUILTIN_ADAPTER {
-            return Ok(());
+            return Ok(None);
         }
         let live = self.configstore.get(&spec.name)?;
         let restore = match &live.state.active {
@@ -267,9 +289,9 @@ impl Daemon {
             params: spec.adapter_params.clone(),
             restore,
         };
-        executor::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+        effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
             .await
-            .map(|_| ())
+            .map(Some)
             .map_err(|detail| Error::Adapter {
                 environment: spec.name.clone(),
                 detail,

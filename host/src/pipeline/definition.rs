@@ -26,6 +26,10 @@ const MAX_GATE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Pipeline {
     pub name: String,
     pub environments: Vec<Environment>,
+    /// Four eyes: whoever submitted a release may not approve it (a stage,
+    /// or a paused canary step).
+    #[serde(default)]
+    pub four_eyes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +276,7 @@ impl Pipeline {
         Ok(Pipeline {
             name: raw.name.into_inner(),
             environments,
+            four_eyes: raw.four_eyes,
         })
     }
 
@@ -287,6 +292,8 @@ impl Pipeline {
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
     name: Spanned<String>,
+    #[serde(default)]
+    four_eyes: bool,
     #[serde(default)]
     environment: Vec<RawEnvironment>,
 }

@@ -12,7 +12,6 @@ mod canary;
 mod takedown;
 mod watch;
 
-pub use apply::call_adapter;
 use apply::{apply, apply_now};
 pub use takedown::withdraw_canary_of;
 

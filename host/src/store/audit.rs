@@ -38,6 +38,10 @@ pub enum EventKind {
     EnvDrifted,
     #[serde(rename = "env.in_sync")]
     EnvInSync,
+    /// An adapter found ahead of the record with no release to repair it
+    /// was told the record again (`daemon::effects`).
+    #[serde(rename = "env.repaired")]
+    EnvRepaired,
     #[serde(rename = "daemon.started")]
     DaemonStarted,
     #[serde(rename = "auth.admin_token_generated")]
@@ -66,6 +70,7 @@ impl EventKind {
             EventKind::EnvRolledBack => "env.rolled_back",
             EventKind::EnvDrifted => "env.drifted",
             EventKind::EnvInSync => "env.in_sync",
+            EventKind::EnvRepaired => "env.repaired",
             EventKind::DaemonStarted => "daemon.started",
             EventKind::AdminTokenGenerated => "auth.admin_token_generated",
             EventKind::PluginPushed => "plugin.pushed",

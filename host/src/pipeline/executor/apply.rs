@@ -4,20 +4,14 @@
 use super::{DAEMON, Note, advance, advance_noted, canary, still_as_read, wait_for_news_on};
 use crate::configstore::{ConfigStore, Turn};
 use crate::daemon::Daemon;
-use crate::digest::Digest;
+use crate::daemon::effects::{call_adapter, settle};
 use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::holds;
 use crate::pipeline::release::{Phase, PhaseName, Release};
-use crate::plugins::sandbox::Limits;
-use crate::plugins::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState};
+use crate::plugins::{AdapterCall, CandidateView};
 use crate::store;
 use crate::store::audit::{Draft, EventKind};
 use std::sync::Arc;
-use std::time::Duration;
-use tracing::Instrument;
-
-/// Attempts at an adapter call before the release fails.
-const ADAPTER_ATTEMPTS: u32 = 3;
 
 /// Applying a stage: first the release takes its environment, or waits in
 /// line for it (see [`crate::pipeline::holds`]). Then, with a canary and
@@ -105,6 +99,7 @@ pub(super) async fn apply_now(
     let env = release.environment(stage).to_string();
     let spec = &release.pipeline.environments[stage];
     let mut adapter_digest = None;
+    let mut effect = None;
     if spec.adapter != BUILTIN_ADAPTER {
         let bytes = daemon
             .store
@@ -120,7 +115,10 @@ pub(super) async fn apply_now(
             },
         };
         match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
-            Ok((digest, _)) => adapter_digest = Some(digest),
+            Ok(done) => {
+                adapter_digest = Some(done.plugin);
+                effect = Some(done);
+            }
             Err(reason) => {
                 let failed = Phase::Failed {
                     stage: Some(stage),
@@ -164,7 +162,9 @@ pub(super) async fn apply_now(
         *applied.lock().unwrap_or_else(|p| p.into_inner()) = changed;
         Ok(())
     })
-    .await?;
+    .await;
+    settle(daemon, effect).await;
+    let r = r?;
     let state = applied.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(state) = state
         && let Err(e) = daemon.configstore.publish(state)
@@ -172,61 +172,4 @@ pub(super) async fn apply_now(
         tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
     }
     Ok(r)
-}
-
-/// Runs one adapter call in its environment's turn, retrying a failed one
-/// after a back-off with full jitter (a random wait up to 200 ms, then up to
-/// 400 ms), so calls that failed together do not retry together; returns
-/// the digest of the plugin version that answered, or the last failure.
-pub async fn call_adapter(
-    daemon: &Daemon,
-    adapter: &str,
-    timeout: Duration,
-    call: AdapterCall,
-) -> Result<(Digest, Option<LiveState>), String> {
-    let mut backoff = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=ADAPTER_ATTEMPTS {
-        let turn = daemon.effects.turn(call.environment()).await;
-        // The version active now answers, to the end of this call.
-        let plugin = daemon
-            .plugins
-            .adapter(adapter)
-            .map_err(|e| format!("plugin {adapter} {e}"))?;
-        let plugins = daemon.plugins.clone();
-        let call = call.clone();
-        let span = tracing::info_span!("adapter", adapter, plugin_digest = %plugin.digest.short());
-        let limits = Limits {
-            timeout,
-            fuel: crate::plugins::DEFAULT_FUEL,
-            memory: CALL_MEMORY_LIMIT,
-        };
-        let (environment, function) = (call.environment().to_string(), call.name());
-        tracing::debug!(
-            adapter,
-            environment,
-            function,
-            attempt,
-            "adapter call started"
-        );
-        let answer = plugins.adapt(&plugin, call, limits).instrument(span).await;
-        tracing::debug!(
-            adapter,
-            environment,
-            function,
-            ok = answer.is_ok(),
-            "adapter call ended"
-        );
-        drop(turn);
-        match answer {
-            Ok(live) => return Ok((plugin.digest, live)),
-            Err(e) => last = format!("plugin {adapter} {e}"),
-        }
-        tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
-        if attempt < ADAPTER_ATTEMPTS {
-            tokio::time::sleep(backoff.mul_f64(fastrand::f64())).await;
-            backoff *= 2;
-        }
-    }
-    Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
 }

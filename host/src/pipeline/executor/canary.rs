@@ -25,11 +25,12 @@
 //!   canary out of traffic in [`super::takedown`].
 
 use super::takedown::{evidence, publish, take_down, withdraw};
-use super::{DAEMON, Note, advance, advance_noted, apply_now, call_adapter, wait_for_news};
+use super::{DAEMON, Note, advance, advance_noted, apply_now, wait_for_news};
 use crate::canary::Decision;
 use crate::canary::live::{Mode, Position, RunningCanary, Snapshot};
 use crate::configstore::ConfigStore;
 use crate::daemon::Daemon;
+use crate::daemon::effects::{call_adapter, settle};
 use crate::digest::Digest;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, CanarySpec, InconclusiveAction};
 use crate::pipeline::release::{CanaryHold, Phase, Release};
@@ -69,6 +70,7 @@ pub(super) async fn enter(
         let reason = format!("{env} has no canary step {}", step + 1);
         return fail(daemon, release, stage, reason).await;
     };
+    let mut effect = None;
     if spec.adapter != BUILTIN_ADAPTER {
         let call = AdapterCall::SetTraffic {
             environment: env.clone(),
@@ -76,17 +78,20 @@ pub(super) async fn enter(
             canary: candidate_view(daemon, release.candidate)?,
             weight_percent: weight.min(100) as u8,
         };
-        if let Err(e) = call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
-            let reason = format!(
-                "adapter {} could not send {weight}% of {env}'s traffic to {}: {e}",
-                spec.adapter,
-                release.candidate.short()
-            );
-            return if step == 0 {
-                fail(daemon, release, stage, reason).await
-            } else {
-                take_down(daemon, release, stage, None, reason).await
-            };
+        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+            Ok(done) => effect = Some(done),
+            Err(e) => {
+                let reason = format!(
+                    "adapter {} could not send {weight}% of {env}'s traffic to {}: {e}",
+                    spec.adapter,
+                    release.candidate.short()
+                );
+                return if step == 0 {
+                    fail(daemon, release, stage, reason).await
+                } else {
+                    take_down(daemon, release, stage, None, reason).await
+                };
+            }
         }
     }
     let placed = Mutex::new(None);
@@ -126,6 +131,7 @@ pub(super) async fn enter(
     .await;
     match committed {
         Ok(r) => {
+            settle(daemon, effect).await;
             // Ready for observations before any service hears of the step.
             // (Settings that cannot be used are reported by `run`.)
             if let Some(spec) = r.canary_spec(stage) {
@@ -135,10 +141,16 @@ pub(super) async fn enter(
             Ok(r)
         }
         // What was live went away since it was checked: nothing to compare.
+        // The release lets go first, so the traffic it set is repaired.
         Err(store::Error::Refused(Refusal::Precondition(why))) => {
-            fail(daemon, release, stage, why).await
+            let failed = fail(daemon, release, stage, why).await;
+            settle(daemon, effect).await;
+            failed
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            settle(daemon, effect).await;
+            Err(e)
+        }
     }
 }
 

@@ -4,10 +4,11 @@
 //! watchers.
 
 use super::canary::candidate_view;
-use super::{DAEMON, Note, advance, advance_noted, call_adapter, describe_phase};
+use super::{DAEMON, Note, advance, advance_noted, describe_phase};
 use crate::canary::live::Snapshot;
 use crate::configstore::{ConfigStore, EnvState};
 use crate::daemon::Daemon;
+use crate::daemon::effects::{Effect, call_adapter, settle};
 use crate::digest::Digest;
 use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::release::{Phase, Release};
@@ -34,17 +35,20 @@ pub(super) async fn take_down(
     let reason = format!("canary in {env} rolled back automatically: {why}");
     let detail = evidence(judged.as_deref());
     let last = judged.as_deref().cloned();
-    if let Err(e) = adapter_rollback(daemon, release, stage, false).await {
-        daemon.canaries.end(release.id.0, last);
-        let failed = Phase::Failed {
-            stage: Some(stage),
-            gate: None,
-            reason: format!(
-                "{reason}; but the adapter could not take the canary down: {e}; it may still serve: roll back by hand with `gatehouse rollback {env}`"
-            ),
-        };
-        return advance(daemon, release, failed, |_, _| Ok(())).await;
-    }
+    let effect = match adapter_rollback(daemon, release, stage, false).await {
+        Ok(effect) => effect,
+        Err(e) => {
+            daemon.canaries.end(release.id.0, last);
+            let failed = Phase::Failed {
+                stage: Some(stage),
+                gate: None,
+                reason: format!(
+                    "{reason}; but the adapter could not take the canary down: {e}; it may still serve: roll back by hand with `gatehouse rollback {env}`"
+                ),
+            };
+            return advance(daemon, release, failed, |_, _| Ok(())).await;
+        }
+    };
     let withdrawn = Mutex::new(None);
     let next = Phase::RolledBack {
         stage: Some(stage),
@@ -79,7 +83,9 @@ pub(super) async fn take_down(
         }
         Ok(())
     })
-    .await?;
+    .await;
+    settle(daemon, effect).await;
+    let r = r?;
     publish(daemon, withdrawn);
     daemon.canaries.end(release.id.0, last);
     Ok(r)
@@ -89,10 +95,13 @@ pub(super) async fn take_down(
 /// adapter could not promote it); the failure is already recorded.
 pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
     let env = release.environment(stage).to_string();
-    if let Err(e) = adapter_rollback(daemon, release, stage, false).await {
-        tracing::error!(environment = %env, error = %e, "cannot take the canary down through the adapter");
-        return;
-    }
+    let effect = match adapter_rollback(daemon, release, stage, false).await {
+        Ok(effect) => effect,
+        Err(e) => {
+            tracing::error!(environment = %env, error = %e, "cannot take the canary down through the adapter");
+            return;
+        }
+    };
     let done = daemon
         .store
         .commit(|tx| {
@@ -100,6 +109,7 @@ pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
             withdraw_canary_of(tx, &r, stage, DAEMON, "failed")
         })
         .await;
+    settle(daemon, effect).await;
     match done {
         Ok(state) => publish(daemon, Mutex::new(state)),
         Err(e) => {
@@ -110,16 +120,17 @@ pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
 
 /// Asks the environment's adapter plugin (if it has one) to take the canary
 /// down and serve the baseline — or, after full promotion (`previous`), the
-/// deployment before the candidate.
+/// deployment before the candidate. The call's effect is the caller's to
+/// settle once it has committed.
 pub(super) async fn adapter_rollback(
     daemon: &Daemon,
     release: &Release,
     stage: usize,
     previous: bool,
-) -> Result<(), String> {
+) -> Result<Option<Effect>, String> {
     let spec = &release.pipeline.environments[stage];
     if spec.adapter == BUILTIN_ADAPTER {
-        return Ok(());
+        return Ok(None);
     }
     let live = daemon
         .configstore
@@ -141,7 +152,7 @@ pub(super) async fn adapter_rollback(
     };
     call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call)
         .await
-        .map(|_| ())
+        .map(Some)
 }
 
 /// The judgement as an event's detail: `{"canary": snapshot}`.

@@ -11,6 +11,7 @@ use super::{DAEMON, Note, advance, advance_noted, describe_phase, wait_for_news}
 use crate::canary::live::{Mode, Position, Snapshot};
 use crate::configstore::ConfigStore;
 use crate::daemon::Daemon;
+use crate::daemon::effects::settle;
 use crate::pipeline::release::{Phase, Release};
 use crate::store;
 use crate::store::audit::{Draft, EventKind};
@@ -91,17 +92,20 @@ async fn restore_previous(
     let why = judged.judgement.reason.clone();
     let reason = format!("the watch after promotion in {env} found a regression: {why}");
     let detail = evidence(Some(&judged));
-    if let Err(e) = adapter_rollback(daemon, release, stage, true).await {
-        daemon.canaries.end(release.id.0, Some((*judged).clone()));
-        let failed = Phase::Failed {
-            stage: Some(stage),
-            gate: None,
-            reason: format!(
-                "{reason}; but the adapter could not restore the previous deployment: {e}; roll back by hand with `gatehouse rollback {env}`"
-            ),
-        };
-        return advance(daemon, release, failed, |_, _| Ok(())).await;
-    }
+    let effect = match adapter_rollback(daemon, release, stage, true).await {
+        Ok(effect) => effect,
+        Err(e) => {
+            daemon.canaries.end(release.id.0, Some((*judged).clone()));
+            let failed = Phase::Failed {
+                stage: Some(stage),
+                gate: None,
+                reason: format!(
+                    "{reason}; but the adapter could not restore the previous deployment: {e}; roll back by hand with `gatehouse rollback {env}`"
+                ),
+            };
+            return advance(daemon, release, failed, |_, _| Ok(())).await;
+        }
+    };
     let restored = Mutex::new(None);
     let next = Phase::RolledBack {
         stage: Some(stage),
@@ -143,7 +147,9 @@ async fn restore_previous(
         }
         Ok(())
     })
-    .await?;
+    .await;
+    settle(daemon, effect).await;
+    let r = r?;
     publish(daemon, restored);
     daemon.canaries.end(release.id.0, Some((*judged).clone()));
     Ok(r)
