@@ -217,7 +217,10 @@ async fn pushes_are_checked_then_versions_swap_and_roll_back_with_audit() {
     assert_eq!(count("plugin.refused"), 2);
     assert_eq!(count("plugin.rolled_back"), 1);
     // Each embedded plugin, v1, v2, then v2 again after the rollback.
-    let embedded_count = gatehouse::plugins::builtin::embedded().len();
+    let embedded_count = gatehouse::plugins::builtin::embedded()
+        .iter()
+        .filter(|e| !e.needs_grant)
+        .count();
     assert_eq!(count("plugin.activated"), embedded_count + 3);
 
     // A restart keeps v2 active, loaded from the store.
@@ -322,4 +325,144 @@ async fn required_signatures_refuse_unsigned_and_wrongly_signed_pushes() {
     let v = pushed.plugin.unwrap();
     assert_eq!(v.signed_by, public[..16]);
     assert!(v.active);
+}
+
+/// The binary alone runs the standard pipeline: the embedded adapter-file
+/// is installed once the daemon's config grants it its directory, with no
+/// push, and places what dev promotes there. Without the grant, a release
+/// is refused with the way to grant it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_adapter_granted_in_the_config_runs_the_standard_pipeline_with_no_push() {
+    let standard = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/standard-pipeline.toml"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let bare = Daemon::start(&root.path().join("bare"), &["--pipeline", standard]);
+    let token = bare.generated_token.clone().unwrap();
+    let mut c = bare.client(Some(&token)).await;
+    let refused = c
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: "standard".into(),
+            candidate: GOOD.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("[grants.adapter-file]"),
+        "{}",
+        refused.message()
+    );
+    bare.kill();
+
+    let config = write(
+        root.path(),
+        "gatehouse.toml",
+        "[grants.adapter-file]\ncapabilities = [\"files\"]\nfiles = [{ host = \"deploy\", guest = \"/deploy\", writable = true }]\n",
+    );
+    std::fs::create_dir_all(root.path().join("deploy")).unwrap();
+    let granted = Daemon::start(
+        &root.path().join("granted"),
+        &["--config", config.to_str().unwrap(), "--pipeline", standard],
+    );
+    let token = granted.generated_token.clone().unwrap();
+    let mut c = granted.client(Some(&token)).await;
+    let listed = c
+        .plugins
+        .list_plugins(proto::ListPluginsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins;
+    let adapter = listed
+        .iter()
+        .find(|p| p.name == "adapter-file")
+        .expect("adapter-file is installed");
+    assert_eq!(adapter.origin, "embedded");
+    assert!(
+        !listed.iter().any(|p| p.name == "adapter-http"),
+        "adapter-http was never granted"
+    );
+    let id = submit(&mut c, "standard", GOOD).await.release.unwrap().id;
+    let done = finished(&mut c, id).await;
+    // Staging's gates want attachments this submission lacks; dev is placed.
+    assert!(done.stages[0].promoted, "{done:?}");
+    let placed = std::fs::read_to_string(root.path().join("deploy/dev/active.digest"))
+        .expect("adapter-file placed dev");
+    assert_eq!(placed.trim(), done.candidate_digest);
+}
+
+/// A grant for a plugin the binary does not embed is refused at start,
+/// naming the file and what may be granted.
+#[test]
+fn a_grant_for_an_unknown_plugin_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let config = write(
+        root.path(),
+        "gatehouse.toml",
+        "[grants.adapter-fil]\ncapabilities = [\"files\"]\nfiles = [{ host = \"/tmp\", guest = \"/deploy\" }]\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(root.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gatehouse.toml")
+            && stderr.contains("[grants.adapter-fil]")
+            && stderr.contains("adapter-file, adapter-http"),
+        "{stderr}"
+    );
+}
+
+/// `plugin export` writes the embedded bytes and a manifest that parses;
+/// it does not overwrite without --force.
+#[test]
+fn plugin_export_writes_the_embedded_wasm_and_a_manifest_template() {
+    use gatehouse::plugins::builtin::ADAPTER_FILE_PATH;
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let export = |force: bool| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["plugin", "export", "adapter-file", "--out"])
+            .arg(&out);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let first = export(false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out.join("adapter-file.wasm")).unwrap(),
+        std::fs::read(ADAPTER_FILE_PATH).unwrap()
+    );
+    let manifest = std::fs::read_to_string(out.join("adapter-file.toml")).unwrap();
+    // The template names a directory to grant; point it at one that exists.
+    let granted = manifest.replace("/srv/model-config", &root.path().display().to_string());
+    assert_ne!(granted, manifest, "the template names a host directory");
+    let parsed =
+        gatehouse::plugins::manifest::Manifest::parse(&granted).expect("the template parses");
+    assert_eq!(parsed.files[0].guest, "/deploy");
+    let again = export(false);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(export(true).status.success());
+    let unknown = std::process::Command::new(BIN)
+        .args(["plugin", "export", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("adapter-file"));
 }

@@ -48,6 +48,9 @@ pub struct Setup {
     /// Where compiled plugins are shared between data directories (see
     /// [`plugins::compile_cache`]); none: compile for each data directory.
     pub compile_cache: Option<PathBuf>,
+    /// What embedded plugins that reach out are granted, by name (see
+    /// [`plugins::builtin`]).
+    pub grants: BTreeMap<String, plugins::manifest::Manifest>,
 }
 
 impl Setup {
@@ -61,6 +64,7 @@ impl Setup {
             drift_check: None,
             signing: SigningSettings::default(),
             compile_cache: plugins::compile_cache::default_dir(),
+            grants: BTreeMap::new(),
         }
     }
 }
@@ -224,7 +228,7 @@ impl Daemon {
         tokio::task::spawn_blocking(move || loader.load_active())
             .await
             .map_err(panicked)??;
-        registry.ensure_embedded(DAEMON).await?;
+        registry.ensure_embedded(DAEMON, &setup.grants).await?;
         let mut watched = setup.plugin_dir.as_deref().map(PluginDir::new);
         if let Some(dir) = &mut watched {
             dir.scan(&registry, false).await;
@@ -558,10 +562,17 @@ fn missing_plugins(pipeline: &Pipeline, plugins: &Plugins) -> Vec<MissingPlugin>
         if env.adapter != BUILTIN_ADAPTER
             && let Err(e) = plugins.adapter(&env.adapter)
         {
+            let problem = match plugins::builtin::find(&env.adapter) {
+                Some(embedded) if embedded.needs_grant => format!(
+                    "embedded but not granted: grant it under [grants.{0}] in the daemon's config (`gatehouse plugin export {0}` writes a template)",
+                    embedded.name
+                ),
+                _ => problem(e),
+            };
             missing.push(MissingPlugin {
                 user: format!("the adapter of {:?}", env.name),
                 plugin: env.adapter.clone(),
-                problem: problem(e),
+                problem,
             });
         }
     }

@@ -4,9 +4,12 @@
 use crate::api::{self, auth};
 use crate::daemon::{self, Daemon, Setup};
 use crate::pipeline::executor::DAEMON;
+use crate::plugins::builtin;
+use crate::plugins::manifest::Manifest;
 use crate::plugins::signing::SigningSettings;
 use crate::store::audit::{Draft, EventKind};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +53,12 @@ pub struct Settings {
     /// and prints it once.
     #[serde(default)]
     pub tokens: Vec<auth::TokenEntry>,
+    /// What an embedded plugin that reaches out (adapter-file,
+    /// adapter-http) is granted, as a manifest under `[grants.NAME]`; it is
+    /// installed only with one. Relative `host` paths are relative to the
+    /// config file.
+    #[serde(default)]
+    pub grants: BTreeMap<String, Manifest>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -82,6 +91,7 @@ impl Default for Settings {
             signing: SigningSettings::default(),
             compile_cache: None,
             tokens: Vec::new(),
+            grants: BTreeMap::new(),
         }
     }
 }
@@ -133,6 +143,30 @@ impl Settings {
                 base.join(p)
             }
         });
+        for (name, grant) in &mut s.grants {
+            let problem = |message: String| Error::Config {
+                file: file.clone(),
+                message: format!("[grants.{name}]: {message}"),
+            };
+            if !builtin::embedded()
+                .iter()
+                .any(|e| e.needs_grant && e.name == name)
+            {
+                let known: Vec<_> = builtin::embedded()
+                    .iter()
+                    .filter(|e| e.needs_grant)
+                    .map(|e| e.name)
+                    .collect();
+                return Err(problem(format!(
+                    "{name:?} is not an embedded plugin that takes grants ({}); a plugin you push brings its own manifest",
+                    known.join(", ")
+                )));
+            }
+            for dir in &mut grant.files {
+                dir.host = base.join(&dir.host);
+            }
+            grant.check().map_err(problem)?;
+        }
         Ok(s)
     }
 }
@@ -204,6 +238,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
             Some(dir) => Some(dir.clone()),
             None => crate::plugins::compile_cache::default_dir(),
         },
+        grants: settings.grants.clone(),
     })
     .await?;
     let (tokens, generated_admin_token) = tokens(settings, configured, &daemon).await?;

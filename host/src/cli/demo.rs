@@ -4,16 +4,19 @@
 //! golden dataset regressed. Each is submitted as CI would, with its outputs
 //! on the golden dataset, its replayed features and its latency samples
 //! attached. adapter-file places what each stage promotes in a temporary
-//! directory the demo grants it, as an admin would, with a manifest.
+//! directory the demo grants it, as an admin would, in the daemon's config.
 
 use super::release::follow;
 use super::render::Style;
 use super::{EXIT_ERROR, EXIT_OK, Output, rpc};
 use anyhow::Context;
 use gatehouse::digest::Digest;
-use gatehouse::plugins::builtin::ADAPTER_FILE_WASM;
+use gatehouse::plugins::capabilities::Capability;
+use gatehouse::plugins::capabilities::files::DataDir;
+use gatehouse::plugins::manifest::Manifest;
 use gatehouse::proto;
 use gatehouse::server::{self, Settings};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,19 +54,20 @@ const REGRESSED_MEASURED: Measured = Measured {
     latency: REGRESSED_LATENCY,
 };
 
-/// Installs adapter-file in `plugins` (pushed at start), with a manifest
-/// granting it `deploy`, writable, as `/deploy`: the directory the
-/// pipeline's `adapter_params` name.
-fn grant_file_adapter(plugins: &Path, deploy: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(plugins)?;
+/// Grants the embedded adapter-file `deploy`, writable, as `/deploy`: the
+/// directory the pipeline's `adapter_params` name.
+fn grant_file_adapter(deploy: &Path) -> anyhow::Result<BTreeMap<String, Manifest>> {
     std::fs::create_dir_all(deploy)?;
-    std::fs::write(plugins.join("adapter-file.wasm"), ADAPTER_FILE_WASM)?;
-    let manifest = format!(
-        "capabilities = [\"files\"]\n[[files]]\nhost = {:?}\nguest = \"/deploy\"\nwritable = true\n",
-        deploy.display().to_string()
-    );
-    std::fs::write(plugins.join("adapter-file.toml"), manifest)?;
-    Ok(())
+    let manifest = Manifest {
+        capabilities: [Capability::Log, Capability::Files].into(),
+        files: vec![DataDir {
+            host: deploy.to_path_buf(),
+            guest: "/deploy".into(),
+            writable: true,
+        }],
+        http: None,
+    };
+    Ok([("adapter-file".to_string(), manifest)].into())
 }
 
 pub async fn run() -> anyhow::Result<u8> {
@@ -71,13 +75,12 @@ pub async fn run() -> anyhow::Result<u8> {
     let pipeline = dir.path().join("standard-pipeline.toml");
     std::fs::write(&pipeline, PIPELINE)?;
     let deploy = dir.path().join("deploy");
-    let plugins = dir.path().join("plugins");
-    grant_file_adapter(&plugins, &deploy).context("granting adapter-file its directory")?;
+    let grants = grant_file_adapter(&deploy).context("granting adapter-file its directory")?;
     let settings = Settings {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().join("data"),
         pipelines: vec![pipeline],
-        plugin_dir: Some(plugins),
+        grants,
         ..Settings::default()
     };
     let running = server::start(&settings).await?;

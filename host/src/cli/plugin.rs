@@ -37,6 +37,9 @@ pub enum PluginCommand {
     Keygen(KeygenArgs),
     /// Sign a plugin file; prints the signature to pass to `push --signature`.
     Sign(SignArgs),
+    /// Write an embedded plugin's `.wasm` and a manifest template, to push,
+    /// to drop in a `--plugin-dir`, or to copy the grant into the config.
+    Export(ExportArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -142,6 +145,22 @@ pub struct KeygenArgs {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "EXAMPLES:\n  gatehouse plugin export adapter-file --out plugins/\n  # edit plugins/adapter-file.toml, then: gatehouse serve --plugin-dir plugins/"
+)]
+pub struct ExportArgs {
+    /// The embedded plugin: cost-estimator, config-lint, golden-eval, drift,
+    /// latency, adapter-file or adapter-http.
+    pub name: String,
+    /// The directory to write NAME.wasm and NAME.toml into.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Replace files that are already there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args)]
 pub struct SignArgs {
     pub plugin: PathBuf,
     /// The secret key file from `gatehouse plugin keygen`.
@@ -193,6 +212,7 @@ pub async fn run(ctx: &Ctx, command: PluginCommand) -> anyhow::Result<u8> {
             println!("public key (add to [signing] trusted_keys): {public}");
             Ok(EXIT_OK)
         }
+        PluginCommand::Export(a) => export(a),
         PluginCommand::Sign(a) => {
             let wasm = read(&a.plugin)?;
             let secret = std::fs::read_to_string(&a.key)
@@ -203,6 +223,58 @@ pub async fn run(ctx: &Ctx, command: PluginCommand) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Writes an embedded plugin and its manifest template into `--out`.
+fn export(a: ExportArgs) -> anyhow::Result<u8> {
+    let Some(embedded) = gatehouse::plugins::builtin::find(&a.name) else {
+        let known: Vec<_> = gatehouse::plugins::builtin::embedded()
+            .iter()
+            .map(|e| e.name)
+            .collect();
+        bail!(
+            "no embedded plugin is called {:?}; the binary holds {}",
+            a.name,
+            known.join(", ")
+        );
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let wasm = a.out.join(embedded.file_name());
+    let manifest = a.out.join(format!("{}.toml", embedded.name));
+    for path in [&wasm, &manifest] {
+        if path.exists() && !a.force {
+            bail!(
+                "{} is already there; pass --force to replace it",
+                path.display()
+            );
+        }
+    }
+    std::fs::write(&wasm, embedded.wasm)
+        .with_context(|| format!("cannot write {}", wasm.display()))?;
+    std::fs::write(&manifest, embedded.manifest_template)
+        .with_context(|| format!("cannot write {}", manifest.display()))?;
+    println!(
+        "{} ({}, sha256 {}) written to {}",
+        embedded.name,
+        human_bytes(embedded.wasm.len()),
+        Digest::of(embedded.wasm).hex(),
+        wasm.display()
+    );
+    println!("manifest template written to {}", manifest.display());
+    if embedded.needs_grant {
+        println!(
+            "edit what it grants, then push both (`gatehouse plugin push {} --manifest {}`), drop them in a --plugin-dir, or copy the grant into the daemon's config under [grants.{}]",
+            wasm.display(),
+            manifest.display(),
+            embedded.name
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn human_bytes(n: usize) -> String {
+    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

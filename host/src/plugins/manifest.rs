@@ -43,7 +43,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Whether what it grants is whole and safe; the error says what to fix.
+    pub fn check(&self) -> Result<(), String> {
         let has = |c| self.capabilities.contains(&c);
         match (has(Capability::Files), self.files.is_empty()) {
             (true, true) => {

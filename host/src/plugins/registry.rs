@@ -19,7 +19,7 @@ use crate::digest::Digest;
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Refusal, Store, refuse};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Component;
 
@@ -384,11 +384,22 @@ impl Registry {
 
     /// Pushes each plugin embedded in the daemon whose name has no active
     /// version yet, or whose active version is an older embedded build (the
-    /// daemon was upgraded). A version an admin pushed stays active.
-    pub async fn ensure_embedded(self: &Arc<Self>, actor: &str) -> Result<(), Error> {
+    /// daemon was upgraded) or was given other grants. A version an admin
+    /// pushed stays active. An embedded plugin that needs a grant is
+    /// installed only with one in `grants` (see [`super::builtin`]).
+    pub async fn ensure_embedded(
+        self: &Arc<Self>,
+        actor: &str,
+        grants: &BTreeMap<String, Manifest>,
+    ) -> Result<(), Error> {
         let stored = self.store.plugin_versions(None)?;
-        self.precompile_embedded(&stored).await;
-        for (file, wasm) in super::builtin::embedded() {
+        let wanted: Vec<_> = super::builtin::embedded()
+            .into_iter()
+            .filter(|e| !e.needs_grant || grants.contains_key(e.name))
+            .collect();
+        self.precompile_embedded(&stored, &wanted).await;
+        for embedded in wanted {
+            let (file, wasm) = (embedded.file_name(), embedded.wasm);
             let digest = Digest::of(wasm);
             let (name, requested) = match stored.iter().find(|r| r.digest == digest) {
                 Some(r) => (
@@ -397,8 +408,9 @@ impl Registry {
                 ),
                 None => {
                     let plugins = self.plugins.clone();
+                    let source = file.clone();
                     let d = tokio::task::spawn_blocking(move || {
-                        plugins.describe(file, &plugins.compile(file, wasm)?)
+                        plugins.describe(&source, &plugins.compile(&source, wasm)?)
                     })
                     .await
                     .map_err(|e| Error::Invalid(format!("checking {file} panicked: {e}")))?
@@ -406,25 +418,35 @@ impl Registry {
                     (d.name, d.capabilities)
                 }
             };
+            let mut manifest = Manifest::for_embedded(&requested);
+            if let Some(granted) = grants.get(embedded.name) {
+                manifest
+                    .capabilities
+                    .extend(granted.capabilities.iter().copied());
+                manifest.files = granted.files.clone();
+                manifest.http = granted.http.clone();
+            }
             let replace = match self.store.plugin_active(&name)? {
                 None => true,
-                Some(active) if active.digest == digest => false,
                 Some(active) => self
                     .store
                     .plugin_version(&name, &active.digest)?
-                    .is_some_and(|r| r.origin == Origin::Embedded),
+                    .is_some_and(|r| {
+                        r.origin == Origin::Embedded
+                            && (active.digest != digest || r.manifest != manifest)
+                    }),
             };
             if !replace {
                 continue;
             }
             self.push(Push {
                 wasm: wasm.to_vec(),
-                manifest: Manifest::for_embedded(&requested).to_toml(),
+                manifest: manifest.to_toml(),
                 signature: None,
                 activate: true,
                 actor: actor.to_string(),
                 origin: Origin::Embedded,
-                source_name: file.to_string(),
+                source_name: file,
             })
             .await?;
         }
@@ -434,9 +456,14 @@ impl Registry {
     /// Compiles, side by side, the embedded plugins this data directory does
     /// not hold and the compile cache lacks, so the one-by-one install after
     /// loads them from the cache. Only a first start on a machine compiles.
-    async fn precompile_embedded(&self, stored: &[PluginRecord]) {
-        let fresh: Vec<_> = super::builtin::embedded()
-            .into_iter()
+    async fn precompile_embedded(
+        &self,
+        stored: &[PluginRecord],
+        wanted: &[super::builtin::Embedded],
+    ) {
+        let fresh: Vec<_> = wanted
+            .iter()
+            .map(|e| (e.file_name(), e.wasm))
             .filter(|(_, wasm)| {
                 let digest = Digest::of(wasm);
                 !stored.iter().any(|r| r.digest == digest) && self.plugins.needs_compiling(wasm)
@@ -445,7 +472,7 @@ impl Registry {
         if fresh.is_empty() {
             return;
         }
-        let names: Vec<_> = fresh.iter().map(|(file, _)| *file).collect();
+        let names: Vec<_> = fresh.iter().map(|(file, _)| file.as_str()).collect();
         tracing::info!(
             "compiling {} plugins (first start only): {}",
             fresh.len(),
@@ -456,7 +483,7 @@ impl Registry {
             .into_iter()
             .map(|(file, wasm)| {
                 let plugins = self.plugins.clone();
-                tokio::task::spawn_blocking(move || plugins.compile(file, wasm).map(drop))
+                tokio::task::spawn_blocking(move || plugins.compile(&file, wasm).map(drop))
             })
             .collect();
         for compile in compiles {
