@@ -465,7 +465,7 @@ fn a_second_data_dir_loads_compiled_plugins_from_the_shared_cache() {
         let stdout = child.stdout.take().unwrap();
         let serving = std::io::BufRead::lines(std::io::BufReader::new(stdout))
             .map_while(Result::ok)
-            .any(|l| l.starts_with("gatehouse listening on"));
+            .any(|l| l.starts_with("gatehouse ready"));
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
         assert!(serving, "the daemon serves");
@@ -491,7 +491,7 @@ async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() 
     let pipeline = write(
         root.path(),
         "later.toml",
-        "name = \"later\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden-evals\"\n",
+        "name = \"later\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"answer-grader\"\n",
     );
     let daemon = Daemon::start(
         &root.path().join("data"),
@@ -511,7 +511,7 @@ async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() 
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     let message = refused.message();
     assert!(
-        message.contains("plugin \"golden-evals\", which is not installed"),
+        message.contains("plugin \"answer-grader\", which is not installed"),
         "{message}"
     );
     assert!(message.contains("gatehouse plugin push"), "{message}");
@@ -828,4 +828,176 @@ async fn attachments_are_checked_before_sending_and_listed_in_status() {
         .map(|a| a["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["golden.jsonl", "outputs.jsonl"], "{doc}");
+}
+
+/// A first start on a machine serves at once and compiles the embedded
+/// plugins meanwhile: reads answer, the health of service "" says
+/// NOT_SERVING, a submit waits for the plugins rather than find them missing,
+/// and once they are in the daemon says "ready" and health says SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_serves_while_its_plugins_compile_and_submits_wait_for_them() {
+    use std::io::BufRead;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let root = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.path().join("data"))
+        .env("GATEHOUSE_COMPILE_CACHE", root.path().join("empty-cache"))
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("a line from serve")
+    };
+    let token = next_line()
+        .split("): ")
+        .nth(1)
+        .expect("the admin token")
+        .trim()
+        .to_string();
+    let addr = next_line();
+    let addr = format!(
+        "http://{}",
+        addr.strip_prefix("gatehouse listening on ")
+            .expect("address")
+            .trim()
+    );
+
+    let mut c = gatehouse::client::connect(&addr, Some(&token))
+        .await
+        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let overall = |h: &mut tonic_health::pb::health_client::HealthClient<_>| {
+        let mut h = h.clone();
+        async move {
+            h.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+        }
+    };
+    assert_eq!(
+        overall(&mut health).await,
+        ServingStatus::NotServing as i32,
+        "compiling takes seconds"
+    );
+    let envs = c
+        .environments
+        .list_environments(proto::ListEnvironmentsRequest {})
+        .await
+        .expect("reads answer while the plugins compile");
+    assert!(!envs.into_inner().environments.is_empty());
+
+    // The default pipeline's gates are embedded: the submit waits for them.
+    let submitted = c
+        .releases
+        .submit_release(proto::SubmitReleaseRequest {
+            pipeline: "model-config".into(),
+            candidate: GOOD.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("a submit during the compile waits, then goes ahead")
+        .into_inner();
+    assert!(submitted.release.is_some());
+    assert_eq!(next_line(), "gatehouse ready: plugins installed");
+    assert_eq!(overall(&mut health).await, ServingStatus::Serving as i32);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A plugin name one typo from a known one fails the start at its line with
+/// a did-you-mean, before anything is created; `pipeline check` runs the
+/// same check offline, over several files, and reports every one.
+#[test]
+fn a_plugin_typo_is_found_at_load_by_serve_and_by_pipeline_check() {
+    let root = tempfile::tempdir().unwrap();
+    let typo = write(
+        root.path(),
+        "typo.toml",
+        "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"cost-estimater\"\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.path().join("data"))
+        .args(["--pipeline", typo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("typo.toml:5:10"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean \"cost-estimator\"?"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("data").exists(), "nothing was created");
+
+    let check = |files: &[&std::path::Path]| {
+        std::process::Command::new(BIN)
+            .args(["pipeline", "check"])
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    let standard = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/standard-pipeline.toml"
+    ));
+    let ok = check(&[standard]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        stdout.contains("ok: ") && stdout.contains("pipeline standard, dev → staging → production"),
+        "{stdout}"
+    );
+
+    let later = write(
+        root.path(),
+        "later.toml",
+        "name = \"standard\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"answer-grader\"\n",
+    );
+    let bad = check(&[standard, &typo, &later]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("typo.toml:5:10") && stderr.contains("did you mean"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pipeline \"standard\" is also defined in"),
+        "{stderr}"
+    );
+    let offline = check(&[&later]);
+    assert!(offline.status.success());
+    assert!(
+        String::from_utf8_lossy(&offline.stdout)
+            .contains("\"answer-grader\" (dev) is not embedded"),
+        "a plugin to be pushed is a note, not an error"
+    );
 }

@@ -158,40 +158,60 @@ fn check_idempotency_key(key: &str) -> Result<(), Error> {
 /// The example pipeline, served when no pipeline file is named.
 pub const BUNDLED_PIPELINE: &str = include_str!("../../examples/pipeline.toml");
 
-/// Pipelines may name plugins not pushed yet (a pipeline and its new plugin
-/// often land together), so pipelines are read before any plugin is loaded
-/// and names are checked after: a release is refused until its plugins are
-/// there (see [`Daemon::submit`]), and the daemon warns at start.
-struct Deferred;
-
-impl Catalog for Deferred {
-    fn has_gate_plugin(&self, _name: &str) -> bool {
-        true
+/// The plugin names a daemon knows before it compiles anything: the
+/// embedded ones, those its store holds, and the `.wasm` files of its plugin
+/// directory (by file name, of either kind). Pipelines are checked against
+/// them as they load (see [`Catalog`]).
+pub fn catalog(
+    store: Option<&Store>,
+    plugin_dir: Option<&std::path::Path>,
+) -> Result<Catalog, Error> {
+    let mut catalog = Catalog::default();
+    for e in plugins::builtin::embedded() {
+        match e.kind {
+            plugins::PluginKind::Gate => catalog.gates.insert(e.name.to_string()),
+            plugins::PluginKind::Adapter => catalog.adapters.insert(e.name.to_string()),
+        };
     }
-    fn gate_plugin_names(&self) -> Vec<String> {
-        Vec::new()
+    if let Some(store) = store {
+        for r in store.plugin_versions(None)? {
+            match r.description.kind {
+                plugins::PluginKind::Gate => catalog.gates.insert(r.description.name),
+                plugins::PluginKind::Adapter => catalog.adapters.insert(r.description.name),
+            };
+        }
     }
-    fn has_adapter(&self, _name: &str) -> bool {
-        true
+    if let Some(dir) = plugin_dir
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|x| x == "wasm")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            {
+                catalog.gates.insert(stem.to_string());
+                catalog.adapters.insert(stem.to_string());
+            }
+        }
     }
-    fn adapter_names(&self) -> Vec<String> {
-        Vec::new()
-    }
+    Ok(catalog)
 }
 
 /// Reads and checks the pipeline files (or the bundled one): a mistake in
 /// them fails the start at once, before any plugin is compiled.
-fn load_pipelines(files: &[PathBuf]) -> Result<BTreeMap<String, Pipeline>, Error> {
+pub fn load_pipelines(
+    files: &[PathBuf],
+    catalog: &Catalog,
+) -> Result<BTreeMap<String, Pipeline>, Error> {
     let loaded: Vec<Pipeline> = if files.is_empty() {
         vec![Pipeline::parse(
             "examples/pipeline.toml (bundled)",
             BUNDLED_PIPELINE,
-            &Deferred,
+            catalog,
         )?]
     } else {
         files
             .iter()
-            .map(|p| Pipeline::load(p, &Deferred))
+            .map(|p| Pipeline::load(p, catalog))
             .collect::<Result<_, _>>()?
     };
     let mut pipelines = BTreeMap::new();
@@ -208,8 +228,18 @@ impl Daemon {
     /// Opens the store, installs plugins, loads pipelines and resumes every
     /// unfinished release. Must run inside a tokio runtime.
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
-        let pipelines = load_pipelines(&setup.pipelines)?;
-        let store = Store::open(&setup.data_dir)?;
+        // Pipelines are checked before anything is created: a new data
+        // directory holds no plugins, so it is made only once they pass.
+        let stored = match setup.data_dir.exists() {
+            true => Some(Store::open(&setup.data_dir)?),
+            false => None,
+        };
+        let known = catalog(stored.as_ref(), setup.plugin_dir.as_deref())?;
+        let pipelines = load_pipelines(&setup.pipelines, &known)?;
+        let store = match stored {
+            Some(store) => store,
+            None => Store::open(&setup.data_dir)?,
+        };
         let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
         // Loading plugins is CPU work; keep it off the reactor.
         let panicked = |e: tokio::task::JoinError| {
@@ -228,18 +258,6 @@ impl Daemon {
         tokio::task::spawn_blocking(move || loader.load_active())
             .await
             .map_err(panicked)??;
-        registry.ensure_embedded(DAEMON, &setup.grants).await?;
-        let mut watched = setup.plugin_dir.as_deref().map(PluginDir::new);
-        if let Some(dir) = &mut watched {
-            dir.scan(&registry, false).await;
-        }
-
-        for p in pipelines.values() {
-            for m in missing_plugins(p, &plugins) {
-                tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
-            }
-        }
-
         let unfinished = store.unfinished_releases()?;
         let mut env_names: BTreeSet<String> = pipelines
             .values()
@@ -279,21 +297,57 @@ impl Daemon {
                 )
             })
             .await?;
-        for id in unfinished {
-            daemon.resume(id).await?;
+        tokio::spawn(daemon.clone().finish_start(Rest {
+            grants: setup.grants.clone(),
+            plugin_dir: setup.plugin_dir.clone(),
+            plugin_dir_poll: setup.plugin_dir_poll,
+            drift_check: setup.drift_check,
+            unfinished,
+        }));
+        Ok(daemon)
+    }
+
+    /// What a start does once the daemon serves: installs the embedded
+    /// plugins (compiling them on a machine's first start, which takes
+    /// seconds) and the plugin directory's, then resumes the releases a stop
+    /// left open and starts the background checks. Submits, resumed releases
+    /// and adapter calls wait for the installs ([`Registry::installed`]);
+    /// reads never do.
+    async fn finish_start(self: Arc<Self>, rest: Rest) {
+        let started = std::time::Instant::now();
+        if let Err(e) = self.registry.ensure_embedded(DAEMON, &rest.grants).await {
+            tracing::error!("the embedded plugins could not be installed: {e}");
+        }
+        let mut watched = rest.plugin_dir.as_deref().map(PluginDir::new);
+        if let Some(dir) = &mut watched {
+            dir.scan(&self.registry, false).await;
+        }
+        self.registry.mark_installed();
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins installed; submits go ahead"
+        );
+        for p in self.pipelines.values() {
+            for m in missing_plugins(p, &self.plugins) {
+                tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
+            }
+        }
+        for id in rest.unfinished {
+            if let Err(e) = self.resume(id).await {
+                tracing::error!(release_id = id.0, "release {id} could not resume: {e}");
+            }
         }
         if let Some(dir) = watched {
             plugin_dir::spawn(
-                daemon.registry.clone(),
+                self.registry.clone(),
                 dir,
-                setup.plugin_dir_poll,
-                daemon.closing.subscribe(),
+                rest.plugin_dir_poll,
+                self.closing.subscribe(),
             );
         }
-        if let Some(every) = setup.drift_check {
-            drift::spawn_checks(&daemon, every);
+        if let Some(every) = rest.drift_check {
+            drift::spawn_checks(&self, every);
         }
-        Ok(daemon)
     }
 
     /// Tells every open stream to end; the daemon is stopping.
@@ -342,6 +396,7 @@ impl Daemon {
                     .join(", "),
             })?;
         check_metadata(&metadata)?;
+        self.registry.installed().await;
         if let Some(m) = missing_plugins(pipeline, &self.plugins).into_iter().next() {
             return Err(Error::MissingPlugin {
                 pipeline: pipeline.name.clone(),
@@ -478,7 +533,8 @@ impl Daemon {
     }
 
     async fn resume(self: &Arc<Self>, id: ReleaseId) -> Result<(), Error> {
-        let Some(r) = self.store.release(id)? else {
+        // An operator may have ended it between the start and now.
+        let Some(r) = self.store.release(id)?.filter(|r| !r.phase.is_terminal()) else {
             return Ok(());
         };
         let mut message = format!(
@@ -531,6 +587,15 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
     }
+}
+
+/// What [`Daemon::finish_start`] does after the daemon serves.
+struct Rest {
+    grants: BTreeMap<String, plugins::manifest::Manifest>,
+    plugin_dir: Option<PathBuf>,
+    plugin_dir_poll: std::time::Duration,
+    drift_check: Option<std::time::Duration>,
+    unfinished: Vec<ReleaseId>,
 }
 
 /// Gates of `pipeline` whose plugin is missing or not a gate, with why.

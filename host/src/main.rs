@@ -67,6 +67,9 @@ enum Command {
     /// Exercise the automatic rollback path in an environment and print how
     /// fast the restored configuration reached its watchers.
     Drill(cli::drill::DrillArgs),
+    /// Check pipeline files offline, as `serve` does.
+    #[command(subcommand)]
+    Pipeline(cli::pipeline::PipelineCommand),
     /// Write, test, sign, push and manage gate and adapter plugins.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Dora(a) => cli::dora::run(&ctx, a).await,
             Command::Canary(a) => cli::canary::run(&ctx, a).await,
             Command::Drill(a) => cli::drill::run(&ctx, a).await,
+            Command::Pipeline(a) => cli::pipeline::run(a),
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
         }

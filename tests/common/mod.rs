@@ -263,12 +263,13 @@ impl Daemon {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut token = None;
+        let mut addr = None;
         loop {
             let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("daemon did not report its address within 60 s");
+                panic!("daemon did not report its address and readiness within 60 s");
             };
             if let Some(t) = line
                 .strip_prefix("admin token")
@@ -276,10 +277,17 @@ impl Daemon {
             {
                 token = Some(t.trim().to_string());
             }
-            if let Some(addr) = line.strip_prefix("gatehouse listening on ") {
+            if let Some(a) = line.strip_prefix("gatehouse listening on ") {
+                addr = Some(format!("http://{}", a.trim()));
+            }
+            // Tests start from a daemon whose plugins are in, so what they
+            // count in the audit log is theirs alone.
+            if line.starts_with("gatehouse ready")
+                && let Some(addr) = addr.take()
+            {
                 return Daemon {
                     child,
-                    addr: format!("http://{}", addr.trim()),
+                    addr,
                     generated_token: token,
                 };
             }

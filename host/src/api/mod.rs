@@ -33,6 +33,19 @@ pub async fn routes(
     use proto::release_service_server::ReleaseServiceServer;
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The whole server (service "") is ready once the start's plugins are
+    // installed: a readiness probe then knows submits go ahead at once.
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let ready = health.clone();
+    let installing = daemon.clone();
+    tokio::spawn(async move {
+        installing.registry.installed().await;
+        ready
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+    });
     health
         .set_serving::<ReleaseServiceServer<releases::ReleaseApi>>()
         .await;

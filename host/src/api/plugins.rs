@@ -4,7 +4,7 @@ use super::auth::{Permission, caller};
 use super::errors::registry_status;
 use crate::daemon::Daemon;
 use crate::plugins::PluginKind;
-use crate::plugins::registry::{MAX_PLUGIN_BYTES, Origin, PluginRecord, Push};
+use crate::plugins::registry::{MAX_PLUGIN_BYTES, Origin, PluginRecord, Push, Registry};
 use crate::proto::{self, plugin_service_server::PluginService};
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
@@ -54,8 +54,8 @@ impl PluginService for PluginApi {
             ));
         }
         let pushed = self
-            .daemon
-            .registry
+            .registry()
+            .await
             .push(Push {
                 wasm,
                 manifest: header.manifest_toml,
@@ -83,7 +83,7 @@ impl PluginService for PluginApi {
     ) -> Result<Response<proto::ListPluginsResponse>, Status> {
         caller(&req)?.require(Permission::Read)?;
         let name = Some(req.get_ref().name.as_str()).filter(|n| !n.is_empty());
-        let listed = self.daemon.registry.list(name).map_err(registry_status)?;
+        let listed = self.registry().await.list(name).map_err(registry_status)?;
         let plugins = listed
             .iter()
             .filter(|(_, active)| name.is_some() || *active)
@@ -99,8 +99,8 @@ impl PluginService for PluginApi {
         caller(&req)?.require(Permission::Read)?;
         let r = req.get_ref();
         let record = self
-            .daemon
-            .registry
+            .registry()
+            .await
             .find(&r.name, Some(r.version.as_str()))
             .map_err(registry_status)?;
         let active = self.is_active(&record);
@@ -120,8 +120,8 @@ impl PluginService for PluginApi {
             ));
         }
         let record = self
-            .daemon
-            .registry
+            .registry()
+            .await
             .activate(&r.name, &r.version, &who.name)
             .await
             .map_err(registry_status)?;
@@ -135,8 +135,8 @@ impl PluginService for PluginApi {
         let who = caller(&req)?;
         who.require(Permission::Administer)?;
         let record = self
-            .daemon
-            .registry
+            .registry()
+            .await
             .rollback(&req.get_ref().name, &who.name)
             .await
             .map_err(registry_status)?;
@@ -145,6 +145,13 @@ impl PluginService for PluginApi {
 }
 
 impl PluginApi {
+    /// The registry, once the daemon's start has installed its plugins: a
+    /// first start serves while it compiles them.
+    async fn registry(&self) -> &Arc<Registry> {
+        self.daemon.registry.installed().await;
+        &self.daemon.registry
+    }
+
     fn is_active(&self, record: &PluginRecord) -> bool {
         self.daemon
             .plugins

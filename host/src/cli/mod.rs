@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dora;
 pub mod drill;
 pub mod env;
+pub mod pipeline;
 pub mod plugin;
 pub mod release;
 pub mod render;

@@ -103,11 +103,22 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     let running = server::start(&settings).await?;
     let stop = stop_signal();
     // Stdout carries what a person or a supervising script needs: the address,
-    // and a generated token exactly once.
+    // a generated token exactly once, and when the plugins are in.
     if let Some(token) = &running.generated_admin_token {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
     println!("gatehouse listening on {}", running.addr);
+    // A first start serves while it compiles the embedded plugins; say when
+    // releases can go ahead.
+    let daemon = running.daemon.clone();
+    tokio::spawn(async move {
+        daemon.registry.installed().await;
+        // Whoever started the daemon may have stopped reading its stdout
+        // once it had the address; that must not stop the daemon.
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "gatehouse ready: plugins installed").and_then(|()| out.flush());
+    });
     let mut stopped = running.daemon.store.stopped();
     let store_failed = async move {
         let _ = stopped.wait_for(Option::is_some).await;

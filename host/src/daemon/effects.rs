@@ -179,6 +179,7 @@ pub async fn call_adapter(
     timeout: Duration,
     call: AdapterCall,
 ) -> Result<Effect, String> {
+    daemon.registry.installed().await;
     let mut backoff = Duration::from_millis(200);
     let mut last = String::new();
     for attempt in 1..=ADAPTER_ATTEMPTS {

@@ -85,16 +85,82 @@ pub enum Error {
     },
 }
 
-/// What a pipeline may refer to: the plugins and adapters this daemon has.
-pub trait Catalog {
-    fn has_gate_plugin(&self, name: &str) -> bool;
-    fn gate_plugin_names(&self) -> Vec<String>;
-    fn has_adapter(&self, name: &str) -> bool;
-    fn adapter_names(&self) -> Vec<String>;
+/// The plugin names a pipeline is checked against as it loads: those the
+/// daemon has or will install as it starts (embedded, stored, in its plugin
+/// directory). A name that is none of them but close to one is a typo,
+/// refused at its line with a did-you-mean. A name far from all of them may
+/// be a plugin pushed later (a pipeline and its new plugin often land
+/// together): it loads, the daemon warns, and its releases are refused until
+/// the plugin is there.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub gates: BTreeSet<String>,
+    pub adapters: BTreeSet<String>,
+}
+
+/// Which kind of plugin a pipeline names at a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Gate,
+    Adapter,
+}
+
+impl Catalog {
+    /// Whether `name` may stand where a plugin of kind `used` is named; if
+    /// not, why, naming the fix.
+    fn check(&self, name: &str, used: Use) -> Result<(), String> {
+        let (own, other, what, a_what, other_a_what) = match used {
+            Use::Gate => (
+                &self.gates,
+                &self.adapters,
+                "gate plugin",
+                "a gate plugin",
+                "an adapter",
+            ),
+            Use::Adapter => (
+                &self.adapters,
+                &self.gates,
+                "adapter",
+                "an adapter",
+                "a gate plugin",
+            ),
+        };
+        if own.contains(name) || (used == Use::Adapter && name == BUILTIN_ADAPTER) {
+            return Ok(());
+        }
+        let known = || own.iter().cloned().collect::<Vec<_>>().join(", ");
+        if other.contains(name) {
+            return Err(format!(
+                "{name:?} is {other_a_what}, not {a_what}; {what}s known here: {}",
+                known()
+            ));
+        }
+        match did_you_mean(name, own) {
+            Some(near) => Err(format!(
+                "{what} {name:?} is not known; did you mean {near:?}? ({what}s known here: {})",
+                known()
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The known name `name` is most likely a typo of: at most two edits away,
+/// and not a whole different word.
+pub fn did_you_mean<'a>(
+    name: &str,
+    known: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::levenshtein(name, k), k))
+        .filter(|(distance, k)| *distance <= 2 && *distance < k.chars().count().max(1) / 2 + 1)
+        .min()
+        .map(|(_, k)| k.as_str())
 }
 
 impl Pipeline {
-    pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Pipeline, Error> {
+    pub fn load(path: &Path, catalog: &Catalog) -> Result<Pipeline, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             file: path.display().to_string(),
             source,
@@ -103,7 +169,7 @@ impl Pipeline {
     }
 
     /// Parses and validates pipeline TOML; `file` only labels errors.
-    pub fn parse(file: &str, text: &str, catalog: &dyn Catalog) -> Result<Pipeline, Error> {
+    pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Error> {
         let at = |span: Range<usize>, message: String| {
             let (line, column) = line_column(text, span.start);
             Error::Invalid {
@@ -140,32 +206,18 @@ impl Pipeline {
             let adapter = match env.adapter {
                 None => BUILTIN_ADAPTER.to_string(),
                 Some(a) => {
-                    if !catalog.has_adapter(a.get_ref()) {
-                        return Err(at(
-                            a.span(),
-                            format!(
-                                "adapter {:?} is not installed; installed adapters: {}",
-                                a.get_ref(),
-                                catalog.adapter_names().join(", ")
-                            ),
-                        ));
-                    }
+                    catalog
+                        .check(a.get_ref(), Use::Adapter)
+                        .map_err(|m| at(a.span(), m))?;
                     a.into_inner()
                 }
             };
             let mut gate_names = BTreeSet::new();
             let mut gates = Vec::with_capacity(env.gate.len());
             for g in env.gate {
-                if !catalog.has_gate_plugin(g.plugin.get_ref()) {
-                    return Err(at(
-                        g.plugin.span(),
-                        format!(
-                            "gate plugin {:?} is not installed; installed gate plugins: {}",
-                            g.plugin.get_ref(),
-                            catalog.gate_plugin_names().join(", ")
-                        ),
-                    ));
-                }
+                catalog
+                    .check(g.plugin.get_ref(), Use::Gate)
+                    .map_err(|m| at(g.plugin.span(), m))?;
                 let name = match &g.name {
                     Some(n) => {
                         check_name(n, "gate").map_err(|m| at(n.span(), m))?;
@@ -358,29 +410,18 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) struct FixedCatalog;
-
-    impl Catalog for FixedCatalog {
-        fn has_gate_plugin(&self, name: &str) -> bool {
-            ["cost-estimator", "config-lint", "golden-eval"].contains(&name)
-        }
-        fn gate_plugin_names(&self) -> Vec<String> {
-            vec![
-                "config-lint".into(),
-                "cost-estimator".into(),
-                "golden-eval".into(),
-            ]
-        }
-        fn has_adapter(&self, name: &str) -> bool {
-            name == BUILTIN_ADAPTER
-        }
-        fn adapter_names(&self) -> Vec<String> {
-            vec![BUILTIN_ADAPTER.into()]
+    /// The names a test pipeline is checked against.
+    pub(crate) fn fixed_catalog() -> Catalog {
+        Catalog {
+            gates: ["cost-estimator", "config-lint", "golden-eval"]
+                .map(String::from)
+                .into(),
+            adapters: ["adapter-file"].map(String::from).into(),
         }
     }
 
     fn parse(text: &str) -> Result<Pipeline, Error> {
-        Pipeline::parse("p.toml", text, &FixedCatalog)
+        Pipeline::parse("p.toml", text, &fixed_catalog())
     }
 
     fn error_at(text: &str) -> (usize, String) {
@@ -415,13 +456,31 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn unknown_plugin_is_reported_at_its_line_with_the_installed_ones() {
+    fn a_plugin_name_near_a_known_one_is_a_typo_reported_at_its_line() {
         let (line, msg) = error_at(
-            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden\"\n",
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"golden-evl\"\n",
         );
         assert_eq!(line, 5);
-        assert!(msg.contains("\"golden\" is not installed"), "{msg}");
+        assert!(msg.contains("did you mean \"golden-eval\"?"), "{msg}");
         assert!(msg.contains("config-lint, cost-estimator"), "{msg}");
+        let (line, msg) =
+            error_at("name = \"p\"\n[[environment]]\nname = \"dev\"\nadapter = \"adaptr-file\"\n");
+        assert_eq!(line, 4);
+        assert!(msg.contains("did you mean \"adapter-file\"?"), "{msg}");
+        let (_, msg) =
+            error_at("name = \"p\"\n[[environment]]\nname = \"dev\"\nadapter = \"golden-eval\"\n");
+        assert!(msg.contains("is a gate plugin, not an adapter"), "{msg}");
+    }
+
+    #[test]
+    fn a_name_far_from_every_known_one_may_be_pushed_later() {
+        let p = parse(
+            "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"answer-grader\"\n",
+        )
+        .expect("a new plugin's name loads");
+        assert_eq!(p.environments[0].gates[0].plugin, "answer-grader");
+        assert_eq!(did_you_mean("cfg", &["config-lint".to_string()]), None);
+        assert_eq!(did_you_mean("drft", &["drift".to_string()]), Some("drift"));
     }
 
     #[test]

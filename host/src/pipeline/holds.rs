@@ -107,7 +107,7 @@ mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::pipeline::Pipeline;
-    use crate::pipeline::definition::tests::FixedCatalog;
+    use crate::pipeline::definition::tests::fixed_catalog;
     use crate::pipeline::release::ReleaseId;
     use crate::store::Store;
     use std::collections::BTreeMap;
@@ -115,7 +115,7 @@ mod tests {
     fn release(id: u64) -> Release {
         let text =
             "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment]]\nname = \"prod\"\n";
-        let p = Pipeline::parse("p.toml", text, &FixedCatalog).expect("pipeline");
+        let p = Pipeline::parse("p.toml", text, &fixed_catalog()).expect("pipeline");
         let mut r = Release::new(
             ReleaseId(id),
             p,

@@ -336,13 +336,13 @@ impl Release {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::definition::tests::FixedCatalog;
+    use crate::pipeline::definition::tests::fixed_catalog;
 
     fn release(approvals: u32) -> Release {
         let text = format!(
             "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment]]\nname = \"prod\"\napprovals = {approvals}\n"
         );
-        let p = Pipeline::parse("p.toml", &text, &FixedCatalog).unwrap();
+        let p = Pipeline::parse("p.toml", &text, &fixed_catalog()).unwrap();
         Release::new(
             ReleaseId(1),
             p,

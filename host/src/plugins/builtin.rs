@@ -15,6 +15,7 @@ pub struct Embedded {
     /// The plugin's name, as pipelines and grants name it.
     pub name: &'static str,
     pub wasm: &'static [u8],
+    pub kind: super::PluginKind,
     /// Installed only with a grant in the daemon's config.
     pub needs_grant: bool,
     /// A manifest to start from, for `gatehouse plugin export`.
@@ -36,6 +37,7 @@ pub fn embedded() -> [Embedded; 7] {
     let gate = |name, wasm| Embedded {
         name,
         wasm,
+        kind: super::PluginKind::Gate,
         needs_grant: false,
         manifest_template: GATE_MANIFEST,
     };
@@ -48,6 +50,7 @@ pub fn embedded() -> [Embedded; 7] {
         Embedded {
             name: "adapter-file",
             wasm: ADAPTER_FILE_WASM,
+            kind: super::PluginKind::Adapter,
             needs_grant: true,
             manifest_template: "# adapter-file writes each environment's configuration under the directory\n\
 # the pipeline's adapter_params name (`dir`, as the plugin sees it). Grant it\n\
@@ -61,6 +64,7 @@ writable = true\n",
         Embedded {
             name: "adapter-http",
             wasm: ADAPTER_HTTP_WASM,
+            kind: super::PluginKind::Adapter,
             needs_grant: true,
             manifest_template: "# adapter-http calls the serving platform's HTTP API the pipeline's\n\
 # adapter_params name. Grant it that host (and port), nothing more.\n\

@@ -120,6 +120,9 @@ pub struct Registry {
     /// Versions compiled and checked in this process, by digest.
     loaded: Mutex<HashMap<Digest, Arc<Plugin>>>,
     changes: tokio::sync::Mutex<()>,
+    /// Whether what the daemon installs as it starts is in (see
+    /// [`Registry::installed`]).
+    installed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Registry {
@@ -130,7 +133,22 @@ impl Registry {
             trust,
             loaded: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
+            installed: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Resolves once the daemon has installed what it installs as it starts
+    /// (the embedded plugins, the plugin directory's): the daemon serves
+    /// while a first start compiles them, and whatever needs a plugin waits
+    /// here rather than find it missing.
+    pub async fn installed(&self) {
+        let mut rx = self.installed.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// Marks the start's installs done, wakes every [`Registry::installed`].
+    pub fn mark_installed(&self) {
+        self.installed.send_replace(true);
     }
 
     pub fn plugins(&self) -> &Arc<Plugins> {

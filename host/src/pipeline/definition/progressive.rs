@@ -224,7 +224,7 @@ fn check(c: &CanarySpec) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::FixedCatalog;
+    use super::super::tests::fixed_catalog;
     use super::super::{Error, Pipeline};
     use super::*;
     use crate::canary::Metric;
@@ -234,7 +234,7 @@ mod tests {
         let text = format!(
             "name = \"p\"\n[[environment]]\nname = \"prod\"\n[environment.canary]\n{canary}"
         );
-        match Pipeline::parse(&file.display().to_string(), &text, &FixedCatalog) {
+        match Pipeline::parse(&file.display().to_string(), &text, &fixed_catalog()) {
             Ok(mut p) => Ok(p.environments.remove(0).canary.unwrap()),
             Err(Error::Invalid { message, .. }) => Err(message),
             Err(e) => Err(e.to_string()),
