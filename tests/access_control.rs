@@ -319,3 +319,147 @@ async fn token_new_mints_a_service_token_the_daemon_admits() {
         .await;
     assert_eq!(submit.unwrap_err().code(), Code::PermissionDenied);
 }
+
+/// SIGHUP makes the daemon read its config's tokens again: a token dropped
+/// is refused from the next call, a new one admitted, the reload audited;
+/// a config that no longer parses changes nothing. `token list` shows what
+/// the config admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tokens_and_token_list_shows_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (config, t) = config(root.path());
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let pid = daemon.pid();
+    let reads = |token: String| {
+        let addr = daemon.addr.clone();
+        async move {
+            let mut c = gatehouse::client::connect(&addr, Some(&token))
+                .await
+                .unwrap();
+            c.releases
+                .list_releases(proto::ListReleasesRequest::default())
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }
+    };
+    assert_eq!(reads(t.reader.clone()).await, Ok(()));
+
+    let newcomer = generate_token().unwrap();
+    let text = format!(
+        "[[tokens]]\nname = \"root\"\nrole = \"admin\"\nsha256 = \"{}\"\n[[tokens]]\nname = \"newcomer\"\nrole = \"reader\"\nsha256 = \"{}\"\n",
+        hex::encode(hash_token(&t.admin)),
+        hex::encode(hash_token(&newcomer))
+    );
+    std::fs::write(&config, &text).unwrap();
+    let listed = std::process::Command::new(BIN)
+        .args(["token", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("newcomer") && stdout.contains("reader") && !stdout.contains("dashboard"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not accepted while the config lists tokens"),
+        "{stdout}"
+    );
+
+    let hup = || {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hup();
+    let mut refused = false;
+    for _ in 0..100 {
+        if reads(t.reader.clone()).await == Err(Code::Unauthenticated) {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the dropped token is refused after SIGHUP");
+    assert_eq!(reads(newcomer.clone()).await, Ok(()));
+    let mut admin = daemon.client(Some(&t.admin)).await;
+    let kinds: Vec<_> = events(&mut admin)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "auth.tokens_reloaded")
+            .count(),
+        1
+    );
+
+    // A broken config changes nothing.
+    std::fs::write(
+        &config,
+        "[[tokens]]\nname = \"x\"\nrole = \"admin\"\nsha256 = \"nope\"\n",
+    )
+    .unwrap();
+    hup();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(reads(newcomer).await, Ok(()), "the tokens in use stay");
+    let kinds: Vec<_> = events(&mut admin)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "auth.tokens_reloaded")
+            .count(),
+        1
+    );
+}
+
+/// Configuring tokens on a daemon that generated its admin token warns that
+/// the generated one is no longer accepted, and it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_tokens_replace_the_generated_admin_token_with_a_warning() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let first = Daemon::start(&data, &[]);
+    let generated = first
+        .generated_token
+        .clone()
+        .expect("a first start generates one");
+    first.kill();
+    let (config, t) = config(root.path());
+    let log = root.path().join("serve.log");
+    let daemon = Daemon::start_logged(&data, &["--config", config.to_str().unwrap()], &[], &log);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("generated on the first start is no longer accepted"),
+        "{text}"
+    );
+    let mut c = daemon.client(Some(&generated)).await;
+    let e = c
+        .releases
+        .list_releases(proto::ListReleasesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let mut c = daemon.client(Some(&t.admin)).await;
+    assert!(
+        c.releases
+            .list_releases(proto::ListReleasesRequest::default())
+            .await
+            .is_ok()
+    );
+}

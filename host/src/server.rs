@@ -177,11 +177,21 @@ pub struct Running {
     /// Set only on the first start without configured tokens: shown once.
     pub generated_admin_token: Option<String>,
     pub daemon: Arc<Daemon>,
+    /// The tokens every service checks; [`Running::reload_tokens`] swaps them.
+    tokens: auth::Tokens,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl Running {
+    /// What reloads the tokens while the daemon serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            daemon: self.daemon.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+
     /// Stops accepting calls and waits for the server to wind down.
     pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
         self.daemon.close();
@@ -242,7 +252,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     })
     .await?;
     let (tokens, generated_admin_token) = tokens(settings, configured, &daemon).await?;
-    let routes = api::routes(daemon.clone(), tokens)
+    let routes = api::routes(daemon.clone(), tokens.clone())
         .await
         .map_err(|e| Error::Services(e.to_string()))?;
 
@@ -259,9 +269,53 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         addr,
         generated_admin_token,
         daemon,
+        tokens,
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Swaps a serving daemon's tokens (see [`Running::reloader`]).
+#[derive(Clone)]
+pub struct Reloader {
+    daemon: Arc<Daemon>,
+    tokens: auth::Tokens,
+}
+
+impl Reloader {
+    /// Accepts the tokens `settings` lists from now on (with none, the
+    /// generated admin token), and audits who they admit; a token dropped
+    /// from the config is refused from the next call on. A mistake in them
+    /// changes nothing. Returns a token generated now, to be shown once.
+    pub async fn reload(&self, settings: &Settings) -> Result<Option<String>, Error> {
+        let configured = if settings.tokens.is_empty() {
+            None
+        } else {
+            Some(auth::Tokens::new(&settings.tokens)?)
+        };
+        let (fresh, generated) = tokens(settings, configured, &self.daemon).await?;
+        let callers: Vec<_> = fresh
+            .callers()
+            .into_iter()
+            .map(|c| serde_json::json!({ "name": c.name, "role": c.role }))
+            .collect();
+        self.daemon
+            .store
+            .commit(|tx| {
+                tx.append(
+                    Draft::new(
+                        EventKind::TokensReloaded,
+                        DAEMON,
+                        format!("tokens reloaded: {} accepted", callers.len()),
+                    )
+                    .detail(serde_json::json!({ "tokens": callers })),
+                )
+            })
+            .await
+            .map_err(daemon::Error::from)?;
+        self.tokens.replace(&fresh);
+        Ok(generated)
+    }
 }
 
 /// The configured tokens (parsed at start); with none, the admin token generated on the first

@@ -40,6 +40,11 @@ impl Daemon {
         client::connect(&self.addr, token).await.expect("connect")
     }
 
+    /// The daemon's process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// How the daemon ended, if it has.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().expect("wait")

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tonic::{Request, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +111,12 @@ pub struct TokenEntry {
 }
 
 /// The tokens the daemon accepts; also the interceptor that checks them.
+/// Clones share one set, so [`Tokens::replace`] reaches every service.
 #[derive(Clone, Default)]
-pub struct Tokens(Arc<HashMap<[u8; 32], Caller>>);
+pub struct Tokens(Arc<RwLock<Arc<Admitted>>>);
+
+/// Who each token (by its sha256) admits.
+type Admitted = HashMap<[u8; 32], Caller>;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -140,11 +144,29 @@ impl Tokens {
                 },
             );
         }
-        Ok(Tokens(Arc::new(map)))
+        Ok(Tokens(Arc::new(RwLock::new(Arc::new(map)))))
+    }
+
+    fn current(&self) -> Arc<Admitted> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.current().is_empty()
+    }
+
+    /// Who the tokens admit, by name, with their roles, sorted.
+    pub fn callers(&self) -> Vec<Caller> {
+        let mut callers: Vec<Caller> = self.current().values().cloned().collect();
+        callers.sort_by(|a, b| a.name.cmp(&b.name));
+        callers
+    }
+
+    /// Accepts `other`'s tokens from now on, and no others: a call already
+    /// admitted finishes.
+    pub fn replace(&self, other: &Tokens) {
+        let fresh = other.current();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
     fn check(&self, header: Option<&str>) -> Result<Caller, Status> {
@@ -159,9 +181,12 @@ impl Tokens {
                 "the authorization header must be `Bearer <token>`",
             ));
         }
-        self.0.get(&hash_token(token)).cloned().ok_or_else(|| {
-            Status::unauthenticated("unknown token; check the token or ask an admin for one")
-        })
+        self.current()
+            .get(&hash_token(token))
+            .cloned()
+            .ok_or_else(|| {
+                Status::unauthenticated("unknown token; check the token or ask an admin for one")
+            })
     }
 }
 

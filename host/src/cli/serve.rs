@@ -51,6 +51,50 @@ fn init_log(format: LogFormat) {
 /// service with SIGTERM, people with Ctrl-C; both stop it the same way. The
 /// handlers are installed when this is called, not when the future is first
 /// polled, so a signal sent as soon as the daemon says it listens is caught.
+/// On SIGHUP, reads the config's tokens again and accepts those from then
+/// on (`kill -HUP`, `systemctl reload`). A config that no longer parses
+/// changes nothing and says why.
+fn reload_tokens_on_hangup(reloader: server::Reloader, config: PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot install the SIGHUP handler ({e}); tokens reload only with a restart"
+                );
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let reloaded = match Settings::load(&config) {
+                    Ok(settings) => reloader.reload(&settings).await,
+                    Err(e) => Err(e),
+                };
+                match reloaded {
+                    Ok(generated) => {
+                        tracing::info!(config = %config.display(), "SIGHUP: tokens reloaded");
+                        if let Some(token) = generated {
+                            use std::io::Write;
+                            let _ = writeln!(
+                                std::io::stdout(),
+                                "admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(config = %config.display(), "SIGHUP: tokens not reloaded, the ones in use stay: {e}")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (reloader, config);
+}
+
 fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
@@ -101,6 +145,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         settings.plugin_dir = Some(p);
     }
     let running = server::start(&settings).await?;
+    if let Some(path) = a.config.clone() {
+        reload_tokens_on_hangup(running.reloader(), path);
+    }
     let stop = stop_signal();
     // Stdout carries what a person or a supervising script needs: the address,
     // a generated token exactly once, and when the plugins are in.

@@ -16,6 +16,16 @@ pub enum TokenCommand {
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
+    /// List the tokens a daemon's config admits (names, roles, hash
+    /// prefixes) and whether the generated admin token is still accepted.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse token list --config gatehouse.toml\n  kill -HUP $(pidof gatehouse)   # the daemon reads the config's tokens again"
+    )]
+    List {
+        /// The daemon's config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
 }
 
 const ROLES: [Role; 5] = [
@@ -45,6 +55,30 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<u8> {
             println!("token: {token}");
             println!(
                 "\n# add to the daemon's config:\n[[tokens]]\nname = {name:?}\nrole = \"{role}\"\nsha256 = \"{hash}\""
+            );
+            Ok(EXIT_OK)
+        }
+        TokenCommand::List { config } => {
+            let settings = gatehouse::server::Settings::load(&config)?;
+            if settings.tokens.is_empty() {
+                println!(
+                    "{} lists no tokens: the daemon accepts only the admin token it generated on its first start",
+                    config.display()
+                );
+                return Ok(EXIT_OK);
+            }
+            auth::Tokens::new(&settings.tokens)?;
+            println!("{:<24} {:<9} sha256", "NAME", "ROLE");
+            for t in &settings.tokens {
+                println!(
+                    "{:<24} {:<9} {}…",
+                    t.name,
+                    t.role.to_string(),
+                    &t.sha256[..12]
+                );
+            }
+            println!(
+                "\nthe admin token generated on a first start is not accepted while the config lists tokens; after an edit, `kill -HUP` the daemon to reload them"
             );
             Ok(EXIT_OK)
         }

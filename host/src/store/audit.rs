@@ -46,6 +46,9 @@ pub enum EventKind {
     DaemonStarted,
     #[serde(rename = "auth.admin_token_generated")]
     AdminTokenGenerated,
+    /// The daemon read its config's tokens again (SIGHUP).
+    #[serde(rename = "auth.tokens_reloaded")]
+    TokensReloaded,
     #[serde(rename = "plugin.pushed")]
     PluginPushed,
     #[serde(rename = "plugin.refused")]
@@ -73,6 +76,7 @@ impl EventKind {
             EventKind::EnvRepaired => "env.repaired",
             EventKind::DaemonStarted => "daemon.started",
             EventKind::AdminTokenGenerated => "auth.admin_token_generated",
+            EventKind::TokensReloaded => "auth.tokens_reloaded",
             EventKind::PluginPushed => "plugin.pushed",
             EventKind::PluginRefused => "plugin.refused",
             EventKind::PluginActivated => "plugin.activated",
