@@ -909,7 +909,7 @@ mod tests {
             .expect("older layout");
         assert!(store.plugin_blob(&digest).expect("read").is_none());
         assert!(!compiled_path.exists());
-        drop(store);
+        store.close().expect("close");
 
         // Opening moves both out of sled.
         let store = Store::open(dir.path()).expect("reopen");
@@ -921,7 +921,7 @@ mod tests {
         // The artefact moved too: without the bytes, it alone loads the plugin.
         store.remove_plugin_blob(&digest).expect("remove");
         answers(&restart(&store, digest)).await;
-        drop(store);
+        store.close().expect("close");
 
         // The old trees are gone: a later open has nothing to move.
         let store = Store::open(dir.path()).expect("reopen again");

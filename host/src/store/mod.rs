@@ -131,6 +131,8 @@ pub struct Store {
     commits: Arc<std::sync::Mutex<()>>,
     /// Set once a write to disk failed (see [`Store::stopped`]).
     failure: Arc<tokio::sync::watch::Sender<Option<Failure>>>,
+    /// The data directory, to know when [`Store::close`] is done.
+    dir: std::path::PathBuf,
 }
 
 /// A transaction under construction: typed access to every tree.
@@ -171,9 +173,41 @@ impl Store {
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
             failure: Arc::new(tokio::sync::watch::channel(None).0),
+            dir: dir.to_path_buf(),
         };
         store.move_plugin_bytes_out_of_sled()?;
         Ok(store)
+    }
+
+    /// Writes out what sled holds, closes this handle (the last one) and
+    /// returns once sled's background writers have let go of the directory's
+    /// lock, so it can be opened again at once (by a test, a tool, a restart
+    /// in the same process). A drop alone leaves that to sled's threads.
+    /// Blocking; refused after 10 s if another handle still holds it.
+    pub fn close(self) -> Result<(), Error> {
+        self.db.flush()?;
+        let lock = self.dir.join("db");
+        drop(self);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
+        for _ in 0..400 {
+            match file.try_lock() {
+                Ok(()) => {
+                    let _ = file.unlock();
+                    return Ok(());
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(25)),
+            }
+        }
+        Err(Error::Storage(sled::Error::Io(std::io::Error::other(
+            format!(
+                "{} is still locked 10 s after closing: another handle of this store is open",
+                lock.display()
+            ),
+        ))))
     }
 
     /// Opens the store of an existing data directory, for tools that read
@@ -646,7 +680,9 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(bus.recv().await.unwrap().seq, 1);
+            store.close().expect("close");
         }
+        // Close returned: the directory opens again at once, every time.
         let store = Store::open(dir.path()).unwrap();
         let events: Vec<_> = store.events_from(1).collect::<Result<_, _>>().unwrap();
         assert_eq!(events.len(), 3);
