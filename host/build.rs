@@ -51,9 +51,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
 
     compile_protos(&root, &out)?;
+    version_facts(&root);
     ensure_wasm_target()?;
     build_plugins(&root, &out)?;
     Ok(())
+}
+
+/// What `gatehouse --version` names beside the crate's version: the commit
+/// it was built from (when built from a git checkout) and the wasmtime that
+/// runs the plugins (from `Cargo.lock`).
+fn version_facts(root: &Path) {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "cargo:rustc-env=GATEHOUSE_COMMIT={commit}{}",
+        if dirty { "-modified" } else { "" }
+    );
+    println!("cargo:rustc-env=GATEHOUSE_WASMTIME={wasmtime}");
+    for git in [".git/HEAD", ".git/index"] {
+        if root.join(git).exists() {
+            println!("cargo:rerun-if-changed={}", root.join(git).display());
+        }
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 }
 
 /// rustup installs the targets `rust-toolchain.toml` names only when it

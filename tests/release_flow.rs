@@ -1001,3 +1001,50 @@ fn a_plugin_typo_is_found_at_load_by_serve_and_by_pipeline_check() {
         "a plugin to be pushed is a note, not an error"
     );
 }
+
+/// `--version` names the commit and the wasmtime; `completions` prints a
+/// script a shell loads, quietly into a closed pipe too.
+#[test]
+fn version_names_commit_and_wasmtime_and_completions_print() {
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    let lock = include_str!("../Cargo.lock");
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        version.contains(&format!("wasmtime {wasmtime}")),
+        "{version}"
+    );
+    assert!(version.contains("(commit "), "{version}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("gatehouse")
+                && script.contains("submit")
+                && script.contains("pipeline"),
+            "{shell}"
+        );
+    }
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{BIN} completions bash | head -1"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&piped.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}

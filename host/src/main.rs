@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// WebAssembly gates judge it, and the daemon promotes it dev → staging →
 /// production, recording every step.
 #[derive(Parser)]
-#[command(name = "gatehouse", version, after_help = cli::EXIT_CODES)]
+#[command(name = "gatehouse", version, long_version = LONG_VERSION, after_help = cli::EXIT_CODES)]
 struct Cli {
     /// Daemon address: HOST, HOST:PORT or http://HOST:PORT; the port
     /// defaults to 7443.
@@ -76,7 +76,26 @@ enum Command {
     /// Create access tokens.
     #[command(subcommand)]
     Token(cli::token::TokenCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse completions bash > /etc/bash_completion.d/gatehouse\n  gatehouse completions zsh > \"${fpath[1]}/_gatehouse\"\n  gatehouse completions fish > ~/.config/fish/completions/gatehouse.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
+
+/// `--version`: the release, the commit it was built from, and the wasmtime
+/// that runs the plugins.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GATEHOUSE_COMMIT"),
+    ", wasmtime ",
+    env!("GATEHOUSE_WASMTIME"),
+    ")"
+);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -115,6 +134,15 @@ fn main() -> ExitCode {
             Command::Pipeline(a) => cli::pipeline::run(a),
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                use std::io::Write;
+                // Into a buffer first: clap_complete panics on a closed pipe.
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
+                std::io::stdout().write_all(&script)?;
+                Ok(cli::EXIT_OK)
+            }
         }
     });
     match result {
