@@ -225,8 +225,10 @@ pub fn load_pipelines(
 }
 
 impl Daemon {
-    /// Opens the store, installs plugins, loads pipelines and resumes every
-    /// unfinished release. Must run inside a tokio runtime.
+    /// Checks the pipelines, opens the store and loads the stored plugins;
+    /// then, in the background while the daemon serves, installs the
+    /// embedded ones and resumes every unfinished release (see
+    /// [`Daemon::finish_start`]). Must run inside a tokio runtime.
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
         // Pipelines are checked before anything is created: a new data
         // directory holds no plugins, so it is made only once they pass.
@@ -315,6 +317,9 @@ impl Daemon {
     /// reads never do.
     async fn finish_start(self: Arc<Self>, rest: Rest) {
         let started = std::time::Instant::now();
+        // Marks the installs done however this ends, a panic included, so
+        // nothing waits for them forever.
+        let installing = Installing(&self.registry);
         if let Err(e) = self.registry.ensure_embedded(DAEMON, &rest.grants).await {
             tracing::error!("the embedded plugins could not be installed: {e}");
         }
@@ -322,7 +327,7 @@ impl Daemon {
         if let Some(dir) = &mut watched {
             dir.scan(&self.registry, false).await;
         }
-        self.registry.mark_installed();
+        drop(installing);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "plugins installed; submits go ahead"
@@ -586,6 +591,15 @@ impl Daemon {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+    }
+}
+
+/// Marks the start's plugin installs done when dropped.
+struct Installing<'a>(&'a Registry);
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        self.0.mark_installed();
     }
 }
 
