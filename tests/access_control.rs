@@ -463,3 +463,222 @@ async fn configured_tokens_replace_the_generated_admin_token_with_a_warning() {
             .is_ok()
     );
 }
+
+/// A CA, a certificate it signed for 127.0.0.1, and a client certificate it
+/// signed, as PEM files in `root`: (ca, server cert, server key, client
+/// cert, client key).
+struct Pki {
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client_cert: std::path::PathBuf,
+    client_key: std::path::PathBuf,
+}
+
+fn pki(root: &std::path::Path) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "gatehouse test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) = leaf(
+        vec!["ci.example".into()],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    Pki {
+        ca: write(root, "ca.pem", &ca_cert.pem()),
+        server_cert: write(root, "server.pem", &server_cert),
+        server_key: write(root, "server.key", &server_key),
+        client_cert: write(root, "client.pem", &client_cert),
+        client_key: write(root, "client.key", &client_key),
+    }
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("GATEHOUSE_ADDR")
+        .env_remove("GATEHOUSE_TOKEN")
+        .output()
+        .expect("run gatehouse")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_serves_grpcio_and_the_cli_and_never_falls_back_to_plaintext() {
+    let python = python();
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, tokens) = config(tmp.path());
+    let pki = pki(tmp.path());
+    let p = |path: &std::path::Path| path.to_str().unwrap().to_string();
+    let daemon = Daemon::start(
+        &tmp.path().join("data"),
+        &[
+            "--config",
+            &p(&config),
+            "--tls-cert",
+            &p(&pki.server_cert),
+            "--tls-key",
+            &p(&pki.server_key),
+            "--client-ca",
+            &p(&pki.ca),
+        ],
+    );
+    assert!(daemon.addr.starts_with("https://"), "{}", daemon.addr);
+    let target = daemon.addr.trim_start_matches("https://").to_string();
+
+    // grpcio (C core, BoringSSL) with the CA, a client certificate and a token.
+    let out = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/python/tls_client.py"
+        ))
+        .args([
+            &target,
+            &p(&pki.ca),
+            &p(&pki.client_cert),
+            &p(&pki.client_key),
+            &tokens.reader,
+        ])
+        .output()
+        .expect("run the grpcio client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks: std::collections::BTreeMap<String, serde_json::Value> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            (v["check"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(checks["health"]["code"], "OK", "{stdout}");
+    assert_eq!(checks["environments"]["code"], "OK", "{stdout}");
+    assert!(
+        checks["environments"]["reply"]
+            .as_str()
+            .unwrap()
+            .contains("production"),
+        "{stdout}"
+    );
+    assert_eq!(
+        checks["environments_without_token"]["code"], "UNAUTHENTICATED",
+        "TLS replaces no token: {stdout}"
+    );
+    assert_eq!(
+        checks["without_client_certificate"]["code"], "UNAVAILABLE",
+        "the daemon asks for a client certificate: {stdout}"
+    );
+
+    // The CLI over https, with the CA and the client certificate.
+    let tls = [
+        "--ca",
+        &p(&pki.ca),
+        "--cert",
+        &p(&pki.client_cert),
+        "--key",
+        &p(&pki.client_key),
+    ];
+    let mut args = vec!["--addr", &daemon.addr, "--token", &tokens.reader];
+    args.extend(tls.iter().copied());
+    let out = cli(&[&args[..], &["status", "-o", "json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without a client certificate: refused, and said how to fix it.
+    let out = cli(&[
+        "--addr",
+        &daemon.addr,
+        "--token",
+        &tokens.reader,
+        "--ca",
+        &p(&pki.ca),
+        "status",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("TLS with"), "{err}");
+    // Without the CA, the system's roots do not know this one.
+    let out = cli(&["--addr", &daemon.addr, "--token", &tokens.reader, "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--ca"), "{err}");
+    // Plaintext to the TLS port is no gRPC answer, and says so.
+    let plain = format!("http://{target}");
+    let out = cli(&["--addr", &plain, "--token", &tokens.reader, "status"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // https:// to a plaintext daemon fails at the handshake: no fallback.
+    let plain_daemon = Daemon::start(&tmp.path().join("plain"), &["--config", &p(&config)]);
+    let https = plain_daemon.addr.replace("http://", "https://");
+    let mut args = vec!["--addr", &https, "--token", &tokens.reader];
+    args.extend(tls.iter().copied());
+    let out = cli(&[&args[..], &["status"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("TLS with") && err.contains("plaintext is never used"),
+        "{err}"
+    );
+    // And TLS files with an http:// address are a mistake, not a downgrade.
+    let mut args = vec!["--addr", &plain_daemon.addr, "--token", &tokens.reader];
+    args.extend(tls.iter().copied());
+    let out = cli(&[&args[..], &["status"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("use https://"), "{err}");
+}
+
+#[test]
+fn a_network_address_without_tls_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run gatehouse serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("without TLS") && err.contains("allow_plaintext = true"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing is created");
+    // Half a TLS setup is named as such.
+    let config = write(
+        tmp.path(),
+        "half.toml",
+        "tls_cert = \"server.pem\"\ndata_dir = \"data\"\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run gatehouse serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("tls_cert and tls_key go together"), "{err}");
+}

@@ -45,12 +45,24 @@ pub const DEFAULT_PORT: u16 = 7443;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{addr:?} is not a daemon address; use e.g. http://127.0.0.1:7443")]
-    BadAddress { addr: String },
     #[error(
-        "{addr} asks for TLS, which this client does not speak; use http:// on loopback (plaintext is never used in its place)"
+        "{addr:?} is not a daemon address; use e.g. http://127.0.0.1:7443 or https://HOST:7443"
     )]
-    NoTls { addr: String },
+    BadAddress { addr: String },
+    #[error("{what} is for TLS, but {addr} is plaintext; use https://")]
+    TlsFilesWithoutHttps { what: &'static str, addr: String },
+    #[error("cannot read {what} {path}: {source}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with {addr} failed ({cause}); {hint}")]
+    Tls {
+        addr: String,
+        cause: String,
+        hint: &'static str,
+    },
     #[error("the token contains characters that cannot be sent in a header")]
     BadToken,
     #[error("cannot reach the daemon at {addr} ({cause}); is `gatehouse serve` running there?")]
@@ -59,8 +71,74 @@ pub enum Error {
     NotGrpc { addr: String, cause: String },
 }
 
-/// The URI for a daemon address as people write it: `HOST`, `HOST:PORT` or
-/// `http://HOST:PORT`; without a port, the daemon's default.
+/// What a client brings for TLS (`https://` addresses). With no CA, the
+/// system's roots check the daemon's certificate.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// PEM CA certificates that signed the daemon's certificate.
+    pub ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a daemon that asks for one (mTLS).
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl Tls {
+    fn config(&self) -> Result<tonic::transport::ClientTlsConfig, Error> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |what: &'static str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| Error::TlsFile {
+                what,
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read("--ca", ca)?)),
+            None => config.with_native_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            config = config.identity(Identity::from_pem(
+                read("--cert", cert)?,
+                read("--key", key)?,
+            ));
+        }
+        Ok(config)
+    }
+
+    fn given(&self) -> Option<&'static str> {
+        if self.ca.is_some() {
+            Some("--ca")
+        } else if self.cert.is_some() {
+            Some("--cert")
+        } else if self.key.is_some() {
+            Some("--key")
+        } else {
+            None
+        }
+    }
+}
+
+/// What a failed TLS handshake most likely needs.
+pub fn tls_hint(cause: &str) -> &'static str {
+    let cause = cause.to_ascii_lowercase();
+    if cause.contains("unknownissuer") || cause.contains("unknown issuer") {
+        "pass the CA that signed the daemon's certificate with --ca"
+    } else if cause.contains("notvalidforname") || cause.contains("not valid for name") {
+        "the daemon's certificate does not name this host; connect by a name or IP it lists"
+    } else if cause.contains("certificaterequired") || cause.contains("certificate required") {
+        "the daemon asks for a client certificate: pass --cert and --key"
+    } else if cause.contains("corrupt message") || cause.contains("invalidcontenttype") {
+        "the daemon does not seem to serve TLS; plaintext is never used in its place"
+    } else {
+        "the daemon closed the connection: if it asks for client certificates (client_ca), pass --cert and --key; else check --ca"
+    }
+}
+
+/// The URI for a daemon address as people write it: `HOST`, `HOST:PORT`,
+/// `http://HOST:PORT` or `https://HOST:PORT`; without a port, the daemon's
+/// default.
 pub fn daemon_uri(addr: &str) -> Result<tonic::codegen::http::Uri, Error> {
     use tonic::codegen::http::Uri;
     let bad = || Error::BadAddress {
@@ -72,22 +150,21 @@ pub fn daemon_uri(addr: &str) -> Result<tonic::codegen::http::Uri, Error> {
         format!("http://{addr}")
     };
     let uri: Uri = with_scheme.parse().map_err(|_| bad())?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(Error::NoTls {
-                addr: addr.to_string(),
-            });
-        }
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s,
         _ => return Err(bad()),
-    }
+    };
     let authority = uri.authority().ok_or_else(bad)?;
     if authority.port().is_some() {
         return Ok(uri);
     }
-    format!("http://{}:{DEFAULT_PORT}{}", authority.host(), uri.path())
-        .parse()
-        .map_err(|_| bad())
+    format!(
+        "{scheme}://{}:{DEFAULT_PORT}{}",
+        authority.host(),
+        uri.path()
+    )
+    .parse()
+    .map_err(|_| bad())
 }
 
 /// The innermost cause of a transport error: what actually went wrong,
@@ -101,57 +178,91 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
-    connect_with_deadline(addr, token, None).await
+    connect_with(addr, token, None, &Tls::default()).await
 }
 
 /// [`connect`], with `deadline` bounding the connection and every call's
 /// wait for its answer (for a stream, until it starts); a call past it
-/// fails with a status that says so ([`is_past_deadline`]).
-pub async fn connect_with_deadline(
+/// fails with a status that says so ([`is_past_deadline`]). An `https://`
+/// address is reached over TLS as `tls` says, and never in plaintext.
+pub async fn connect_with(
     addr: &str,
     token: Option<&str>,
     deadline: Option<std::time::Duration>,
+    tls: &Tls,
 ) -> Result<Client, Error> {
-    let mut endpoint = Endpoint::from(daemon_uri(addr)?);
+    let uri = daemon_uri(addr)?;
+    let secure = uri.scheme_str() == Some("https");
+    if let (false, Some(what)) = (secure, tls.given()) {
+        return Err(Error::TlsFilesWithoutHttps {
+            what,
+            addr: addr.to_string(),
+        });
+    }
+    let mut endpoint = Endpoint::from(uri);
+    if secure {
+        endpoint = endpoint.tls_config(tls.config()?).map_err(|e| Error::Tls {
+            addr: addr.to_string(),
+            cause: innermost(&e),
+            hint: tls_hint(&innermost(&e)),
+        })?;
+    }
     if let Some(d) = deadline {
         endpoint = endpoint.connect_timeout(d).timeout(d);
     }
-    let channel = endpoint.tcp_nodelay(true).connect().await.map_err(|e| {
-        let cause = innermost(&e);
+    let failed = |cause: String, probing: bool| {
         let addr = addr.to_string();
-        // TCP connected but no HTTP/2 came back: something else listens.
-        if cause.contains("http2") || cause.contains("h2") || cause.contains("frame") {
+        if secure && is_tls_failure(&cause) {
+            let hint = tls_hint(&cause);
+            Error::Tls { addr, cause, hint }
+        } else if probing {
+            if cause.contains("tcp connect") || cause.contains("refused") {
+                Error::Connect { addr, cause }
+            } else {
+                Error::NotGrpc { addr, cause }
+            }
+        } else if cause.contains("http2") || cause.contains("h2") || cause.contains("frame") {
+            // TCP connected but no HTTP/2 came back: something else listens.
             Error::NotGrpc { addr, cause }
         } else {
             Error::Connect { addr, cause }
         }
-    })?;
+    };
+    let channel = endpoint
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| failed(innermost(&e), false))?;
     // A TCP port that accepts may still be no gRPC server: ask the health
     // service (it needs no token), so a wrong port is named as such instead
-    // of failing the real call with a bare "transport error".
+    // of failing the real call with a bare "transport error". Under TLS 1.3
+    // a refused client certificate, too, shows only here.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let probe = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: String::new(),
         })
         .await;
-    if let Err(status) = probe
-        && matches!(
+    if let Err(status) = probe {
+        let cause = transport_cause(&status);
+        // Over TLS, a connection the daemon drops right after the handshake
+        // is its refusal; the alert saying why may be lost in the race.
+        if secure && cause.is_some() {
+            let cause = cause.unwrap_or_default();
+            let hint = tls_hint(&cause);
+            return Err(Error::Tls {
+                addr: addr.to_string(),
+                cause,
+                hint,
+            });
+        }
+        if matches!(
             status.code(),
             tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
-        )
-    {
-        let cause = std::error::Error::source(&status)
-            .map(innermost)
-            .unwrap_or_else(|| status.message().to_string());
-        let addr = addr.to_string();
-        return Err(
-            if cause.contains("tcp connect") || cause.contains("refused") {
-                Error::Connect { addr, cause }
-            } else {
-                Error::NotGrpc { addr, cause }
-            },
-        );
+        ) {
+            let cause = cause.unwrap_or_else(|| status.message().to_string());
+            return Err(failed(cause, true));
+        }
     }
     let bearer = match token {
         None => Bearer(None),
@@ -166,6 +277,26 @@ pub async fn connect_with_deadline(
         plugins: PluginServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         canaries: CanaryServiceClient::with_interceptor(channel, bearer),
     })
+}
+
+/// The innermost cause of a call's failure below gRPC (a TLS alert, a reset
+/// connection), if it has one.
+pub fn transport_cause(status: &tonic::Status) -> Option<String> {
+    std::error::Error::source(status).map(innermost)
+}
+
+/// Whether a transport failure reads as TLS refusing the connection.
+pub fn is_tls_failure(cause: &str) -> bool {
+    let lower = cause.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "alert",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// Whether a call failed because its deadline passed.
@@ -194,12 +325,30 @@ mod address_tests {
     }
 
     #[test]
-    fn https_is_refused_rather_than_sent_in_plaintext() {
-        let e = daemon_uri("https://gatehouse.internal:7443").unwrap_err();
-        assert!(matches!(e, Error::NoTls { .. }), "{e}");
+    fn https_stays_https_and_other_schemes_are_refused() {
+        assert_eq!(
+            daemon_uri("https://gatehouse.internal")
+                .unwrap()
+                .to_string(),
+            "https://gatehouse.internal:7443/"
+        );
         assert!(matches!(
             daemon_uri("ftp://x").unwrap_err(),
             Error::BadAddress { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn tls_files_with_a_plaintext_address_are_refused() {
+        let tls = Tls {
+            ca: Some("ca.pem".into()),
+            ..Tls::default()
+        };
+        let e = connect_with("http://127.0.0.1:1", None, None, &tls)
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(e, Error::TlsFilesWithoutHttps { .. }), "{e}");
+        assert!(e.to_string().contains("use https://"), "{e}");
     }
 }

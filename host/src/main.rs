@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "gatehouse", version, long_version = LONG_VERSION, after_help = cli::EXIT_CODES)]
 struct Cli {
-    /// Daemon address: HOST, HOST:PORT or http://HOST:PORT; the port
+    /// Daemon address: HOST, HOST:PORT, http://HOST:PORT or
+    /// https://HOST:PORT (TLS, never plaintext in its place); the port
     /// defaults to 7443.
     #[arg(
         long,
@@ -27,6 +28,16 @@ struct Cli {
     /// starts), in seconds.
     #[arg(long, global = true, env = "GATEHOUSE_TIMEOUT_S", default_value_t = 30)]
     timeout_s: u64,
+    /// PEM CA certificates that signed the daemon's TLS certificate (an
+    /// https:// address); default: the system's roots.
+    #[arg(long, global = true, env = "GATEHOUSE_CA")]
+    ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a daemon that asks for one (mutual TLS).
+    #[arg(long, global = true, env = "GATEHOUSE_CERT", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, global = true, env = "GATEHOUSE_KEY", requires = "cert")]
+    key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,6 +125,11 @@ fn main() -> ExitCode {
         addr: cli.addr,
         token: cli.token,
         deadline: std::time::Duration::from_secs(cli.timeout_s.max(1)),
+        tls: gatehouse::client::Tls {
+            ca: cli.ca,
+            cert: cli.cert,
+            key: cli.key,
+        },
     };
     let result = runtime.block_on(async move {
         match cli.command {

@@ -59,6 +59,17 @@ pub struct Settings {
     /// config file.
     #[serde(default)]
     pub grants: BTreeMap<String, Manifest>,
+    /// PEM certificate chain to serve TLS with (rustls); with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: with them, only clients presenting a certificate
+    /// one of them signed may connect (mutual TLS). Needs `tls_cert`.
+    pub client_ca: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS. Bearer tokens then cross
+    /// the network in clear: only behind a proxy that terminates TLS.
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -92,6 +103,10 @@ impl Default for Settings {
             compile_cache: None,
             tokens: Vec::new(),
             grants: BTreeMap::new(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -114,6 +129,12 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "refusing to serve {addr} without TLS: bearer tokens would cross the network in clear; set tls_cert and tls_key, listen on 127.0.0.1, or set allow_plaintext = true if a proxy in front terminates TLS"
+    )]
+    Plaintext { addr: SocketAddr },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot set up the gRPC services: {0}")]
     Services(String),
     #[error("cannot generate a token: {0}")]
@@ -136,6 +157,12 @@ impl Settings {
         s.data_dir = base.join(&s.data_dir);
         s.pipelines = s.pipelines.iter().map(|p| base.join(p)).collect();
         s.plugin_dir = s.plugin_dir.map(|p| base.join(p));
+        for path in [&mut s.tls_cert, &mut s.tls_key, &mut s.client_ca]
+            .into_iter()
+            .flatten()
+        {
+            *path = base.join(&*path);
+        }
         s.compile_cache = s.compile_cache.map(|p| {
             if p.as_os_str().is_empty() {
                 p
@@ -171,9 +198,69 @@ impl Settings {
     }
 }
 
+/// The server, with TLS set up as `settings` ask: certificate files are read
+/// and parsed here, before anything else starts, and a non-loopback address
+/// without TLS is refused unless `allow_plaintext` says otherwise.
+fn server_builder(settings: &Settings) -> Result<(tonic::transport::Server, bool), Error> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |what: &str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", path.display())))
+    };
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            let identity = Identity::from_pem(read("tls_cert", cert)?, read("tls_key", key)?);
+            let mut tls = ServerTlsConfig::new().identity(identity);
+            if let Some(ca) = &settings.client_ca {
+                tls = tls.client_ca_root(Certificate::from_pem(read("client_ca", ca)?));
+            }
+            Some(tls)
+        }
+        (None, None) if settings.client_ca.is_some() => {
+            return Err(Error::Tls(
+                "client_ca needs tls_cert and tls_key: clients are checked only over TLS".into(),
+            ));
+        }
+        (None, None) => None,
+        _ => {
+            return Err(Error::Tls(
+                "tls_cert and tls_key go together: set both, or neither".into(),
+            ));
+        }
+    };
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        Some(tls) => {
+            let builder = builder.tls_config(tls).map_err(|e| {
+                Error::Tls(format!(
+                    "cannot use tls_cert/tls_key/client_ca ({}); they must be PEM files: a certificate chain, its private key, CA certificates",
+                    innermost(&e)
+                ))
+            })?;
+            Ok((builder, true))
+        }
+        None if !settings.listen.ip().is_loopback() && !settings.allow_plaintext => {
+            Err(Error::Plaintext {
+                addr: settings.listen,
+            })
+        }
+        None => Ok((builder, false)),
+    }
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
 /// A daemon serving gRPC.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub tls: bool,
     /// Set only on the first start without configured tokens: shown once.
     pub generated_admin_token: Option<String>,
     pub daemon: Arc<Daemon>,
@@ -225,6 +312,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     } else {
         Some(auth::Tokens::new(&settings.tokens)?)
     };
+    let (server, tls) = server_builder(settings)?;
     let incoming = tonic::transport::server::TcpIncoming::bind(settings.listen)
         .map_err(|source| Error::Listen {
             addr: settings.listen,
@@ -257,16 +345,17 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         .map_err(|e| Error::Services(e.to_string()))?;
 
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            }),
-    );
-    tracing::info!(%addr, "gatehouse serving");
+    let mut server = server;
+    let task = tokio::spawn(server.add_routes(routes).serve_with_incoming_shutdown(
+        incoming,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tracing::info!(%addr, tls, "gatehouse serving");
     Ok(Running {
         addr,
+        tls,
         generated_admin_token,
         daemon,
         tokens,
@@ -372,4 +461,28 @@ async fn tokens(
         sha256: hash,
     };
     Ok((auth::Tokens::new(&[entry])?, fresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_an_explicit_yes() {
+        let mut s = Settings {
+            listen: "0.0.0.0:7443".parse().unwrap(),
+            ..Settings::default()
+        };
+        assert!(matches!(server_builder(&s), Err(Error::Plaintext { .. })));
+        s.allow_plaintext = true;
+        assert!(matches!(server_builder(&s), Ok((_, false))));
+        s.listen = "[::1]:7443".parse().unwrap();
+        s.allow_plaintext = false;
+        assert!(matches!(server_builder(&s), Ok((_, false))));
+        s.client_ca = Some("ca.pem".into());
+        let Err(e) = server_builder(&s) else {
+            panic!("client_ca without TLS was accepted");
+        };
+        assert!(e.to_string().contains("client_ca needs tls_cert"), "{e}");
+    }
 }

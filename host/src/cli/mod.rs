@@ -35,13 +35,19 @@ pub struct Ctx {
     pub token: Option<String>,
     /// How long a call waits for the daemon's answer (`--timeout-s`).
     pub deadline: std::time::Duration,
+    /// What `https://` addresses are reached with.
+    pub tls: client::Tls,
 }
 
 impl Ctx {
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        let connected =
-            client::connect_with_deadline(&self.addr, self.token.as_deref(), Some(self.deadline))
-                .await;
+        let connected = client::connect_with(
+            &self.addr,
+            self.token.as_deref(),
+            Some(self.deadline),
+            &self.tls,
+        )
+        .await;
         connected.map_err(|e| match e {
             client::Error::Connect { cause, .. } if cause.contains("timed out") => {
                 anyhow::anyhow!("{}", past_deadline(self.deadline))
@@ -74,6 +80,16 @@ pub fn rpc(status: tonic::Status) -> anyhow::Error {
         return anyhow::anyhow!(
             "the daemon did not answer within the call's deadline (--timeout-s); it may be overloaded, stopped or stopping: check its log ({})",
             status.message()
+        );
+    }
+    // A TLS alert may come after the handshake seemed done (TLS 1.3 refuses
+    // a client certificate that way), so it can surface on any call.
+    if let Some(cause) = client::transport_cause(&status)
+        && client::is_tls_failure(&cause)
+    {
+        return anyhow::anyhow!(
+            "TLS with the daemon failed ({cause}); {}",
+            client::tls_hint(&cause)
         );
     }
     // What a non-gRPC server answers reaches tonic as a protocol error.

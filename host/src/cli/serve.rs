@@ -22,6 +22,16 @@ pub struct ServeArgs {
     /// A directory of extra gate plugins (*.wasm) to install at start.
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
+    /// PEM certificate chain to serve TLS with (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must be signed by
+    /// (mutual TLS; needs --tls-cert).
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
     /// How the log on standard error reads: `text` for people (coloured only
     /// on a terminal), `json` for log collectors, one object per line.
     #[arg(long, value_enum, default_value = "text")]
@@ -144,6 +154,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     if let Some(p) = a.plugin_dir {
         settings.plugin_dir = Some(p);
     }
+    if a.tls_cert.is_some() {
+        settings.tls_cert = a.tls_cert;
+        settings.tls_key = a.tls_key;
+    }
+    if a.client_ca.is_some() {
+        settings.client_ca = a.client_ca;
+    }
     let running = server::start(&settings).await?;
     if let Some(path) = a.config.clone() {
         reload_tokens_on_hangup(running.reloader(), path);
@@ -154,7 +171,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     if let Some(token) = &running.generated_admin_token {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
-    println!("gatehouse listening on {}", running.addr);
+    if running.tls {
+        println!("gatehouse listening on https://{}", running.addr);
+    } else {
+        println!("gatehouse listening on {}", running.addr);
+    }
     // A first start serves while it compiles the embedded plugins; say when
     // releases can go ahead.
     let daemon = running.daemon.clone();
