@@ -677,9 +677,14 @@ fn connection_errors_read_as_one_sentence_and_a_closed_pipe_is_quiet() {
         "{refused}"
     );
 
+    // https:// is reached over TLS (tests/access_control.rs); nothing
+    // listening reads the same as over plaintext.
     let (code, tls) = run("https://127.0.0.1:1");
     assert_eq!(code, Some(1), "{tls}");
-    assert!(tls.contains("asks for TLS"), "{tls}");
+    assert!(
+        tls.contains("cannot reach the daemon at https://127.0.0.1:1 ("),
+        "{tls}"
+    );
 
     // Something that speaks HTTP/1.1, not gRPC, on a loopback port.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1047,4 +1052,114 @@ fn version_names_commit_and_wasmtime_and_completions_print() {
         "{}",
         String::from_utf8_lossy(&piped.stderr)
     );
+}
+
+/// The CLI's operator verbs: `pipeline list`, `env list`, the `status`
+/// table (and an unknown pipeline as an error), `approve` without `--env`,
+/// `watch -o json` as JSON lines, and client flags refused where they mean
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_lists_what_is_served_and_approves_the_stage_a_release_waits_at() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "p.toml",
+        "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--pipeline", pipeline.to_str().unwrap()],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let gatehouse = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args(["--addr", &daemon.addr, "--token", &token])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, err) = gatehouse(&["pipeline", "list", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["name"], "gated", "{out}");
+    assert_eq!(listed[0]["stages"][1]["environment"], "prod", "{out}");
+    assert_eq!(listed[0]["stages"][1]["approvals_required"], 1, "{out}");
+    let (_, out, _) = gatehouse(&["pipeline", "list"]);
+    assert!(out.starts_with("gated: staging → prod"), "{out}");
+
+    let id = submit(&mut c, "gated", &candidate(1))
+        .await
+        .release
+        .unwrap()
+        .id;
+    wait_for(&mut c, id, Duration::from_secs(30), |r| {
+        r.phase == ReleasePhase::AwaitingApproval as i32
+    })
+    .await;
+
+    let (code, out, err) = gatehouse(&["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut lines = out.lines();
+    let header: Vec<_> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PHASE", "ENVIRONMENT", "CANDIDATE", "AGE", "REASON"]
+    );
+    let row: Vec<_> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[0], id.to_string(), "{out}");
+    assert_eq!(row[2], "prod", "{out}");
+    let (code, _, err) = gatehouse(&["status", "--pipeline", "gatd"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("\"gatd\" is not served") && err.contains("gated"),
+        "{err}"
+    );
+
+    // approve with no --env approves where the release waits, and says
+    // what the release does now.
+    let (code, out, err) = gatehouse(&["approve", &id.to_string(), "--comment", "ok"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("release {id}")), "{out}");
+    let (code, out, err) = gatehouse(&["watch", &id.to_string(), "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let docs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        docs.iter().any(|d| d["kind"] == "release.approved"),
+        "{out}"
+    );
+    assert_eq!(docs.last().unwrap()["phase"], "Succeeded", "{out}");
+    let (code, _, err) = gatehouse(&["approve", &id.to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("waits at no stage"), "{err}");
+
+    let (code, out, err) = gatehouse(&["env", "list", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let envs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prod = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["environment"] == "prod")
+        .expect("prod listed");
+    assert_eq!(prod["release_id"], id, "{out}");
+    let (_, out, _) = gatehouse(&["env", "list"]);
+    assert!(out.starts_with("ENVIRONMENT"), "{out}");
+
+    let (code, _, err) = gatehouse(&["pipeline", "check", pipeline.to_str().unwrap()]);
+    assert_eq!(
+        code,
+        Some(2),
+        "a local verb refuses --addr and --token: {err}"
+    );
+    assert!(err.contains("--addr means nothing"), "{err}");
 }

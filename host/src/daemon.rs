@@ -388,18 +388,7 @@ impl Daemon {
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
         }
-        let pipeline = self
-            .pipelines
-            .get(pipeline)
-            .ok_or_else(|| Error::UnknownPipeline {
-                name: pipeline.to_string(),
-                known: self
-                    .pipelines
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let pipeline = self.pipeline(pipeline)?;
         check_metadata(&metadata)?;
         self.registry.installed().await;
         if let Some(m) = missing_plugins(pipeline, &self.plugins).into_iter().next() {
@@ -497,8 +486,28 @@ impl Daemon {
         self.store.release(id)?.ok_or_else(|| not_found(id))
     }
 
+    /// The latest releases, newest first; of one pipeline, which must be one
+    /// this daemon serves (a typo is an error, not an empty list).
     pub fn releases(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<Release>, Error> {
+        if let Some(name) = pipeline {
+            self.pipeline(name)?;
+        }
         Ok(self.store.releases(pipeline, limit)?)
+    }
+
+    /// A served pipeline, or an error naming those there are.
+    fn pipeline(&self, name: &str) -> Result<&Pipeline, Error> {
+        self.pipelines
+            .get(name)
+            .ok_or_else(|| Error::UnknownPipeline {
+                name: name.to_string(),
+                known: self
+                    .pipelines
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     pub fn config(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {

@@ -49,16 +49,31 @@ enum Command {
     /// Start a throw-away daemon and release a good and a bad candidate.
     Demo,
     /// Submit a candidate for release.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse submit candidate.json --wait\n  gatehouse submit candidate.json --pipeline model-config --meta commit=$GIT_SHA \\\n      --attach outputs.jsonl=out/outputs.jsonl --wait -o json\n  jq '.temperature = 0.2' live.json | gatehouse submit - --idempotency-key ci-$RUN_ID"
+    )]
     Submit(cli::release::SubmitArgs),
     /// Show one release, or list the latest.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse status\n  gatehouse status --pipeline model-config --limit 5\n  gatehouse status 42\n  gatehouse status 42 -o json | jq .stages"
+    )]
     Status(cli::release::StatusArgs),
     /// Follow a release's events until it ends.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse watch 42\n  gatehouse watch 42 -o json | jq -c 'select(.kind == \"gate.verdict\")'"
+    )]
     Watch(cli::release::WatchArgs),
     /// Approve the stage a release waits at.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse approve 42\n  gatehouse approve 42 --env production --comment \"eval report reviewed\""
+    )]
     Approve(cli::release::ApproveArgs),
     /// Stop a release where it stands.
     Abort(cli::release::AbortArgs),
     /// Make an environment's previous candidate live again.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse rollback production --reason \"p99 latency up since 14:02\"\n  gatehouse config production   # what is live now"
+    )]
     Rollback(cli::env::RollbackArgs),
     /// Show (or follow) what is live in an environment.
     Config(cli::env::ConfigArgs),
@@ -73,16 +88,25 @@ enum Command {
     Dora(cli::dora::DoraArgs),
     /// Judge a canary offline from recorded samples, or show the live
     /// judgement of a release's canary.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "EXAMPLES:\n  gatehouse canary status 42 --watch\n  gatehouse canary judge --baseline baseline.csv --canary canary.csv\n  gatehouse canary judge --baseline b.jsonl --canary c.jsonl --config canary.toml -o json"
+    )]
     Canary(cli::canary::CanaryCommand),
     /// Exercise the automatic rollback path in an environment and print how
     /// fast the restored configuration reached its watchers.
     Drill(cli::drill::DrillArgs),
-    /// Check pipeline files offline, as `serve` does.
+    /// Check pipeline files offline, as `serve` does, or list those served.
     #[command(subcommand)]
     Pipeline(cli::pipeline::PipelineCommand),
-    /// Write, test, sign, push and manage gate and adapter plugins.
+    /// List the environments: what is live in each, and any canary.
     #[command(subcommand)]
+    Env(cli::env::EnvCommand),
+    /// Write, test, sign, push and manage gate and adapter plugins.
+    #[command(
+        subcommand,
+        after_help = "EXAMPLES:\n  gatehouse plugin new max-tokens && cd max-tokens && cargo build --release --target wasm32-wasip2\n  gatehouse plugin test target/wasm32-wasip2/release/max_tokens.wasm --request request.json\n  gatehouse plugin push target/wasm32-wasip2/release/max_tokens.wasm\n  gatehouse plugin list\n  gatehouse plugin rollback max-tokens"
+    )]
     Plugin(cli::plugin::PluginCommand),
     /// Create access tokens.
     #[command(subcommand)]
@@ -108,8 +132,60 @@ const LONG_VERSION: &str = concat!(
     ")"
 );
 
+/// The verbs that talk to no daemon, by path; `--addr`, `--token`,
+/// `--timeout-s`, `--ca`, `--cert` and `--key` mean nothing there.
+const LOCAL_VERBS: &[&[&str]] = &[
+    &["serve"],
+    &["demo"],
+    &["canary", "judge"],
+    &["plugin", "new"],
+    &["plugin", "test"],
+    &["plugin", "keygen"],
+    &["plugin", "sign"],
+    &["plugin", "export"],
+    &["pipeline", "check"],
+    &["token", "new"],
+    &["token", "list"],
+    &["completions"],
+];
+const CLIENT_FLAGS: &[&str] = &["addr", "token", "timeout_s", "ca", "cert", "key"];
+
+/// The command line; the client's flags are refused, when given, by the
+/// verbs that talk to no daemon.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let (mut path, mut leaf) = (Vec::new(), &matches);
+    while let Some((name, sub)) = leaf.subcommand() {
+        path.push(name);
+        leaf = sub;
+    }
+    if LOCAL_VERBS.contains(&path.as_slice()) {
+        for flag in CLIENT_FLAGS {
+            if matches.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
+                let mut e = Cli::command();
+                e.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{} means nothing to `gatehouse {}`: it talks to no daemon{}",
+                        flag.replace('_', "-"),
+                        path.join(" "),
+                        if path == ["serve"] {
+                            " (it listens where --listen or the config's listen says)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+                .exit();
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     quiet_on_closed_stdout();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,7 +223,8 @@ fn main() -> ExitCode {
             Command::Dora(a) => cli::dora::run(&ctx, a).await,
             Command::Canary(a) => cli::canary::run(&ctx, a).await,
             Command::Drill(a) => cli::drill::run(&ctx, a).await,
-            Command::Pipeline(a) => cli::pipeline::run(a),
+            Command::Pipeline(a) => cli::pipeline::run(&ctx, a).await,
+            Command::Env(a) => cli::env::env(&ctx, a).await,
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
             Command::Completions { shell } => {

@@ -172,3 +172,21 @@ pub fn config(c: &LiveConfig) -> proto::ActiveConfig {
         canary_weight_percent: c.state.canary_weight_percent,
     }
 }
+
+pub fn pipeline(p: &crate::pipeline::definition::Pipeline) -> proto::Pipeline {
+    proto::Pipeline {
+        name: p.name.clone(),
+        stages: p
+            .environments
+            .iter()
+            .map(|e| proto::PipelineStage {
+                environment: e.name.clone(),
+                adapter: e.adapter.clone(),
+                gates: e.gates.iter().map(|g| g.name.clone()).collect(),
+                approvals_required: e.approvals,
+                canary: e.canary.is_some(),
+            })
+            .collect(),
+        four_eyes: p.four_eyes,
+    }
+}

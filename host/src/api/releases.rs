@@ -174,6 +174,15 @@ impl ReleaseService for ReleaseApi {
             .map_err(status)?;
         Ok(Response::new(convert::release(&release)))
     }
+
+    async fn list_pipelines(
+        &self,
+        req: Request<proto::ListPipelinesRequest>,
+    ) -> Result<Response<proto::ListPipelinesResponse>, Status> {
+        caller(&req)?.require(Permission::Read)?;
+        let pipelines = self.daemon.pipelines().map(convert::pipeline).collect();
+        Ok(Response::new(proto::ListPipelinesResponse { pipelines }))
+    }
 }
 
 fn ends_release(e: &crate::store::audit::AuditEvent) -> bool {

@@ -1,4 +1,4 @@
-//! `rollback`, `config` and `drift`.
+//! `env list`, `rollback`, `config` and `drift`.
 
 use super::{Ctx, EXIT_DRIFTED, EXIT_ERROR, EXIT_OK, Output, rpc};
 use gatehouse::proto;
@@ -28,6 +28,82 @@ pub struct DriftArgs {
     pub environment: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(clap::Subcommand)]
+pub enum EnvCommand {
+    /// Every environment: what is live, since when, and any canary.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse env list\n  gatehouse env list -o json | jq '.[] | select(.canary)'"
+    )]
+    List {
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+pub async fn env(ctx: &Ctx, command: EnvCommand) -> anyhow::Result<u8> {
+    let EnvCommand::List { output } = command;
+    let mut client = ctx.connect().await?;
+    let envs = client
+        .environments
+        .list_environments(proto::ListEnvironmentsRequest {})
+        .await
+        .map_err(rpc)?
+        .into_inner()
+        .environments;
+    let now = super::render::now_ms();
+    match output {
+        Output::Json => {
+            let all: Vec<_> = envs
+                .iter()
+                .map(|c| {
+                    json!({
+                        "environment": c.environment,
+                        "generation": c.generation,
+                        "digest": c.active.as_ref().map(|d| d.digest.clone()),
+                        "release_id": c.active.as_ref().map(|d| d.release_id),
+                        "deployed_at_ms": c.active.as_ref().map(|d| d.deployed_at_ms),
+                        "canary": c.canary.as_ref().map(|d| json!({
+                            "digest": d.digest,
+                            "release_id": d.release_id,
+                            "weight_percent": c.canary_weight_percent,
+                        })),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(all));
+        }
+        Output::Text => {
+            println!(
+                "{:<14} {:<22} {:<10} CANARY",
+                "ENVIRONMENT", "LIVE", "DEPLOYED"
+            );
+            for c in &envs {
+                let (live, age) = match &c.active {
+                    Some(d) => (
+                        format!("{} (#{})", short(&d.digest), d.release_id),
+                        super::render::age(now, d.deployed_at_ms),
+                    ),
+                    None => ("nothing yet".to_string(), "-".to_string()),
+                };
+                let canary = c
+                    .canary
+                    .as_ref()
+                    .map(|d| {
+                        format!(
+                            "{} (#{}) at {}%",
+                            short(&d.digest),
+                            d.release_id,
+                            c.canary_weight_percent
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
+                println!("{:<14} {:<22} {:<10} {canary}", c.environment, live, age);
+            }
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 pub async fn rollback(ctx: &Ctx, a: RollbackArgs) -> anyhow::Result<u8> {

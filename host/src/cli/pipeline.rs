@@ -1,8 +1,10 @@
-//! `pipeline check`: the checks `serve` runs on pipeline files, offline.
+//! `pipeline check`: the checks `serve` runs on pipeline files, offline;
+//! `pipeline list`: what a running daemon serves.
 
-use super::{EXIT_ERROR, EXIT_OK};
+use super::{Ctx, EXIT_ERROR, EXIT_OK, Output, rpc};
 use gatehouse::daemon;
 use gatehouse::pipeline::definition::{BUILTIN_ADAPTER, Pipeline};
+use gatehouse::proto;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -23,10 +25,77 @@ pub enum PipelineCommand {
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
+    /// The pipelines a running daemon serves, with their stages in order.
+    #[command(
+        after_help = "EXAMPLES:\n  gatehouse pipeline list\n  gatehouse pipeline list -o json"
+    )]
+    List {
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
-pub fn run(command: PipelineCommand) -> anyhow::Result<u8> {
-    let PipelineCommand::Check { files, plugin_dir } = command;
+pub async fn run(ctx: &Ctx, command: PipelineCommand) -> anyhow::Result<u8> {
+    match command {
+        PipelineCommand::Check { files, plugin_dir } => check(files, plugin_dir),
+        PipelineCommand::List { output } => list(ctx, output).await,
+    }
+}
+
+async fn list(ctx: &Ctx, output: Output) -> anyhow::Result<u8> {
+    let mut client = ctx.connect().await?;
+    let pipelines = client
+        .releases
+        .list_pipelines(proto::ListPipelinesRequest {})
+        .await
+        .map_err(rpc)?
+        .into_inner()
+        .pipelines;
+    match output {
+        Output::Json => {
+            let all: Vec<_> = pipelines
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.name,
+                        "four_eyes": p.four_eyes,
+                        "stages": p.stages.iter().map(|s| serde_json::json!({
+                            "environment": s.environment,
+                            "adapter": s.adapter,
+                            "gates": s.gates,
+                            "approvals_required": s.approvals_required,
+                            "canary": s.canary,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(all));
+        }
+        Output::Text => {
+            for p in &pipelines {
+                let route: Vec<_> = p.stages.iter().map(|s| s.environment.as_str()).collect();
+                let four_eyes = if p.four_eyes { " (four eyes)" } else { "" };
+                println!("{}: {}{four_eyes}", p.name, route.join(" → "));
+                for s in &p.stages {
+                    let mut facts = vec![format!("adapter {}", s.adapter)];
+                    if !s.gates.is_empty() {
+                        facts.push(format!("gates {}", s.gates.join(", ")));
+                    }
+                    if s.approvals_required > 0 {
+                        facts.push(format!("{} approval(s)", s.approvals_required));
+                    }
+                    if s.canary {
+                        facts.push("canary".into());
+                    }
+                    println!("  {:<14} {}", s.environment, facts.join("; "));
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn check(files: Vec<PathBuf>, plugin_dir: Option<PathBuf>) -> anyhow::Result<u8> {
     let catalog = daemon::catalog(None, plugin_dir.as_deref())?;
     let mut failed = false;
     let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();

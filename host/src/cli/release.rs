@@ -57,10 +57,12 @@ fn parse_attach(s: &str) -> Result<(String, PathBuf), String> {
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// A release id; without it, the latest releases.
+    /// A release id; without it, the latest releases as a table.
     pub id: Option<u64>,
+    /// Only releases of this pipeline (one the daemon serves).
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// How many releases to list, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -69,6 +71,7 @@ pub struct StatusArgs {
 
 #[derive(clap::Args)]
 pub struct WatchArgs {
+    /// The release to follow.
     pub id: u64,
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
@@ -76,17 +79,22 @@ pub struct WatchArgs {
 
 #[derive(clap::Args)]
 pub struct ApproveArgs {
+    /// The release to approve.
     pub id: u64,
-    /// The environment being approved (the one the release waits at).
+    /// The environment being approved; default: the one the release waits
+    /// at.
     #[arg(long = "env")]
-    pub environment: String,
+    pub environment: Option<String>,
+    /// Why, recorded in the audit log with your name.
     #[arg(long, default_value = "")]
     pub comment: String,
 }
 
 #[derive(clap::Args)]
 pub struct AbortArgs {
+    /// The release to stop.
     pub id: u64,
+    /// Why, recorded in the audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
 }
@@ -247,7 +255,7 @@ pub async fn follow(
     while let Some(event) = stream.message().await.map_err(rpc)? {
         match output {
             Output::Text => println!("{}", style.event(&event)),
-            Output::Json => {}
+            Output::Json => println!("{}", render::event_json(&event)),
         }
     }
     let release = client
@@ -295,15 +303,31 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<u8> {
                     println!("{}", serde_json::Value::Array(all));
                 }
                 Output::Text => {
+                    let now = render::now_ms();
+                    println!(
+                        "{:>6}  {:<18} {:<12} {:<12} {:>5}  REASON",
+                        "ID", "PHASE", "ENVIRONMENT", "CANDIDATE", "AGE"
+                    );
                     for r in &list.releases {
+                        let reason = if r.waiting.is_empty() {
+                            &r.reason
+                        } else {
+                            &r.waiting
+                        };
                         println!(
-                            "{:>6}  {:<16} {:<12} {:<12} {}",
+                            "{:>6}  {:<18} {:<12} {:<12} {:>5}  {}",
                             r.id,
                             render::phase_name(r.phase),
                             r.environment,
                             &r.candidate_digest[..12.min(r.candidate_digest.len())],
-                            r.reason
+                            render::age(now, r.updated_at_ms),
+                            render::truncate(reason, 60)
                         );
+                    }
+                    if list.releases.is_empty() {
+                        println!("(no releases yet)");
+                    } else {
+                        println!("full reasons: gatehouse status ID");
                     }
                 }
             }
@@ -324,11 +348,30 @@ pub async fn watch(ctx: &Ctx, a: WatchArgs) -> anyhow::Result<u8> {
 
 pub async fn approve(ctx: &Ctx, a: ApproveArgs) -> anyhow::Result<u8> {
     let mut client = ctx.connect().await?;
+    let environment = match a.environment {
+        Some(env) => env,
+        None => {
+            let r = client
+                .releases
+                .get_release(proto::GetReleaseRequest { id: a.id })
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            if r.terminal || r.environment.is_empty() {
+                anyhow::bail!(
+                    "release {} waits at no stage (it is {}); nothing to approve",
+                    a.id,
+                    render::phase_name(r.phase)
+                );
+            }
+            r.environment
+        }
+    };
     let r = client
         .releases
         .approve_stage(proto::ApproveStageRequest {
             id: a.id,
-            environment: a.environment,
+            environment,
             comment: a.comment,
         })
         .await

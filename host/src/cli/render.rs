@@ -197,3 +197,52 @@ pub fn exit_code(r: &proto::Release) -> u8 {
         _ => super::EXIT_ERROR,
     }
 }
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How long ago `then_ms` was, as people say it: 42s, 5m, 3h, 2d.
+pub fn age(now_ms: i64, then_ms: i64) -> String {
+    if then_ms <= 0 {
+        return "-".into();
+    }
+    let s = (now_ms - then_ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut; on one line.
+pub fn truncate(text: &str, max: usize) -> String {
+    let line = text.replace(['\n', '\r'], " ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_cuts_read_short() {
+        let now = 10_000_000;
+        assert_eq!(age(now, now - 42_000), "42s");
+        assert_eq!(age(now, now - 5 * 60_000), "5m");
+        assert_eq!(age(now, now - 3 * 3_600_000), "3h");
+        assert_eq!(age(now, 0), "-");
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("a much longer reason\nhere", 10), "a much lo…");
+    }
+}
