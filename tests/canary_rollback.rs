@@ -226,7 +226,33 @@ async fn divergent_answers_on_mirrored_requests_are_rolled_back_with_no_human_ca
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_candidate_under_the_same_traffic_is_promoted_step_by_step() {
     let mut s = scene(HEALTHY).await;
+    // `watch` on a terminal (a pseudo-terminal from util-linux's `script`)
+    // shows a live line per canary step while the release runs.
+    let watcher = std::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            // Ids are dense: the candidate's release follows the baseline's;
+            // it is watched as soon as it exists (for at most 20 s).
+            "for i in $(seq 400); do {BIN} status 2 {flags} >/dev/null 2>&1 && break; sleep 0.05; done; exec {BIN} watch 2 {flags}",
+            flags = format!("--addr {} --token {}", s.daemon.addr, s.token)
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run `script` (util-linux)");
     let done = release_candidate(&mut s).await;
+    assert_eq!(done.id, 2);
+    let out = watcher.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    for step in ["canary step 1 at 20%", "canary step 2 at 50%"] {
+        assert!(screen.contains(step), "no live line for {step:?}: {screen}");
+    }
+    assert!(
+        screen.contains("s left") && screen.contains("samples"),
+        "{screen}"
+    );
     assert_eq!(phase(&done), ReleasePhase::Succeeded, "{}", done.reason);
     let digest = done.candidate_digest.clone();
     let r = s

@@ -252,11 +252,70 @@ pub async fn follow(
         .await
         .map_err(rpc)?
         .into_inner();
-    while let Some(event) = stream.message().await.map_err(rpc)? {
-        match output {
-            Output::Text => println!("{}", style.event(&event)),
-            Output::Json => println!("{}", render::event_json(&event)),
+    // On a terminal, a canary step gets a live line under the events,
+    // redrawn with each judgement and every second.
+    let live = output == Output::Text && style.is_tty();
+    let mut judgements: Option<tonic::Streaming<proto::Judgement>> = None;
+    let mut latest: Option<proto::Judgement> = None;
+    let mut step_ends_ms: Option<i64> = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let redraw = |j: &proto::Judgement, ends: Option<i64>| {
+        use std::io::Write;
+        print!(
+            "\r\x1b[2K{}",
+            render::canary_line(j, ends, render::now_ms())
+        );
+        let _ = std::io::stdout().flush();
+    };
+    loop {
+        tokio::select! {
+            event = stream.message() => {
+                let Some(event) = event.map_err(rpc)? else { break };
+                if latest.is_some() {
+                    print!("\r\x1b[2K");
+                }
+                match output {
+                    Output::Text => println!("{}", style.event(&event)),
+                    Output::Json => println!("{}", render::event_json(&event)),
+                }
+                let detail: serde_json::Value =
+                    serde_json::from_str(&event.detail_json).unwrap_or_default();
+                if live && event.kind == "env.applied" && detail.get("step").is_some() {
+                    step_ends_ms = detail["step_ms"].as_i64().map(|ms| event.at_ms + ms);
+                    if judgements.is_none() {
+                        judgements = client
+                            .canaries
+                            .watch_judgement(proto::GetJudgementRequest { release_id: id })
+                            .await
+                            .ok()
+                            .map(tonic::Response::into_inner);
+                    }
+                } else if event.phase != proto::ReleasePhase::Canary as i32 && event.phase != 0 {
+                    judgements = None;
+                    latest = None;
+                }
+                if let Some(j) = &latest {
+                    redraw(j, step_ends_ms);
+                }
+            }
+            Some(j) = next_judgement(&mut judgements) => {
+                if j.r#final {
+                    print!("\r\x1b[2K");
+                    latest = None;
+                } else {
+                    redraw(&j, step_ends_ms);
+                    latest = Some(j);
+                }
+            }
+            _ = tick.tick(), if latest.is_some() => {
+                if let Some(j) = &latest {
+                    redraw(j, step_ends_ms);
+                }
+            }
         }
+    }
+    if latest.is_some() {
+        print!("\r\x1b[2K");
     }
     let release = client
         .releases
@@ -269,6 +328,22 @@ pub async fn follow(
         Output::Json => println!("{}", render::release_json(&release)),
     }
     Ok(release)
+}
+
+/// The next judgement of a canary being followed; pending while none is.
+async fn next_judgement(
+    judgements: &mut Option<tonic::Streaming<proto::Judgement>>,
+) -> Option<proto::Judgement> {
+    let Some(stream) = judgements else {
+        return std::future::pending().await;
+    };
+    match stream.message().await {
+        Ok(Some(j)) => Some(j),
+        _ => {
+            *judgements = None;
+            None
+        }
+    }
 }
 
 pub async fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<u8> {

@@ -43,6 +43,11 @@ impl Style {
         }
     }
 
+    /// Whether output goes to a terminal (and may redraw a live line).
+    pub fn is_tty(&self) -> bool {
+        self.tty
+    }
+
     fn paint(&self, code: &str, s: &str) -> String {
         if self.tty {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -198,6 +203,41 @@ pub fn exit_code(r: &proto::Release) -> u8 {
     }
 }
 
+/// The live line `submit --wait` and `watch` redraw during a canary step:
+/// step and weight, samples per arm (and how many the judge needs), time
+/// left in the step, and the judge's current word.
+pub fn canary_line(j: &proto::Judgement, step_ends_ms: Option<i64>, now_ms: i64) -> String {
+    let left = match step_ends_ms {
+        Some(end) if end > now_ms => {
+            let s = (end - now_ms + 999) / 1000;
+            format!(", {}m{:02}s left", s / 60, s % 60)
+        }
+        Some(_) => ", step time up".to_string(),
+        None => String::new(),
+    };
+    let needed = if j.needed > 0 {
+        format!(" (judge needs {} per arm)", j.needed)
+    } else {
+        String::new()
+    };
+    let decision = match proto::Decision::try_from(j.decision).unwrap_or_default() {
+        proto::Decision::Promote => "promote",
+        proto::Decision::Continue => "continue",
+        proto::Decision::RollBack => "roll back",
+        proto::Decision::Inconclusive | proto::Decision::Unspecified => "inconclusive",
+    };
+    truncate(
+        &format!(
+            "  canary step {} at {}%: baseline {} / canary {} samples{needed}{left}; judge: {decision}",
+            j.step + 1,
+            j.weight_percent,
+            j.baseline_samples,
+            j.canary_samples
+        ),
+        160,
+    )
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -237,12 +277,35 @@ mod table_tests {
 
     #[test]
     fn ages_and_cuts_read_short() {
-        let now = 10_000_000;
+        let now = 1_000_000_000;
         assert_eq!(age(now, now - 42_000), "42s");
         assert_eq!(age(now, now - 5 * 60_000), "5m");
         assert_eq!(age(now, now - 3 * 3_600_000), "3h");
         assert_eq!(age(now, 0), "-");
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("a much longer reason\nhere", 10), "a much lo…");
+    }
+}
+
+#[cfg(test)]
+mod canary_line_tests {
+    use super::*;
+
+    #[test]
+    fn the_live_canary_line_names_step_weight_samples_and_time_left() {
+        let j = proto::Judgement {
+            step: 1,
+            weight_percent: 50,
+            baseline_samples: 120,
+            canary_samples: 38,
+            needed: 60,
+            decision: proto::Decision::Continue as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            canary_line(&j, Some(100_000), 100_000 - 61_500),
+            "  canary step 2 at 50%: baseline 120 / canary 38 samples (judge needs 60 per arm), 1m02s left; judge: continue"
+        );
+        assert!(canary_line(&j, Some(1), 2).contains("step time up"));
     }
 }

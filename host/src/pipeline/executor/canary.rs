@@ -63,6 +63,9 @@ pub(super) async fn enter(
 ) -> Result<Release, store::Error> {
     let env = release.environment(stage).to_string();
     let spec = &release.pipeline.environments[stage];
+    let step_ms = release
+        .canary_spec(stage)
+        .map_or(0, |c| c.step_duration().as_millis() as u64);
     let Some(weight) = release
         .canary_spec(stage)
         .and_then(|c| c.steps.get(step).copied())
@@ -120,6 +123,7 @@ pub(super) async fn enter(
                     "digest": r.candidate,
                     "weight_percent": weight,
                     "step": step,
+                    "step_ms": step_ms,
                     "generation": state.generation,
                     "adapter": spec.adapter,
                 })),
