@@ -1162,4 +1162,24 @@ async fn the_cli_lists_what_is_served_and_approves_the_stage_a_release_waits_at(
         "a local verb refuses --addr and --token: {err}"
     );
     assert!(err.contains("--addr means nothing"), "{err}");
+    let help = |verb: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(verb)
+            .arg("--help")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for local in [&["serve"][..], &["canary", "judge"], &["plugin", "test"]] {
+        let text = help(local);
+        assert!(
+            !text.contains("--addr") && !text.contains("--token"),
+            "{local:?}: {text}"
+        );
+    }
+    let text = help(&["status"]);
+    assert!(
+        text.contains("--addr") && text.contains("EXAMPLES:"),
+        "{text}"
+    );
 }

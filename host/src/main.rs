@@ -150,11 +150,16 @@ const LOCAL_VERBS: &[&[&str]] = &[
 ];
 const CLIENT_FLAGS: &[&str] = &["addr", "token", "timeout_s", "ca", "cert", "key"];
 
-/// The command line; the client's flags are refused, when given, by the
-/// verbs that talk to no daemon.
+/// The command line. The verbs that talk to no daemon do not offer the
+/// client's flags (not in their help, nor in completions) and refuse them
+/// when given.
 fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
+    let mut command = Cli::command();
+    for path in LOCAL_VERBS {
+        command = hide_client_flags(command, path);
+    }
+    let matches = command.get_matches();
     let (mut path, mut leaf) = (Vec::new(), &matches);
     while let Some((name, sub)) = leaf.subcommand() {
         path.push(name);
@@ -162,7 +167,11 @@ fn parse() -> Cli {
     }
     if LOCAL_VERBS.contains(&path.as_slice()) {
         for flag in CLIENT_FLAGS {
-            if matches.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
+            let given = |m: &clap::ArgMatches| {
+                m.try_get_raw(flag).ok().flatten().is_some()
+                    && m.value_source(flag) == Some(clap::parser::ValueSource::CommandLine)
+            };
+            if given(&matches) || given(leaf) {
                 let mut e = Cli::command();
                 e.error(
                     clap::error::ErrorKind::ArgumentConflict,
@@ -182,6 +191,29 @@ fn parse() -> Cli {
         }
     }
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Gives the verb at `path` hidden, local stand-ins for the client's global
+/// flags, so they are not offered there (a global flag is not copied into a
+/// subcommand that has an argument of its name) and no environment variable
+/// fills them.
+fn hide_client_flags(command: clap::Command, path: &[&str]) -> clap::Command {
+    match path {
+        [] => CLIENT_FLAGS.iter().fold(command, |c, flag| {
+            let long = match *flag {
+                "timeout_s" => "timeout-s",
+                other => other,
+            };
+            c.arg(
+                clap::Arg::new(*flag)
+                    .long(long)
+                    .hide(true)
+                    .num_args(1)
+                    .value_parser(clap::value_parser!(String)),
+            )
+        }),
+        [first, rest @ ..] => command.mut_subcommand(*first, |sub| hide_client_flags(sub, rest)),
+    }
 }
 
 fn main() -> ExitCode {

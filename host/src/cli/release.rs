@@ -238,13 +238,25 @@ async fn submit_with_retries(
     }
 }
 
-/// Streams a release's events (as text lines, or JSON lines) and returns the
-/// release as it ended.
+/// Streams a release's events as text lines and returns the release as it
+/// ended; for JSON, prints only that release (one document).
 pub async fn follow(
     client: &mut Client,
     id: u64,
     output: Output,
     style: Style,
+) -> anyhow::Result<proto::Release> {
+    follow_with(client, id, output, style, false).await
+}
+
+/// [`follow`]; with `json_events`, JSON output streams each event as a line
+/// before the release (`watch -o json`).
+async fn follow_with(
+    client: &mut Client,
+    id: u64,
+    output: Output,
+    style: Style,
+    json_events: bool,
 ) -> anyhow::Result<proto::Release> {
     let mut stream = client
         .releases
@@ -276,7 +288,8 @@ pub async fn follow(
                 }
                 match output {
                     Output::Text => println!("{}", style.event(&event)),
-                    Output::Json => println!("{}", render::event_json(&event)),
+                    Output::Json if json_events => println!("{}", render::event_json(&event)),
+                    Output::Json => {}
                 }
                 let detail: serde_json::Value =
                     serde_json::from_str(&event.detail_json).unwrap_or_default();
@@ -413,7 +426,7 @@ pub async fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<u8> {
 
 pub async fn watch(ctx: &Ctx, a: WatchArgs) -> anyhow::Result<u8> {
     let mut client = ctx.connect().await?;
-    let r = follow(&mut client, a.id, a.output, Style::detect()).await?;
+    let r = follow_with(&mut client, a.id, a.output, Style::detect(), true).await?;
     Ok(if r.terminal {
         render::exit_code(&r)
     } else {
