@@ -104,20 +104,30 @@ async fn bundled_pipeline_releases_one_good_candidate_after_another() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_bytes_twice_are_recognised() {
-    let root = tempfile::tempdir().unwrap();
-    let pipeline = write(
-        root.path(),
-        "p.toml",
-        "name = \"gated\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
-    );
+/// A daemon serving one pipeline (`toml`, written as `p.toml` in `root`),
+/// its generated admin token, and a client holding it.
+async fn serve_pipeline(
+    root: &std::path::Path,
+    toml: &str,
+) -> (Daemon, String, gatehouse::client::Client) {
+    let pipeline = write(root, "p.toml", toml);
     let daemon = Daemon::start(
-        &root.path().join("data"),
+        &root.join("data"),
         &["--pipeline", pipeline.to_str().unwrap()],
     );
     let token = daemon.generated_token.clone().unwrap();
-    let mut c = daemon.client(Some(&token)).await;
+    let c = daemon.client(Some(&token)).await;
+    (daemon, token, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_bytes_twice_are_recognised() {
+    let root = tempfile::tempdir().unwrap();
+    let (_daemon, _token, mut c) = serve_pipeline(
+        root.path(),
+        "name = \"gated\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
+    )
+    .await;
 
     let first = submit(&mut c, "gated", &candidate(1)).await;
     assert!(!first.deduplicated && !first.candidate_known);
@@ -232,17 +242,7 @@ async fn four_eyes_refuses_the_submitter_as_approver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_gates_the_stage_and_rollback_restores_previous_digest() {
     let root = tempfile::tempdir().unwrap();
-    let pipeline = write(
-        root.path(),
-        "p.toml",
-        "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
-    );
-    let daemon = Daemon::start(
-        &root.path().join("data"),
-        &["--pipeline", pipeline.to_str().unwrap()],
-    );
-    let token = daemon.generated_token.clone().unwrap();
-    let mut c = daemon.client(Some(&token)).await;
+    let (_daemon, _token, mut c) = serve_pipeline(root.path(), "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n").await;
 
     let mut digests = Vec::new();
     for n in 1..=2 {
@@ -1061,17 +1061,7 @@ fn version_names_commit_and_wasmtime_and_completions_print() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_lists_what_is_served_and_approves_the_stage_a_release_waits_at() {
     let root = tempfile::tempdir().unwrap();
-    let pipeline = write(
-        root.path(),
-        "p.toml",
-        "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n",
-    );
-    let daemon = Daemon::start(
-        &root.path().join("data"),
-        &["--pipeline", pipeline.to_str().unwrap()],
-    );
-    let token = daemon.generated_token.clone().unwrap();
-    let mut c = daemon.client(Some(&token)).await;
+    let (daemon, token, mut c) = serve_pipeline(root.path(), "name = \"gated\"\n[[environment]]\nname = \"staging\"\n[[environment]]\nname = \"prod\"\napprovals = 1\n").await;
     let gatehouse = |args: &[&str]| {
         let out = std::process::Command::new(BIN)
             .args(args)
@@ -1155,7 +1145,8 @@ async fn the_cli_lists_what_is_served_and_approves_the_stage_a_release_waits_at(
     let (_, out, _) = gatehouse(&["env", "list"]);
     assert!(out.starts_with("ENVIRONMENT"), "{out}");
 
-    let (code, _, err) = gatehouse(&["pipeline", "check", pipeline.to_str().unwrap()]);
+    let file = root.path().join("p.toml");
+    let (code, _, err) = gatehouse(&["pipeline", "check", file.to_str().unwrap()]);
     assert_eq!(
         code,
         Some(2),

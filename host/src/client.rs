@@ -71,6 +71,14 @@ pub enum Error {
     NotGrpc { addr: String, cause: String },
 }
 
+impl Error {
+    /// A TLS failure, with the hint its cause suggests.
+    fn tls(addr: String, cause: String) -> Error {
+        let hint = tls_hint(&cause);
+        Error::Tls { addr, cause, hint }
+    }
+}
+
 /// What a client brings for TLS (`https://` addresses). With no CA, the
 /// system's roots check the daemon's certificate.
 #[derive(Clone, Debug, Default)]
@@ -169,7 +177,7 @@ pub fn daemon_uri(addr: &str) -> Result<tonic::codegen::http::Uri, Error> {
 
 /// The innermost cause of a transport error: what actually went wrong,
 /// without the layers that each repeat "transport error".
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = e;
     while let Some(next) = inner.source() {
         inner = next;
@@ -201,38 +209,24 @@ pub async fn connect_with(
     }
     let mut endpoint = Endpoint::from(uri);
     if secure {
-        endpoint = endpoint.tls_config(tls.config()?).map_err(|e| Error::Tls {
-            addr: addr.to_string(),
-            cause: innermost(&e),
-            hint: tls_hint(&innermost(&e)),
-        })?;
+        endpoint = endpoint
+            .tls_config(tls.config()?)
+            .map_err(|e| Error::tls(addr.to_string(), innermost(&e)))?;
     }
     if let Some(d) = deadline {
         endpoint = endpoint.connect_timeout(d).timeout(d);
     }
-    let failed = |cause: String, probing: bool| {
-        let addr = addr.to_string();
+    let channel = endpoint.tcp_nodelay(true).connect().await.map_err(|e| {
+        let (addr, cause) = (addr.to_string(), innermost(&e));
         if secure && is_tls_failure(&cause) {
-            let hint = tls_hint(&cause);
-            Error::Tls { addr, cause, hint }
-        } else if probing {
-            if cause.contains("tcp connect") || cause.contains("refused") {
-                Error::Connect { addr, cause }
-            } else {
-                Error::NotGrpc { addr, cause }
-            }
+            Error::tls(addr, cause)
         } else if cause.contains("http2") || cause.contains("h2") || cause.contains("frame") {
             // TCP connected but no HTTP/2 came back: something else listens.
             Error::NotGrpc { addr, cause }
         } else {
             Error::Connect { addr, cause }
         }
-    };
-    let channel = endpoint
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| failed(innermost(&e), false))?;
+    })?;
     // A TCP port that accepts may still be no gRPC server: ask the health
     // service (it needs no token), so a wrong port is named as such instead
     // of failing the real call with a bare "transport error". Under TLS 1.3
@@ -244,24 +238,28 @@ pub async fn connect_with(
         })
         .await;
     if let Err(status) = probe {
-        let cause = transport_cause(&status);
-        // Over TLS, a connection the daemon drops right after the handshake
-        // is its refusal; the alert saying why may be lost in the race.
-        if secure && cause.is_some() {
-            let cause = cause.unwrap_or_default();
-            let hint = tls_hint(&cause);
-            return Err(Error::Tls {
-                addr: addr.to_string(),
-                cause,
-                hint,
-            });
-        }
-        if matches!(
-            status.code(),
-            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
-        ) {
-            let cause = cause.unwrap_or_else(|| status.message().to_string());
-            return Err(failed(cause, true));
+        let addr = addr.to_string();
+        match transport_cause(&status) {
+            // Over TLS, a connection the daemon drops right after the
+            // handshake is its refusal; the alert saying why may be lost in
+            // the race.
+            Some(cause) if secure => return Err(Error::tls(addr, cause)),
+            cause
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
+                ) =>
+            {
+                let cause = cause.unwrap_or_else(|| status.message().to_string());
+                return Err(
+                    if cause.contains("tcp connect") || cause.contains("refused") {
+                        Error::Connect { addr, cause }
+                    } else {
+                        Error::NotGrpc { addr, cause }
+                    },
+                );
+            }
+            _ => {}
         }
     }
     let bearer = match token {

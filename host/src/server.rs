@@ -234,7 +234,7 @@ fn server_builder(settings: &Settings) -> Result<(tonic::transport::Server, bool
             let builder = builder.tls_config(tls).map_err(|e| {
                 Error::Tls(format!(
                     "cannot use tls_cert/tls_key/client_ca ({}); they must be PEM files: a certificate chain, its private key, CA certificates",
-                    innermost(&e)
+                    crate::client::innermost(&e)
                 ))
             })?;
             Ok((builder, true))
@@ -246,14 +246,6 @@ fn server_builder(settings: &Settings) -> Result<(tonic::transport::Server, bool
         }
         None => Ok((builder, false)),
     }
-}
-
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }
 
 /// A daemon serving gRPC.
