@@ -655,11 +655,13 @@ async fn mutual_tls_serves_grpcio_and_the_cli_and_never_falls_back_to_plaintext(
 fn a_network_address_without_tls_is_refused_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("run gatehouse serve");
+    let out = cli(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -673,11 +675,13 @@ fn a_network_address_without_tls_is_refused_before_anything_starts() {
         "half.toml",
         "tls_cert = \"server.pem\"\ndata_dir = \"data\"\n",
     );
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run gatehouse serve");
+    let out = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("tls_cert and tls_key go together"), "{err}");
