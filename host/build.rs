@@ -169,6 +169,12 @@ fn nested_cargo(root: &Path, target_dir: &Path) -> Command {
     // The daemon embeds these: keep them small (about a tenth of the size
     // with line tables). Function names stay, so trap backtraces still read.
     cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    // A daemon compiles every plugin it meets with Cranelift, and that time
+    // follows code size: optimise the guests for size, across crates, which
+    // takes about a quarter off both their code and a cold first start.
+    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s");
+    cmd.env("CARGO_PROFILE_RELEASE_LTO", "true");
+    cmd.env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     // The outer build's flags and wrappers (clippy's driver, coverage flags)
     // are for the host, not for the guests.
     for var in [

@@ -8,6 +8,8 @@
 //! - first start on a new data directory, with the compile cache empty (the
 //!   first start on a machine) and filled (any later data dir): to serving
 //!   gRPC, and to the embedded plugins installed (compiled meanwhile);
+//! - Cranelift compile time of each embedded plugin, one after another
+//!   (each compile uses every core);
 //! - hot swap under load: 10,000 concurrent evaluations, with a new version
 //!   activated half-way; every call must produce a verdict.
 //!
@@ -232,6 +234,27 @@ fn start(data: &std::path::Path, cache: &std::path::Path) -> (f64, f64) {
     (serving.as_secs_f64() * 1e3, installed.as_secs_f64() * 1e3)
 }
 
+/// What the first start on a machine pays per embedded plugin.
+fn compile_each(plugins: &Plugins) {
+    let mut total = 0.0;
+    for e in gatehouse::plugins::builtin::embedded() {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            plugins.compile(e.name, e.wasm).expect("compile");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let m = median(&mut times);
+        total += m;
+        println!(
+            "compile {:<16} {:>6} KiB: median {m:.0} ms (3 compiles)",
+            e.name,
+            e.wasm.len() / 1024
+        );
+    }
+    println!("compile all embedded plugins one after another: {total:.0} ms");
+}
+
 /// A new data directory each time: the embedded plugins are installed, the
 /// admin token generated, and the daemon serves.
 fn first_start() {
@@ -348,6 +371,9 @@ fn main() {
     if runs("per-call") {
         per_call(&plugins, &noop_plugin);
         per_call_from_daemon(&plugins, &noop_plugin);
+    }
+    if runs("compile") {
+        compile_each(&plugins);
     }
     if runs("first-start") {
         first_start();
