@@ -652,7 +652,7 @@ async fn a_full_disk_refuses_writes_shows_nothing_unwritten_and_heals() {
     let args = ["--pipeline", pipeline.to_str().unwrap()];
     // Space to give back later.
     let spare = disk.path.join("spare");
-    std::fs::write(&spare, vec![0u8; 8 << 20]).unwrap();
+    std::fs::write(&spare, vec![0u8; 24 << 20]).unwrap();
 
     let mut daemon = Daemon::start(&data, &args);
     let token = daemon.generated_token.clone().expect("token");
