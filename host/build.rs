@@ -40,6 +40,7 @@ const PLUGINS: &[(&str, Ship)] = &[
     ("sleepy-describe", Ship::TestOnly),
     ("sleepy-start", Ship::TestOnly),
     ("huge-describe", Ship::TestOnly),
+    ("legacy-gate", Ship::TestOnly),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

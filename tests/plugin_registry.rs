@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use gatehouse::client::Client;
 use gatehouse::digest::Digest;
-use gatehouse::plugins::builtin::{CHAOS_GATE_PATH, NOOP_GATE_PATH};
+use gatehouse::plugins::builtin::{CHAOS_GATE_PATH, LEGACY_GATE_PATH, NOOP_GATE_PATH};
 use gatehouse::plugins::signing;
 use gatehouse::proto::{self, ReleasePhase};
 use std::time::{Duration, Instant};
@@ -465,4 +465,145 @@ fn plugin_export_writes_the_embedded_wasm_and_a_manifest_template() {
         .unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("adapter-file"));
+}
+
+/// A gate built for plugin contract 0.1.0 (before `check-params`) still
+/// loads from the plugin directory and judges; `pipeline check` says its
+/// parameters could not be checked ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_built_for_contract_0_1_0_still_loads_and_judges() {
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(LEGACY_GATE_PATH, plugins.join("legacy-gate.wasm")).expect("legacy-gate.wasm");
+    let pipeline = |name: &str, max: usize| {
+        format!(
+            "name = \"{name}\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"legacy-gate\"\nparams = {{ max_bytes = {max} }}\n"
+        )
+    };
+    let roomy = write(root.path(), "roomy.toml", &pipeline("roomy", 1 << 20));
+    let tight = write(root.path(), "tight.toml", &pipeline("tight", 10));
+
+    let check = std::process::Command::new(BIN)
+        .args(["pipeline", "check"])
+        .arg(&roomy)
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        stdout.contains("plugin legacy-gate 0.1.0 predates check-params (plugin contract 0.1.0)"),
+        "{stdout}"
+    );
+
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &[
+            "--pipeline",
+            roomy.to_str().unwrap(),
+            "--pipeline",
+            tight.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let passed = submit(&mut c, "roomy", &candidate(1)).await;
+    let passed = finished(&mut c, passed.release.unwrap().id).await;
+    assert_eq!(phase(&passed), ReleasePhase::Succeeded, "{passed:?}");
+    let verdicts: Vec<_> = passed
+        .stages
+        .iter()
+        .flat_map(|s| s.gates.iter())
+        .map(|g| g.reason.clone())
+        .collect();
+    assert!(
+        verdicts.iter().any(|r| r.contains("at most 1048576")),
+        "{verdicts:?}"
+    );
+    let failed = submit(&mut c, "tight", &candidate(2)).await;
+    let failed = finished(&mut c, failed.release.unwrap().id).await;
+    assert_eq!(phase(&failed), ReleasePhase::Failed, "{failed:?}");
+    assert_eq!(failed.failed_gate, "legacy-gate");
+    assert!(
+        !failed.misconfigured,
+        "the candidate failed the gate: {failed:?}"
+    );
+}
+
+/// Parameters the plugin refuses that still reach a release (the plugin was
+/// pushed after the pipeline loaded) fail it as misconfigured, before any
+/// gate judges, and `submit --wait` exits 7, not 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_refused_after_load_fail_the_release_as_misconfigured() {
+    let root = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        root.path(),
+        "chaos.toml",
+        "name = \"chaos\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"chaos-gate\"\nparams = { mode = \"pass\", colour = \"red\" }\n",
+    );
+    let daemon = Daemon::start(
+        &root.path().join("data"),
+        &["--pipeline", pipeline.to_str().unwrap()],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    push(&mut c, &chaos(), CLOCK, "")
+        .await
+        .expect("push chaos-gate");
+
+    let sent = submit(&mut c, "chaos", &candidate(1)).await;
+    let release = finished(&mut c, sent.release.unwrap().id).await;
+    assert_eq!(phase(&release), ReleasePhase::Failed, "{release:?}");
+    assert!(release.misconfigured, "{release:?}");
+    assert_eq!(release.failed_gate, "chaos-gate");
+    for needle in [
+        "the pipeline is misconfigured in dev",
+        "refuses param `colour`",
+        "gatehouse pipeline check",
+    ] {
+        assert!(
+            release.reason.contains(needle),
+            "{needle}: {}",
+            release.reason
+        );
+    }
+    assert!(
+        release.stages.iter().all(|s| s.gates.is_empty()),
+        "no gate judged the candidate: {release:?}"
+    );
+
+    let file = write(
+        root.path(),
+        "c.json",
+        std::str::from_utf8(&candidate(2)).unwrap(),
+    );
+    let cli = std::process::Command::new(BIN)
+        .args([
+            "submit",
+            "--pipeline",
+            "chaos",
+            "--wait",
+            "--addr",
+            &daemon.addr,
+            "--token",
+            &token,
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        cli.status.code(),
+        Some(7),
+        "{}{}",
+        String::from_utf8_lossy(&cli.stdout),
+        String::from_utf8_lossy(&cli.stderr)
+    );
 }

@@ -1174,3 +1174,80 @@ async fn the_cli_lists_what_is_served_and_approves_the_stage_a_release_waits_at(
         "{text}"
     );
 }
+
+/// A parameter its plugin refuses (a misspelt key, a negative price) is
+/// found when the pipeline loads, at its place in the file, by `pipeline
+/// check` and by `serve`, which stops once its plugins are installed (it
+/// serves while they compile); the bundled pipelines pass the same check.
+#[test]
+fn a_param_a_plugin_refuses_is_found_at_load_at_its_place_in_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let head = "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"cost-estimator\"\n";
+    let typo = write(
+        root.path(),
+        "cost.toml",
+        &format!("{head}params = {{ requests_per_mnth = 1000 }}\n"),
+    );
+    let negative = write(
+        root.path(),
+        "negative.toml",
+        &format!("{head}params = {{ max_cost_per_request = -1 }}\n"),
+    );
+    let check = |files: &[&std::path::Path]| {
+        std::process::Command::new(BIN)
+            .args(["pipeline", "check"])
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[&typo, &negative]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cost.toml:6:12")
+            && stderr.contains("refuses param `requests_per_mnth`")
+            && stderr.contains("fix it in the pipeline"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("negative.toml:6:12")
+            && stderr.contains("refuses param `max_cost_per_request`")
+            && stderr.contains("-1 is not a positive number of USD"),
+        "{stderr}"
+    );
+
+    let examples = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"));
+    let bundled: Vec<_> = [
+        "pipeline.toml",
+        "canary-pipeline.toml",
+        "standard-pipeline.toml",
+    ]
+    .iter()
+    .map(|f| examples.join(f))
+    .collect();
+    let bundled: Vec<&std::path::Path> = bundled.iter().map(|p| p.as_path()).collect();
+    let ok = check(&bundled);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let serve = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.path().join("data"))
+        .args(["--pipeline", typo.to_str().unwrap()])
+        .env("GATEHOUSE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert_eq!(serve.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cost.toml:6:12") && stderr.contains("requests_per_mnth"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the daemon stopped: fix the pipeline"),
+        "{stderr}"
+    );
+}

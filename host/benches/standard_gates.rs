@@ -83,7 +83,7 @@ fn golden_eval() {
         &plugins,
         &plugin,
         &input,
-        || golden_eval::judge(&request).expect("verdict"),
+        || testing::evaluate::<golden_eval::GoldenEval>(request.clone()).expect("verdict"),
     );
 }
 
@@ -183,7 +183,7 @@ fn drift() {
         &plugins,
         &plugin,
         &input,
-        || drift::judge(&request).expect("verdict"),
+        || testing::evaluate::<drift::Drift>(request.clone()).expect("verdict"),
     );
 }
 

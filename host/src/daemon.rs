@@ -7,6 +7,7 @@ mod canary;
 mod drift;
 pub mod effects;
 mod operate;
+pub mod params;
 
 pub use canary::{DRILL_WEIGHT_PERCENT, DrillReport, JudgementFeed};
 pub use drift::{DriftReport, DriftStatus, Placement};
@@ -15,7 +16,7 @@ use crate::canary::live::Board;
 use crate::configstore::{self, ConfigStore, LiveConfig};
 use crate::pipeline::attachment::{self, AttachmentError};
 use crate::pipeline::candidate::{self, CandidateError};
-use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline};
+use crate::pipeline::definition::{self, BUILTIN_ADAPTER, Catalog, Pipeline, Source};
 use crate::pipeline::executor::{self, DAEMON};
 use crate::pipeline::holds;
 use crate::pipeline::release::{Phase, Release, ReleaseId};
@@ -135,6 +136,10 @@ pub struct Daemon {
     /// Set once the daemon is stopping, so open streams end and a graceful
     /// shutdown does not wait on watchers forever.
     closing: watch::Sender<bool>,
+    /// Set when a plugin refused a pipeline's parameters at start: what
+    /// to fix, each at its place in the file. The daemon then releases
+    /// nothing and its `serve` exits.
+    misconfigured: watch::Sender<Option<String>>,
 }
 
 /// Where the store's meta tree keeps the release each idempotency key
@@ -197,29 +202,30 @@ pub fn catalog(
 }
 
 /// Reads and checks the pipeline files (or the bundled one): a mistake in
-/// them fails the start at once, before any plugin is compiled.
+/// them fails the start at once, before any plugin is compiled. Each comes
+/// with its file, to point at a parameter a plugin refuses once it is in.
 pub fn load_pipelines(
     files: &[PathBuf],
     catalog: &Catalog,
-) -> Result<BTreeMap<String, Pipeline>, Error> {
-    let loaded: Vec<Pipeline> = if files.is_empty() {
-        vec![Pipeline::parse(
-            "examples/pipeline.toml (bundled)",
-            BUNDLED_PIPELINE,
-            catalog,
-        )?]
+) -> Result<BTreeMap<String, (Pipeline, Source)>, Error> {
+    let sources: Vec<Source> = if files.is_empty() {
+        vec![Source {
+            file: "examples/pipeline.toml (bundled)".into(),
+            text: BUNDLED_PIPELINE.into(),
+        }]
     } else {
         files
             .iter()
-            .map(|p| Pipeline::load(p, catalog))
+            .map(|p| Source::read(p))
             .collect::<Result<_, _>>()?
     };
     let mut pipelines = BTreeMap::new();
-    for p in loaded {
+    for source in sources {
+        let p = Pipeline::parse(&source.file, &source.text, catalog)?;
         if pipelines.contains_key(&p.name) {
             return Err(Error::DuplicatePipeline(p.name));
         }
-        pipelines.insert(p.name.clone(), p);
+        pipelines.insert(p.name.clone(), (p, source));
     }
     Ok(pipelines)
 }
@@ -237,7 +243,11 @@ impl Daemon {
             false => None,
         };
         let known = catalog(stored.as_ref(), setup.plugin_dir.as_deref())?;
-        let pipelines = load_pipelines(&setup.pipelines, &known)?;
+        let (pipelines, sources): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            load_pipelines(&setup.pipelines, &known)?
+                .into_iter()
+                .map(|(name, (p, source))| ((name.clone(), p), (name, source)))
+                .unzip();
         let store = match stored {
             Some(store) => store,
             None => Store::open(&setup.data_dir)?,
@@ -284,6 +294,7 @@ impl Daemon {
             running: Mutex::new(HashSet::new()),
             drifted: Mutex::new(BTreeSet::new()),
             closing: watch::channel(false).0,
+            misconfigured: watch::channel(None).0,
         });
 
         crate::telemetry::log::spawn(daemon.store.subscribe(), daemon.closed());
@@ -305,6 +316,7 @@ impl Daemon {
             plugin_dir_poll: setup.plugin_dir_poll,
             drift_check: setup.drift_check,
             unfinished,
+            sources,
         }));
         Ok(daemon)
     }
@@ -326,6 +338,27 @@ impl Daemon {
         let mut watched = rest.plugin_dir.as_deref().map(PluginDir::new);
         if let Some(dir) = &mut watched {
             dir.scan(&self.registry, false).await;
+        }
+        // Parameters are checked before anything is released: a refusal
+        // stops the start, as a mistake in the file's syntax does.
+        let mut refused = Vec::new();
+        for p in self.pipelines.values() {
+            let Some(source) = rest.sources.get(&p.name) else {
+                continue;
+            };
+            let checked = params::check(p, source, &self.plugins).await;
+            for note in checked.unchecked {
+                tracing::warn!(pipeline = %p.name, "parameters not checked at load: {note}");
+            }
+            refused.extend(checked.refused.into_iter().map(|e| e.to_string()));
+        }
+        if !refused.is_empty() {
+            for e in &refused {
+                tracing::error!("{e}");
+            }
+            self.misconfigured.send_replace(Some(refused.join("\n")));
+            drop(installing);
+            return;
         }
         drop(installing);
         tracing::info!(
@@ -353,6 +386,27 @@ impl Daemon {
         if let Some(every) = rest.drift_check {
             drift::spawn_checks(&self, every);
         }
+    }
+
+    /// Resolves with what to fix if a plugin refuses a pipeline's parameters
+    /// as the daemon starts; never resolves otherwise.
+    pub fn misconfigured(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut rx = self.misconfigured.subscribe();
+        async move {
+            let found = match rx.wait_for(Option::is_some).await {
+                Ok(found) => found.clone(),
+                Err(_) => None,
+            };
+            match found {
+                Some(what) => what,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Whether a plugin refused a pipeline's parameters at start.
+    pub fn is_misconfigured(&self) -> bool {
+        self.misconfigured.borrow().is_some()
     }
 
     /// Tells every open stream to end; the daemon is stopping.
@@ -619,6 +673,8 @@ struct Rest {
     plugin_dir_poll: std::time::Duration,
     drift_check: Option<std::time::Duration>,
     unfinished: Vec<ReleaseId>,
+    /// The pipeline files, by pipeline name.
+    sources: BTreeMap<String, Source>,
 }
 
 /// Gates of `pipeline` whose plugin is missing or not a gate, with why.

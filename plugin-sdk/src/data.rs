@@ -47,6 +47,28 @@ pub fn read(source: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Checks a source a parameter names, before anything is read: its form,
+/// and that a path is one this build can open. `reads_files` is whether the
+/// plugin asks for `"files"` (the standard gates do only when built with
+/// their `files` feature); `plugin` names it in the message.
+pub fn check_source(source: &str, reads_files: bool, plugin: &str) -> Result<(), String> {
+    if source.starts_with("attachment:") || source.starts_with("incumbent-attachment:") {
+        Ok(())
+    } else if source.starts_with('/') {
+        if reads_files {
+            Ok(())
+        } else {
+            Err(format!(
+                "{source:?} is a path in a data directory, but this build of {plugin} does not ask for `files`; attach the file and write \"attachment:NAME\", or push the build with `--features files` and a manifest granting the directory"
+            ))
+        }
+    } else {
+        Err(format!(
+            "{source:?} is not a data source; write `attachment:NAME`, `incumbent-attachment:NAME` or an absolute path in a granted directory"
+        ))
+    }
+}
+
 /// Whether the file `source` names exists, without reading it.
 pub fn exists(source: &str) -> bool {
     if let Some(name) = source.strip_prefix("attachment:") {

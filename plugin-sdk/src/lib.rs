@@ -22,9 +22,16 @@
 //! }
 //! ```
 //!
+//! A gate with parameters implements [`Gate`], naming a [`Params`] type:
+//! the SDK parses and checks the pipeline's parameters into it, answers the
+//! host's `check-params` with the same code (so `gatehouse pipeline check`
+//! and `serve` refuse a mistake at its line in the pipeline file), and
+//! hands the parsed value to `evaluate`.
+//!
 //! An adapter implements [`Adapter`] and is exported with [`export_adapter!`].
-//! The SDK owns the bindings to the `gatehouse:plugin@0.1.0` worlds
-//! (`wit/`), so a plugin crate depends on this crate alone, not on
+//! The SDK owns the bindings to the `gatehouse:plugin@0.2.0` worlds
+//! (`wit/`; the daemon still runs plugins built against 0.1.0, whose
+//! parameters it can check only when they run), so a plugin crate depends on this crate alone, not on
 //! `wit-bindgen`. Everything here also compiles for the host's own target, so
 //! plugin logic can be unit tested natively ([`testing`]); only calls into the
 //! host ([`log`], [`http`]) differ there.
@@ -44,6 +51,7 @@
 //! | error strings, `detail`, `summary` | 4 KiB | clipped with `…` |
 //! | `describe()` name / version / params schema | 64 B / 64 B / 64 KiB | plugin refused |
 //! | `describe()` time | 2 s, waiting on nothing | plugin refused |
+//! | `check-params` path / message | 256 B / 4 KiB | clipped with `…` |
 //! | adapter `current()` digests | 64 hex characters | malformed answer |
 //! | log lines | 100 per call, 1 KiB each | dropped / clipped |
 //!
@@ -60,6 +68,7 @@ mod describe;
 pub mod golden;
 pub mod http;
 pub mod log;
+pub mod params;
 mod request;
 pub mod stats;
 pub mod testing;
@@ -84,9 +93,9 @@ pub mod bindings {
             world: "adapter",
             path: "wit",
             with: {
-                "gatehouse:plugin/types@0.1.0": crate::bindings::gate::gatehouse::plugin::types,
-                "gatehouse:plugin/log@0.1.0": crate::bindings::gate::gatehouse::plugin::log,
-                "gatehouse:plugin/http@0.1.0": crate::bindings::gate::gatehouse::plugin::http,
+                "gatehouse:plugin/types@0.2.0": crate::bindings::gate::gatehouse::plugin::types,
+                "gatehouse:plugin/log@0.2.0": crate::bindings::gate::gatehouse::plugin::log,
+                "gatehouse:plugin/http@0.2.0": crate::bindings::gate::gatehouse::plugin::http,
             },
             pub_export_macro: true,
             export_macro_name: "__export_adapter_bindings",
@@ -99,6 +108,7 @@ pub use bindings::gate::gatehouse::plugin::types::{
     Candidate, Description, GateRequest, LiveState, Measurement, Outcome, PluginKind, Target,
     Verdict,
 };
+pub use params::{NoParams, ParamError, Params};
 pub use request::{json_kind, parse_params};
 /// The JSON crate the SDK parses with, so plugins can name its types.
 pub use serde_json;
@@ -111,14 +121,20 @@ pub use verdict::sentences;
 /// functions, not methods: the host creates a fresh instance for each call,
 /// so a gate keeps no state between calls.
 pub trait Gate {
+    /// The parameters the gate accepts, parsed and checked from
+    /// `request.params` before `evaluate` runs; the host asks the same
+    /// question (`check-params`) when it loads a pipeline.
+    type Params: Params;
+
     /// Who the gate is, the JSON Schema of its parameters, what it needs.
     fn describe() -> Description;
 
-    /// Judges `request.candidate`. Return `Err` only when the gate cannot judge
-    /// at all (bad parameters, unreadable candidate); the host then fails the
-    /// gate closed with the message as its reason. A candidate that is judged
-    /// and found wanting is `Ok(Verdict::fail(..))`.
-    fn evaluate(request: GateRequest) -> Result<Verdict, String>;
+    /// Judges `request.candidate` under `params`. Return `Err` only when the
+    /// gate cannot judge at all (an unreadable candidate, a data file
+    /// missing); the host then fails the gate closed with the message as its
+    /// reason. A candidate that is judged and found wanting is
+    /// `Ok(Verdict::fail(..))`.
+    fn evaluate(request: GateRequest, params: Self::Params) -> Result<Verdict, String>;
 }
 
 /// An environment adapter: places candidates into an environment and reads
@@ -127,6 +143,11 @@ pub trait Gate {
 /// The daemon may repeat any call after a restart, so each must be
 /// idempotent: applying the digest that is already live changes nothing.
 pub trait Adapter {
+    /// The parameters the adapter accepts (`target.params`), as the host's
+    /// `check-params` checks them when it loads a pipeline; read them in
+    /// each call with [`params::parse`].
+    type Params: Params;
+
     /// Who the adapter is, the JSON Schema of its parameters, what it needs.
     fn describe() -> Description;
 
@@ -148,14 +169,29 @@ impl<T: Gate> bindings::gate::exports::gatehouse::plugin::gate_api::Guest for T 
         <T as Gate>::describe()
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        <T as Gate>::evaluate(request)
+    fn check_params(params: String) -> Result<(), ParamError> {
+        params::parse::<T::Params>(&params).map(drop)
     }
+
+    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
+        evaluate_with_params::<T>(request)
+    }
+}
+
+/// What the exported `evaluate` does: parse and check the parameters, then
+/// judge. Native tests reach it as [`testing::evaluate`].
+fn evaluate_with_params<T: Gate>(request: GateRequest) -> Result<Verdict, String> {
+    let params = params::parse::<T::Params>(&request.params)?;
+    <T as Gate>::evaluate(request, params)
 }
 
 impl<T: Adapter> bindings::adapter::exports::gatehouse::plugin::adapter_api::Guest for T {
     fn describe() -> Description {
         <T as Adapter>::describe()
+    }
+
+    fn check_params(params: String) -> Result<(), ParamError> {
+        params::parse::<T::Params>(&params).map(drop)
     }
 
     fn apply(target: Target, candidate: Candidate) -> Result<(), String> {
@@ -181,7 +217,7 @@ impl<T: Adapter> bindings::adapter::exports::gatehouse::plugin::adapter_api::Gue
 macro_rules! export_gate {
     ($gate:ident) => {
         // Only a component exports the bindings: their symbol names
-        // (`gatehouse:plugin/gate-api@0.1.0#evaluate`) are not valid in a
+        // (`gatehouse:plugin/gate-api@0.2.0#evaluate`) are not valid in a
         // native shared library, where the crate is built for unit tests.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::gate::__export_gate_bindings!($gate with_types_in $crate::bindings::gate);
@@ -201,7 +237,9 @@ macro_rules! export_adapter {
 /// Exports a plain function `fn(GateRequest) -> Result<Verdict, String>` as
 /// a gate. `name` and `summary` are required; `params_schema` (a
 /// `serde_json::Value`) and `capabilities` (e.g. `["log", "http"]`) are
-/// optional, in this order. The version is the crate's.
+/// optional, in this order. The version is the crate's. Its parameters may
+/// be any JSON object, read by the function itself: a gate whose parameters
+/// can be wrong implements [`Gate`] with a [`Params`] type instead.
 ///
 /// The function may also be called directly in native unit tests.
 #[macro_export]
@@ -217,6 +255,8 @@ macro_rules! gate {
         pub struct __GatehouseGate;
 
         impl $crate::Gate for __GatehouseGate {
+            type Params = $crate::params::AnyParams;
+
             fn describe() -> $crate::Description {
                 $crate::Description::gate($name, env!("CARGO_PKG_VERSION"), $summary)
                     $(.with_params_schema($schema))?
@@ -225,6 +265,7 @@ macro_rules! gate {
 
             fn evaluate(
                 request: $crate::GateRequest,
+                _params: Self::Params,
             ) -> ::core::result::Result<$crate::Verdict, ::std::string::String> {
                 $evaluate(request)
             }

@@ -5,12 +5,12 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::{Candidate, GateRequest};
+use crate::{Candidate, GateRequest, ParamError};
 
 impl GateRequest {
     /// Parses the gate's parameters into `T`; see [`parse_params`].
     pub fn params_json<T: DeserializeOwned>(&self) -> Result<T, String> {
-        parse_params(&self.params)
+        parse_params(&self.params).map_err(String::from)
     }
 }
 
@@ -34,43 +34,63 @@ impl Candidate {
     }
 }
 
-/// Parses gate parameters (a JSON object) into `T`.
+/// Parses parameters (a JSON object) into `T`, without [`crate::Params`]'s
+/// check; most plugins want [`crate::params::parse`].
 ///
-/// Empty parameters and `null` read as `{}`, so a gate whose parameters are
-/// all optional works without any. The error names the offending parameter,
-/// e.g. ``invalid gate param `expected_input_tokens`: invalid type: string
-/// "lots", expected u64; fix it in the gate's params in the pipeline``.
-pub fn parse_params<T: DeserializeOwned>(params: &str) -> Result<T, String> {
+/// Empty parameters and `null` read as `{}`, so a plugin whose parameters
+/// are all optional works without any. The error's path names the offending
+/// parameter, e.g. `expected_input_tokens` with "invalid type: string
+/// \"lots\", expected u64".
+pub fn parse_params<T: DeserializeOwned>(params: &str) -> Result<T, ParamError> {
     let value = if params.trim().is_empty() {
         serde_json::Value::Null
     } else {
         serde_json::from_str(params).map_err(|e| {
-            format!("gate params are not valid JSON ({e}); write them as a JSON object")
+            ParamError::new(
+                "",
+                format!("they are not valid JSON ({e}); write them as a JSON object"),
+            )
         })?
     };
     let value = match value {
         serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
         object @ serde_json::Value::Object(_) => object,
         other => {
-            return Err(format!(
-                "gate params must be a JSON object, found {}; write them as {{\"name\": value, ...}}",
-                json_kind(&other)
+            return Err(ParamError::new(
+                "",
+                format!(
+                    "they must be a JSON object, found {}; write them as {{\"name\": value, ...}}",
+                    json_kind(&other)
+                ),
             ));
         }
     };
     // Deserialising from a `Value` (not text) keeps serde_json from appending
-    // "at line 1 column 27": the parameter's name says more.
+    // "at line 1 column 27": the parameter's path says more.
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.inner();
-        if path == "." {
-            format!("invalid gate params: {inner}; fix the gate's params in the pipeline")
-        } else {
-            format!(
-                "invalid gate param `{path}`: {inner}; fix it in the gate's params in the pipeline"
-            )
-        }
+        let inner = e.inner().to_string();
+        // The path ends at the key that is wrong. An unknown key may be
+        // reported by the object holding it instead: point at the key
+        // itself, which is where the typo is.
+        let path = match unknown_field(&inner) {
+            Some(key) if path == "." => key.to_string(),
+            Some(key) if path != key && !path.ends_with(&format!(".{key}")) => {
+                format!("{path}.{key}")
+            }
+            _ if path == "." => String::new(),
+            _ => path,
+        };
+        ParamError::new(path, inner)
     })
+}
+
+/// The key serde's "unknown field `KEY`, expected …" names.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key)
 }
 
 /// The JSON name of a value's type, for messages.
@@ -113,30 +133,46 @@ mod tests {
     #[test]
     fn wrong_type_names_the_parameter() {
         let err = parse_params::<Params>(r#"{"budget": 1, "tokens": "lots"}"#).unwrap_err();
-        assert!(err.contains("`tokens`"), "{err}");
-        assert!(err.contains("expected u64"), "{err}");
-        assert!(!err.contains("line 1"), "{err}");
+        assert_eq!(err.path, "tokens");
+        assert!(err.message.contains("expected u64"), "{err}");
+        assert!(!err.message.contains("line 1"), "{err}");
     }
 
     #[test]
     fn unknown_parameter_is_named() {
         let err = parse_params::<Params>(r#"{"budget": 1, "budgett": 2}"#).unwrap_err();
-        assert!(err.contains("budgett"), "{err}");
+        assert_eq!(err.path, "budgett", "{err}");
+        assert!(err.message.contains("unknown field `budgett`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_nested_parameter_is_pointed_at_by_its_full_path() {
+        #[derive(Debug, Deserialize)]
+        struct Outer {
+            #[allow(dead_code)]
+            live: Params,
+        }
+        let err = parse_params::<Outer>(r#"{"live": {"budget": 1, "tokns": 2}}"#).unwrap_err();
+        assert_eq!(err.path, "live.tokns", "{err}");
+        let err = parse_params::<Outer>(r#"{"live": {"budget": "x"}}"#).unwrap_err();
+        assert_eq!(err.path, "live.budget", "{err}");
     }
 
     #[test]
     fn missing_parameter_is_named() {
         let err = parse_params::<Params>("{}").unwrap_err();
-        assert!(err.contains("missing field `budget`"), "{err}");
+        assert_eq!(err.path, "");
+        assert!(err.message.contains("missing field `budget`"), "{err}");
     }
 
     #[test]
     fn malformed_json_says_to_write_an_object() {
         let err = parse_params::<Params>(r#"{"budget": "#).unwrap_err();
-        assert!(err.contains("not valid JSON"), "{err}");
+        assert!(err.message.contains("not valid JSON"), "{err}");
         let err = parse_params::<Params>(r#"[{"budget": 1}]"#).unwrap_err();
         assert!(
-            err.contains("must be a JSON object, found an array"),
+            err.message
+                .contains("must be a JSON object, found an array"),
             "{err}"
         );
     }

@@ -78,6 +78,13 @@ pub fn release(r: &Release) -> proto::Release {
         environment: r.current_environment().unwrap_or_default().to_string(),
         reason: r.phase.reason().unwrap_or_default().to_string(),
         failed_gate,
+        misconfigured: matches!(
+            r.phase,
+            Phase::Failed {
+                misconfigured: true,
+                ..
+            }
+        ),
         stages: r
             .stages
             .iter()

@@ -23,11 +23,13 @@ pub const EXIT_GATE_FAILED: u8 = 3;
 pub const EXIT_ROLLED_BACK: u8 = 4;
 pub const EXIT_ABORTED: u8 = 5;
 pub const EXIT_DRIFTED: u8 = 6;
+pub const EXIT_MISCONFIGURED: u8 = 7;
 
 pub const EXIT_CODES: &str = "Exit codes: 0 success (for `submit --wait`: the release succeeded); \
 1 error (bad input, daemon unreachable, refused, audit chain broken); 2 usage; \
 3 a gate failed the release; 4 the release was rolled back; 5 the release was aborted; \
-6 an environment has drifted from what Gatehouse made live (`drift`).";
+6 an environment has drifted from what Gatehouse made live (`drift`); \
+7 the release failed because its pipeline is misconfigured, not its candidate.";
 
 /// Where the daemon is and how to authenticate.
 pub struct Ctx {

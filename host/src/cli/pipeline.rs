@@ -3,10 +3,11 @@
 
 use super::{Ctx, EXIT_ERROR, EXIT_OK, Output, rpc};
 use gatehouse::daemon;
-use gatehouse::pipeline::definition::{BUILTIN_ADAPTER, Pipeline};
+use gatehouse::pipeline::definition::{BUILTIN_ADAPTER, Pipeline, Source};
+use gatehouse::plugins::{Plugins, builtin, compile_cache};
 use gatehouse::proto;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
 pub enum PipelineCommand {
@@ -37,7 +38,9 @@ pub enum PipelineCommand {
 
 pub async fn run(ctx: &Ctx, command: PipelineCommand) -> anyhow::Result<u8> {
     match command {
-        PipelineCommand::Check { files, plugin_dir } => check(files, plugin_dir),
+        PipelineCommand::Check { files, plugin_dir } => {
+            tokio::task::spawn_blocking(move || check(files, plugin_dir)).await?
+        }
         PipelineCommand::List { output } => list(ctx, output).await,
     }
 }
@@ -95,17 +98,62 @@ async fn list(ctx: &Ctx, output: Output) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The plugins `pipeline check` can ask about their parameters: the
+/// embedded ones and the plugin directory's, compiled (or taken from the
+/// compile cache the daemon shares) and loaded with no grants, which
+/// `check-params` needs none of.
+fn plugins_here(plugin_dir: Option<&Path>) -> anyhow::Result<Plugins> {
+    let plugins = Plugins::with_compile_cache(compile_cache::default_dir())?;
+    let mut wasm: Vec<(String, Vec<u8>)> = builtin::embedded()
+        .iter()
+        .map(|e| (e.file_name(), e.wasm.to_vec()))
+        .collect();
+    if let Some(dir) = plugin_dir
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|x| x == "wasm")
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                wasm.push((path.display().to_string(), bytes));
+            }
+        }
+    }
+    for (name, bytes) in wasm {
+        if let Err(e) = plugins.install_for_checking(&name, &bytes) {
+            println!("  note: {name} cannot be loaded here to check parameters: {e}");
+        }
+    }
+    Ok(plugins)
+}
+
 fn check(files: Vec<PathBuf>, plugin_dir: Option<PathBuf>) -> anyhow::Result<u8> {
     let catalog = daemon::catalog(None, plugin_dir.as_deref())?;
     let mut failed = false;
     let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut plugins = None;
     for file in &files {
-        match Pipeline::load(file, &catalog) {
+        let loaded = Source::read(file).and_then(|source| {
+            Pipeline::parse(&source.file, &source.text, &catalog).map(|p| (p, source))
+        });
+        match loaded {
             Err(e) => {
                 failed = true;
                 eprintln!("error: {e}");
             }
-            Ok(p) => {
+            Ok((p, source)) => {
+                let plugins = match &mut plugins {
+                    Some(plugins) => plugins,
+                    None => plugins.insert(plugins_here(plugin_dir.as_deref())?),
+                };
+                let checked = plugins.block_on(daemon::params::check(&p, &source, plugins));
+                if !checked.refused.is_empty() {
+                    failed = true;
+                    for e in &checked.refused {
+                        eprintln!("error: {e}");
+                    }
+                    continue;
+                }
                 if let Some(first) = names.insert(p.name.clone(), file.clone()) {
                     failed = true;
                     eprintln!(
@@ -128,6 +176,9 @@ fn check(files: Vec<PathBuf>, plugin_dir: Option<PathBuf>) -> anyhow::Result<u8>
                         .join(" → "),
                     gates
                 );
+                for note in &checked.unchecked {
+                    println!("  note: {note}");
+                }
                 for env in &p.environments {
                     let unknown_gates = env
                         .gates

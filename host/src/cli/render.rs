@@ -146,6 +146,7 @@ pub fn release_json(r: &proto::Release) -> serde_json::Value {
         "reason": r.reason,
         "waiting": r.waiting,
         "failed_gate": r.failed_gate,
+        "misconfigured": r.misconfigured,
         "terminal": r.terminal,
         "submitted_by": r.submitted_by,
         "submitted_at_ms": r.submitted_at_ms,
@@ -196,6 +197,7 @@ pub fn event_json(e: &proto::Event) -> serde_json::Value {
 pub fn exit_code(r: &proto::Release) -> u8 {
     match phase_name(r.phase) {
         "Succeeded" => super::EXIT_OK,
+        "Failed" if r.misconfigured => super::EXIT_MISCONFIGURED,
         "Failed" => super::EXIT_GATE_FAILED,
         "RolledBack" => super::EXIT_ROLLED_BACK,
         "Aborted" => super::EXIT_ABORTED,

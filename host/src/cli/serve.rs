@@ -165,7 +165,18 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     if let Some(path) = a.config.clone() {
         reload_tokens_on_hangup(running.reloader(), path);
     }
-    let stop = stop_signal();
+    // A plugin refusing a pipeline's parameters stops the start as a
+    // mistake in the file's syntax does, once the plugins are in.
+    let misconfigured = running.daemon.misconfigured();
+    let (refused_tx, mut refused_rx) = tokio::sync::oneshot::channel();
+    let stop = async move {
+        tokio::select! {
+            () = stop_signal() => {}
+            what = misconfigured => {
+                let _ = refused_tx.send(what);
+            }
+        }
+    };
     // Stdout carries what a person or a supervising script needs: the address,
     // a generated token exactly once, and when the plugins are in.
     if let Some(token) = &running.generated_admin_token {
@@ -181,6 +192,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     let daemon = running.daemon.clone();
     tokio::spawn(async move {
         daemon.registry.installed().await;
+        if daemon.is_misconfigured() {
+            return;
+        }
         // Whoever started the daemon may have stopped reading its stdout
         // once it had the address; that must not stop the daemon.
         use std::io::Write;
@@ -197,6 +211,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         r = running.run_until(stop) => { r?; false }
         () = store_failed => true,
     };
+    if let Ok(what) = refused_rx.try_recv() {
+        anyhow::bail!("{what}\nthe daemon stopped: fix the pipeline, then start it again");
+    }
     if failed {
         eprintln!(
             "error: the store stopped after a write to disk failed (see above); exiting with {EXIT_STORE_FAILED} so that a supervisor restarts the daemon, which carries on from what is on disk"

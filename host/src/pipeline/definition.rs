@@ -5,8 +5,10 @@
 //! and what to change. A validated [`Pipeline`] is copied into each release it
 //! starts, so editing the file never changes a release already under way.
 
+mod locate;
 mod progressive;
 
+pub use locate::{ParamSite, Source};
 pub use progressive::{CanarySpec, InconclusiveAction};
 
 use serde::{Deserialize, Serialize};
@@ -161,11 +163,27 @@ pub fn did_you_mean<'a>(
 
 impl Pipeline {
     pub fn load(path: &Path, catalog: &Catalog) -> Result<Pipeline, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            file: path.display().to_string(),
-            source,
-        })?;
-        Pipeline::parse(&path.display().to_string(), &text, catalog)
+        let source = Source::read(path)?;
+        Pipeline::parse(&source.file, &source.text, catalog)
+    }
+
+    /// Every plugin's parameters the pipeline hands over: where they sit,
+    /// the plugin, and the parameters.
+    pub fn param_sites(&self) -> Vec<(ParamSite, &str, &serde_json::Value)> {
+        let mut sites = Vec::new();
+        for (env, e) in self.environments.iter().enumerate() {
+            for (gate, g) in e.gates.iter().enumerate() {
+                sites.push((ParamSite::Gate { env, gate }, g.plugin.as_str(), &g.params));
+            }
+            if e.adapter != BUILTIN_ADAPTER {
+                sites.push((
+                    ParamSite::Adapter { env },
+                    e.adapter.as_str(),
+                    &e.adapter_params,
+                ));
+            }
+        }
+        sites
     }
 
     /// Parses and validates pipeline TOML; `file` only labels errors.

@@ -16,12 +16,14 @@ use apply::{apply, apply_now};
 pub use takedown::withdraw_canary_of;
 
 use crate::daemon::Daemon;
+use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::holds;
 use crate::pipeline::release::{
     CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId,
 };
+use crate::plugins::params::Unasked;
 use crate::plugins::sandbox::Limits;
-use crate::plugins::{Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput};
+use crate::plugins::{Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput, PluginKind};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Refusal, Tx, TxResult, refuse};
 use std::sync::Arc;
@@ -232,6 +234,63 @@ async fn wait_for_news_on(
     let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
 }
 
+/// The stage's plugins asked about the parameters this release carries,
+/// before any gate runs: a refusal, or a plugin that is not there, is the
+/// pipeline's fault and fails the release as such, never as a gate's
+/// verdict on the candidate. Returns the gate at fault (if a gate) and why.
+async fn misconfiguration(
+    daemon: &Daemon,
+    release: &Release,
+    stage: usize,
+) -> Option<(Option<String>, String)> {
+    let spec = &release.pipeline.environments[stage];
+    let mut sites: Vec<(Option<&str>, PluginKind, &str, &serde_json::Value)> = spec
+        .gates
+        .iter()
+        .map(|g| {
+            (
+                Some(g.name.as_str()),
+                PluginKind::Gate,
+                g.plugin.as_str(),
+                &g.params,
+            )
+        })
+        .collect();
+    if spec.adapter != BUILTIN_ADAPTER {
+        sites.push((
+            None,
+            PluginKind::Adapter,
+            &spec.adapter,
+            &spec.adapter_params,
+        ));
+    }
+    for (gate, kind, plugin, params) in sites {
+        let who = match gate {
+            Some(g) => format!("gate {g}"),
+            None => "the adapter".to_string(),
+        };
+        let (problem, fix) = match daemon.plugins.refusal(kind, plugin, params).await {
+            Ok(None) | Err(Unasked::Predates(_)) => continue,
+            Ok(Some((_, problem))) => (
+                format!("{who} (plugin {plugin}) refuses {problem}"),
+                "fix the pipeline (`gatehouse pipeline check` shows where)",
+            ),
+            Err(Unasked::NotInstalled(why)) => (
+                format!("{who}: {why}"),
+                "push the plugin or fix the pipeline (`gatehouse pipeline check`)",
+            ),
+        };
+        return Some((
+            gate.map(str::to_string),
+            format!(
+                "the pipeline is misconfigured in {}: {problem}; {fix}, then submit again",
+                spec.name
+            ),
+        ));
+    }
+    None
+}
+
 async fn run_gates(
     daemon: &Arc<Daemon>,
     release: &Release,
@@ -239,6 +298,15 @@ async fn run_gates(
 ) -> Result<Release, store::Error> {
     let env = release.environment(stage).to_string();
     let spec = &release.pipeline.environments[stage];
+    if let Some((gate, reason)) = misconfiguration(daemon, release, stage).await {
+        let failed = Phase::Failed {
+            stage: Some(stage),
+            gate,
+            reason,
+            misconfigured: true,
+        };
+        return advance(daemon, release, failed, |_, _| Ok(())).await;
+    }
     let candidate_bytes = daemon
         .store
         .candidate(&release.candidate)?
@@ -400,6 +468,7 @@ async fn run_gates(
             stage: Some(stage),
             gate: Some(g.gate.clone()),
             reason: format!("gate {} failed in {env}: {}", g.gate, g.reason),
+            misconfigured: false,
         },
         None => {
             let mut with_verdicts = release.clone();

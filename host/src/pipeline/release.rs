@@ -63,6 +63,10 @@ pub enum Phase {
         stage: Option<usize>,
         gate: Option<String>,
         reason: String,
+        /// The pipeline was wrong, not the candidate: a plugin refused its
+        /// parameters or is not installed (absent in older records: false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        misconfigured: bool,
     },
     RolledBack {
         stage: Option<usize>,
@@ -388,6 +392,7 @@ mod tests {
                 stage: Some(1),
                 gate: Some("cost".into()),
                 reason: "too dear".into(),
+                misconfigured: false,
             },
             Phase::Succeeded,
             Phase::Canary {

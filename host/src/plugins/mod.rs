@@ -15,6 +15,7 @@ pub mod builtin;
 pub mod capabilities;
 pub mod compile_cache;
 pub mod manifest;
+pub mod params;
 pub mod registry;
 pub mod sandbox;
 pub mod signing;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use world::v0_1::gatehouse::plugin::types as wit;
+use world::latest::gatehouse::plugin::types as wit;
 use world::{Answer, Api, Entry};
 
 /// Memory one call may use, over all of the plugin's memories.
@@ -735,7 +736,7 @@ impl Plugins {
         call: AdapterCall,
         limits: Limits,
     ) -> Result<Option<LiveState>, GateError> {
-        use world::v0_1::gatehouse::plugin::types::Target;
+        use world::latest::gatehouse::plugin::types::Target;
         if plugin.callee.api.kind() != PluginKind::Adapter {
             return Err(GateError::NotAnAdapter {
                 plugin: plugin.description.name.clone(),

@@ -61,7 +61,7 @@ impl WasiView for CallState {
 }
 
 /// The shared types interface has no functions to provide.
-impl super::world::v0_1::gatehouse::plugin::types::Host for CallState {}
+impl super::world::latest::gatehouse::plugin::types::Host for CallState {}
 
 /// Caps the sum of all linear memories, where wasmtime's own limits cap each
 /// memory alone: a plugin with two memories must not get twice the budget.

@@ -1,7 +1,7 @@
 //! The host's checks on a verdict, so a plugin cannot flood the store or
 //! pass off nonsense as a judgement.
 
-use super::world::v0_1::gatehouse::plugin::types as wit;
+use super::world::latest::gatehouse::plugin::types as wit;
 use super::{GateError, MAX_TEXT_BYTES, Verdict};
 use crate::pipeline::release::{Measurement, Outcome};
 

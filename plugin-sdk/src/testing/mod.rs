@@ -34,6 +34,13 @@ pub fn clear_attachments() {
 #[cfg(not(target_arch = "wasm32"))]
 pub mod wasm;
 
+/// Judges `request` as the exported gate does: parameters parsed and
+/// checked into `G::Params` (an error names the parameter), then
+/// `G::evaluate`.
+pub fn evaluate<G: crate::Gate>(request: GateRequest) -> Result<crate::Verdict, String> {
+    crate::evaluate_with_params::<G>(request)
+}
+
 /// A candidate holding `text`, named by a digest derived from it (not a
 /// sha256 off WebAssembly; enough to tell candidates apart in tests).
 pub fn candidate(text: &str) -> Candidate {

@@ -57,7 +57,7 @@ use std::path::Path;
 
 use gatehouse_plugin_sdk::serde_json::json;
 use gatehouse_plugin_sdk::{
-    Adapter, Candidate, Description, LiveState, Target, export_adapter, parse_params,
+    Adapter, Candidate, Description, LiveState, ParamError, Target, export_adapter,
 };
 use serde::Deserialize;
 
@@ -72,21 +72,23 @@ pub struct Params {
     pub dir: String,
 }
 
-impl Params {
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = parse_params(json)?;
-        if !params.dir.starts_with('/') {
-            return Err(format!(
-                "invalid adapter param `dir`: {:?} is not absolute; write the guest path the manifest's [[files]] grants, e.g. \"/deploy\"",
-                params.dir
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
+        if !self.dir.starts_with('/') {
+            return Err(ParamError::new(
+                "dir",
+                format!(
+                    "{:?} is not absolute; write the guest path the manifest's [[files]] grants, e.g. \"/deploy\"",
+                    self.dir
+                ),
             ));
         }
-        Ok(params)
+        Ok(())
     }
 }
 
 fn environment(target: &Target) -> Result<EnvironmentDir, String> {
-    let params = Params::parse(&target.params)?;
+    let params: Params = gatehouse_plugin_sdk::params::parse(&target.params)?;
     EnvironmentDir::new(Path::new(&params.dir), &target.environment)
 }
 
@@ -94,6 +96,8 @@ fn environment(target: &Target) -> Result<EnvironmentDir, String> {
 pub struct FileAdapter;
 
 impl Adapter for FileAdapter {
+    type Params = Params;
+
     fn describe() -> Description {
         Description::adapter(
             "adapter-file",

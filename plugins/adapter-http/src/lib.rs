@@ -86,6 +86,8 @@ fn with_client<R>(
 pub struct HttpAdapter;
 
 impl Adapter for HttpAdapter {
+    type Params = Params;
+
     fn describe() -> Description {
         Description::adapter(
             "adapter-http",

@@ -1,5 +1,6 @@
 //! The adapter's params, checked before any request is sent.
 
+use gatehouse_plugin_sdk::ParamError;
 use serde::Deserialize;
 
 /// Params from the pipeline, e.g.
@@ -36,19 +37,31 @@ pub const MAX_RETRIES: u32 = 10;
 impl Params {
     /// Parses and checks params; the error names the param and the fix.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
+        gatehouse_plugin_sdk::params::parse(json).map_err(String::from)
+    }
+}
+
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
+        let params = self;
         let scheme_ok =
             params.base_url.starts_with("http://") || params.base_url.starts_with("https://");
         if !scheme_ok {
-            return Err(format!(
-                "invalid adapter param `base_url`: {:?} is not an http:// or https:// URL; write the service's admin API, e.g. \"https://triage.internal:9443/admin\"",
-                params.base_url
+            return Err(ParamError::new(
+                "base_url",
+                format!(
+                    "{:?} is not an http:// or https:// URL; write the service's admin API, e.g. \"https://triage.internal:9443/admin\"",
+                    params.base_url
+                ),
             ));
         }
         if params.retries > MAX_RETRIES {
-            return Err(format!(
-                "invalid adapter param `retries`: {} is more than {MAX_RETRIES}; lower it, the waits must fit in the adapter call's deadline",
-                params.retries
+            return Err(ParamError::new(
+                "retries",
+                format!(
+                    "{} is more than {MAX_RETRIES}; lower it, the waits must fit in the adapter call's deadline",
+                    params.retries
+                ),
             ));
         }
         if params
@@ -56,11 +69,12 @@ impl Params {
             .as_deref()
             .is_some_and(|t| t.contains(['\r', '\n']))
         {
-            return Err(
-                "invalid adapter param `token`: it holds a line break; write the header value on one line".to_string(),
-            );
+            return Err(ParamError::new(
+                "token",
+                "it holds a line break; write the header value on one line",
+            ));
         }
-        Ok(params)
+        Ok(())
     }
 }
 

@@ -23,6 +23,8 @@ pub use params::Params;
 pub struct ConfigLint;
 
 impl Gate for ConfigLint {
+    type Params = Params;
+
     fn describe() -> Description {
         Description::gate(
             "config-lint",
@@ -32,8 +34,7 @@ impl Gate for ConfigLint {
         .with_params_schema(params::schema())
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        let params = Params::parse(&request.params)?;
+    fn evaluate(request: GateRequest, params: Params) -> Result<Verdict, String> {
         Ok(judge(&request.candidate.bytes, &params))
     }
 }
@@ -42,7 +43,7 @@ export_gate!(ConfigLint);
 
 #[cfg(test)]
 mod tests {
-    use gatehouse_plugin_sdk::{Candidate, Outcome, PluginKind};
+    use gatehouse_plugin_sdk::{Candidate, Outcome, PluginKind, testing};
 
     use super::*;
 
@@ -74,20 +75,22 @@ mod tests {
 
     #[test]
     fn example_candidate_passes_the_example_dev_gate() {
-        let verdict = ConfigLint::evaluate(request(TRIAGE_V2, DEV_PARAMS)).expect("judged");
+        let verdict =
+            testing::evaluate::<ConfigLint>(request(TRIAGE_V2, DEV_PARAMS)).expect("judged");
         assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.reason);
         assert_eq!(verdict.measurement("problems"), Some(0.0));
     }
 
     #[test]
     fn params_are_optional() {
-        assert!(ConfigLint::evaluate(request(TRIAGE_V2, "")).is_ok());
-        assert!(ConfigLint::evaluate(request(TRIAGE_V2, "{}")).is_ok());
+        assert!(testing::evaluate::<ConfigLint>(request(TRIAGE_V2, "")).is_ok());
+        assert!(testing::evaluate::<ConfigLint>(request(TRIAGE_V2, "{}")).is_ok());
     }
 
     #[test]
     fn invalid_params_are_an_error_naming_the_param() {
-        let err = ConfigLint::evaluate(request(TRIAGE_V2, r#"{"max_temp": 1}"#)).unwrap_err();
+        let err =
+            testing::evaluate::<ConfigLint>(request(TRIAGE_V2, r#"{"max_temp": 1}"#)).unwrap_err();
         assert!(err.contains("`max_temp`"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! The gate's params: how far to narrow the default limits. All are optional.
 
+use gatehouse_plugin_sdk::ParamError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,32 +36,28 @@ impl Default for Params {
     }
 }
 
-impl Params {
-    /// Parses and checks params; the error names the param and the fix.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
-        params.check()?;
-        Ok(params)
-    }
-
-    fn check(&self) -> Result<(), String> {
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
         if !(0.0..=TEMPERATURE_CEILING).contains(&self.max_temperature) {
-            return Err(format!(
-                "invalid gate param `max_temperature`: {} is outside 0..=2; it can only narrow the range model APIs accept",
-                self.max_temperature
+            return Err(ParamError::new(
+                "max_temperature",
+                format!(
+                    "{} is outside 0..=2; it can only narrow the range model APIs accept",
+                    self.max_temperature
+                ),
             ));
         }
         if self.max_tokens_limit == 0 {
-            return Err(
-                "invalid gate param `max_tokens_limit`: 0 would reject every `max_tokens`; set a positive limit or remove it"
-                    .to_owned(),
-            );
+            return Err(ParamError::new(
+                "max_tokens_limit",
+                "0 would reject every `max_tokens`; set a positive limit or remove it",
+            ));
         }
         if self.require_placeholder && self.placeholder.is_empty() {
-            return Err(
-                "invalid gate param `placeholder`: it is empty, so every template would contain it; set it, e.g. \"{{input}}\", or set `require_placeholder` to false"
-                    .to_owned(),
-            );
+            return Err(ParamError::new(
+                "placeholder",
+                "it is empty, so every template would contain it; set it, e.g. \"{{input}}\", or set `require_placeholder` to false",
+            ));
         }
         Ok(())
     }
@@ -105,30 +102,31 @@ pub fn schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_plugin_sdk::params::parse;
 
     #[test]
     fn no_params_means_defaults() {
-        assert_eq!(Params::parse(""), Ok(Params::default()));
-        assert_eq!(Params::parse("{}"), Ok(Params::default()));
+        assert_eq!(parse::<Params>(""), Ok(Params::default()));
+        assert_eq!(parse::<Params>("{}"), Ok(Params::default()));
     }
 
     #[test]
     fn temperature_limit_can_only_narrow() {
-        let err = Params::parse(r#"{"max_temperature": 3}"#).unwrap_err();
+        let err = String::from(parse::<Params>(r#"{"max_temperature": 3}"#).unwrap_err());
         assert!(err.contains("`max_temperature`"), "{err}");
-        assert!(Params::parse(r#"{"max_temperature": 0.5}"#).is_ok());
+        assert!(parse::<Params>(r#"{"max_temperature": 0.5}"#).is_ok());
     }
 
     #[test]
     fn zero_token_limit_is_rejected() {
-        let err = Params::parse(r#"{"max_tokens_limit": 0}"#).unwrap_err();
+        let err = String::from(parse::<Params>(r#"{"max_tokens_limit": 0}"#).unwrap_err());
         assert!(err.contains("`max_tokens_limit`"), "{err}");
     }
 
     #[test]
     fn empty_placeholder_is_rejected_while_required() {
-        assert!(Params::parse(r#"{"placeholder": ""}"#).is_err());
-        assert!(Params::parse(r#"{"placeholder": "", "require_placeholder": false}"#).is_ok());
+        assert!(parse::<Params>(r#"{"placeholder": ""}"#).is_err());
+        assert!(parse::<Params>(r#"{"placeholder": "", "require_placeholder": false}"#).is_ok());
     }
 
     #[test]
@@ -141,7 +139,7 @@ mod tests {
             .map(|(name, property)| (name.clone(), property["default"].clone()))
             .collect();
         assert_eq!(
-            Params::parse(&Value::Object(every_param).to_string()),
+            parse::<Params>(&Value::Object(every_param).to_string()),
             Ok(Params::default())
         );
     }

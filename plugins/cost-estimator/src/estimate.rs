@@ -89,7 +89,7 @@ pub fn estimate_with(
         None => (max_tokens(config, role)?, OutputTokens::MaxTokens),
     };
     Ok(Estimate {
-        input_tokens: params.expected_input_tokens,
+        input_tokens: params.input_tokens(),
         output_tokens,
         output_tokens_from,
         input_price: input_per_1k,
@@ -144,7 +144,7 @@ mod tests {
     use super::*;
 
     fn params(json: &str) -> Params {
-        Params::parse(json).expect("valid params")
+        gatehouse_plugin_sdk::params::parse::<Params>(json).expect("valid params")
     }
 
     fn triage() -> Value {

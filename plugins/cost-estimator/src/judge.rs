@@ -236,7 +236,7 @@ mod tests {
     use gatehouse_plugin_sdk::Outcome;
 
     fn params(json: &str) -> Params {
-        Params::parse(json).expect("valid params")
+        gatehouse_plugin_sdk::params::parse::<Params>(json).expect("valid params")
     }
 
     fn config(max_tokens: u64, input_price: f64, output_price: f64) -> Value {

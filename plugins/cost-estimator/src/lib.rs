@@ -56,6 +56,8 @@ use pricing::PricingTable;
 pub struct CostEstimator;
 
 impl Gate for CostEstimator {
+    type Params = Params;
+
     fn describe() -> Description {
         let description = Description::gate(
             "cost-estimator",
@@ -70,8 +72,7 @@ impl Gate for CostEstimator {
         }
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        let params = Params::parse(&request.params)?;
+    fn evaluate(request: GateRequest, params: Params) -> Result<Verdict, String> {
         let candidate = request.candidate.json()?;
         let data = read_data(&params)?;
         // An unreadable incumbent must not block a release on its own: the
@@ -161,11 +162,12 @@ mod tests {
 
     #[test]
     fn example_candidates_meet_the_example_staging_budget_or_not() {
-        let cheap = CostEstimator::evaluate(request(TRIAGE_V2, None, STAGING_PARAMS));
+        let cheap = testing::evaluate::<CostEstimator>(request(TRIAGE_V2, None, STAGING_PARAMS));
         assert_eq!(cheap.map(|v| v.outcome), Ok(Outcome::Pass));
 
-        let dear = CostEstimator::evaluate(request(TRIAGE_V3, Some(TRIAGE_V2), STAGING_PARAMS))
-            .expect("judged");
+        let dear =
+            testing::evaluate::<CostEstimator>(request(TRIAGE_V3, Some(TRIAGE_V2), STAGING_PARAMS))
+                .expect("judged");
         assert_eq!(dear.outcome, Outcome::Fail);
         assert!(
             dear.measurement("cost_change_pct")
@@ -191,7 +193,8 @@ mod tests {
         attach(Owner::Candidate, "golden.jsonl", GOLDEN);
         let params = r#"{"max_cost_per_request": 0.01, "dataset": "attachment:golden.jsonl",
             "requests_per_month": 100000}"#;
-        let verdict = CostEstimator::evaluate(request(TRIAGE_V2, None, params)).expect("judged");
+        let verdict =
+            testing::evaluate::<CostEstimator>(request(TRIAGE_V2, None, params)).expect("judged");
         assert_eq!(verdict.outcome, Outcome::Pass, "{}", verdict.reason);
         let mean_in = (36.0 + 42.0 + 37.0) / 3.0;
         let mean_out = (1.0 + 2.0 + 2.0) / 3.0;
@@ -233,7 +236,8 @@ mod tests {
         let params = r#"{"max_cost_per_request": 0.01, "dataset": "attachment:golden.jsonl",
             "max_increase_pct": 50}"#;
         let verdict =
-            CostEstimator::evaluate(request(TRIAGE_V3, Some(TRIAGE_V2), params)).expect("judged");
+            testing::evaluate::<CostEstimator>(request(TRIAGE_V3, Some(TRIAGE_V2), params))
+                .expect("judged");
         assert_eq!(verdict.outcome, Outcome::Fail, "{}", verdict.reason);
         let candidate = (42.0 + 48.0 + 43.0) / 3.0 / 1000.0 * 0.06 + 5.0 / 3.0 / 1000.0 * 0.12;
         let incumbent = (36.0 + 42.0 + 37.0) / 3.0 / 1000.0 * 0.00015 + 5.0 / 3.0 / 1000.0 * 0.0006;
@@ -261,7 +265,8 @@ mod tests {
         let claude = r#"{"model": "claude-3-5-haiku-20241022", "prompt_template": "Label this ticket: {{input}}"}"#;
         let params = r#"{"max_cost_per_request": 0.0001, "dataset": "attachment:golden.jsonl",
             "pricing_table": "attachment:pricing.json"}"#;
-        let verdict = CostEstimator::evaluate(request(claude, None, params)).expect("judged");
+        let verdict =
+            testing::evaluate::<CostEstimator>(request(claude, None, params)).expect("judged");
         // "Label this ticket: " and each input is 70, 82 and 68 characters:
         // 18, 21 and 17 tokens at four characters a token, rounded up.
         let mean_in = (18.0 + 21.0 + 17.0) / 3.0;
@@ -295,7 +300,8 @@ mod tests {
         let params = r#"{"max_cost_per_request": 1, "dataset": "attachment:golden.jsonl",
             "outputs": "attachment:outputs.jsonl"}"#;
         let verdict =
-            CostEstimator::evaluate(request(TRIAGE_V2, Some(TRIAGE_V2), params)).expect("judged");
+            testing::evaluate::<CostEstimator>(request(TRIAGE_V2, Some(TRIAGE_V2), params))
+                .expect("judged");
         assert_eq!(verdict.measurement("output_tokens_mean"), Some(400.0));
         let mean_in = (36.0 + 42.0 + 37.0) / 3.0 / 1000.0 * 0.00015;
         let candidate = mean_in + 0.4 * 0.0006;
@@ -320,21 +326,22 @@ mod tests {
     fn unreadable_dataset_is_an_error_naming_the_source() {
         testing::clear_attachments();
         let params = r#"{"max_cost_per_request": 1, "dataset": "attachment:golden.jsonl"}"#;
-        let err = CostEstimator::evaluate(request(TRIAGE_V2, None, params)).unwrap_err();
+        let err = testing::evaluate::<CostEstimator>(request(TRIAGE_V2, None, params)).unwrap_err();
         assert!(err.contains("attachment:golden.jsonl"), "{err}");
     }
 
     #[test]
     fn invalid_params_are_an_error_naming_the_param() {
         let err =
-            CostEstimator::evaluate(request(TRIAGE_V2, None, r#"{"max_cost": 1}"#)).unwrap_err();
+            testing::evaluate::<CostEstimator>(request(TRIAGE_V2, None, r#"{"max_cost": 1}"#))
+                .unwrap_err();
         assert!(err.contains("`max_cost`"), "{err}");
     }
 
     #[test]
     fn unreadable_candidate_is_an_error() {
-        let err =
-            CostEstimator::evaluate(request("model = 'x'", None, STAGING_PARAMS)).unwrap_err();
+        let err = testing::evaluate::<CostEstimator>(request("model = 'x'", None, STAGING_PARAMS))
+            .unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 //! `files` feature: the daemon embeds the default build, which must run
 //! without a manifest.
 
+use gatehouse_plugin_sdk::ParamError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,9 +22,10 @@ pub const DEFAULT_INPUT_TOKENS: u64 = 500;
 pub struct Params {
     /// Most one request may cost, in USD.
     pub max_cost_per_request: f64,
-    /// Prompt tokens per request (template plus input).
-    #[serde(default = "default_input_tokens")]
-    pub expected_input_tokens: u64,
+    /// Prompt tokens per request (template plus input); unset means
+    /// [`DEFAULT_INPUT_TOKENS`] (see [`Params::input_tokens`]).
+    #[serde(default)]
+    pub expected_input_tokens: Option<u64>,
     /// Completion tokens per request; unset means the candidate's
     /// `parameters.max_tokens`, the worst case.
     #[serde(default)]
@@ -54,64 +56,81 @@ pub struct Params {
     pub pricing_table: Option<String>,
 }
 
-fn default_input_tokens() -> u64 {
-    DEFAULT_INPUT_TOKENS
+impl Params {
+    /// Prompt tokens per request when no dataset counts them.
+    pub fn input_tokens(&self) -> u64 {
+        self.expected_input_tokens.unwrap_or(DEFAULT_INPUT_TOKENS)
+    }
 }
 
-impl Params {
-    /// Parses and checks params; the error names the param and the fix.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
-        params.check()?;
-        // `expected_input_tokens` has a default, so only the raw params tell
-        // whether the pipeline set it alongside a dataset.
-        let raw: Value = gatehouse_plugin_sdk::parse_params(json)?;
-        if params.dataset.is_some() {
-            for name in ["expected_input_tokens", "expected_output_tokens"] {
-                if raw.get(name).is_some() {
-                    return Err(format!(
-                        "gate params set both `dataset` and `{name}`; the dataset gives the token counts, so remove `{name}`"
-                    ));
-                }
-            }
-        }
-        Ok(params)
-    }
-
-    fn check(&self) -> Result<(), String> {
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
         if !(self.max_cost_per_request.is_finite() && self.max_cost_per_request > 0.0) {
-            return Err(format!(
-                "invalid gate param `max_cost_per_request`: {} is not a positive number of USD; set the most one request may cost, e.g. 0.01",
-                self.max_cost_per_request
+            return Err(ParamError::new(
+                "max_cost_per_request",
+                format!(
+                    "{} is not a positive number of USD; set the most one request may cost, e.g. 0.01",
+                    self.max_cost_per_request
+                ),
             ));
         }
         if let Some(max) = self.max_monthly_cost {
             if !(max.is_finite() && max > 0.0) {
-                return Err(format!(
-                    "invalid gate param `max_monthly_cost`: {max} is not a positive number of USD; set the most a month may cost, or remove it"
+                return Err(ParamError::new(
+                    "max_monthly_cost",
+                    format!(
+                        "{max} is not a positive number of USD; set the most a month may cost, or remove it"
+                    ),
                 ));
             }
             if self.requests_per_month.is_none() {
-                return Err(
-                    "gate param `max_monthly_cost` needs `requests_per_month` to estimate the month; add `requests_per_month` or remove `max_monthly_cost`"
-                        .to_owned(),
-                );
+                return Err(ParamError::new(
+                    "max_monthly_cost",
+                    "it needs `requests_per_month` to estimate the month; add `requests_per_month` or remove `max_monthly_cost`",
+                ));
             }
         }
         if let Some(pct) = self.max_increase_pct
             && !(pct.is_finite() && pct >= 0.0)
         {
-            return Err(format!(
-                "invalid gate param `max_increase_pct`: {pct} is not a percentage of 0 or more; set how far the cost per request may rise against the incumbent, e.g. 20"
+            return Err(ParamError::new(
+                "max_increase_pct",
+                format!(
+                    "{pct} is not a percentage of 0 or more; set how far the cost per request may rise against the incumbent, e.g. 20"
+                ),
             ));
+        }
+        if self.dataset.is_some() {
+            for (name, set) in [
+                (
+                    "expected_input_tokens",
+                    self.expected_input_tokens.is_some(),
+                ),
+                (
+                    "expected_output_tokens",
+                    self.expected_output_tokens.is_some(),
+                ),
+            ] {
+                if set {
+                    return Err(ParamError::new(
+                        name,
+                        format!(
+                            "both `dataset` and `{name}` are set; the dataset gives the token counts, so remove `{name}`"
+                        ),
+                    ));
+                }
+            }
         }
         for (name, source) in [
             ("outputs", &self.outputs),
             ("incumbent_outputs", &self.incumbent_outputs),
         ] {
             if source.is_some() && self.dataset.is_none() {
-                return Err(format!(
-                    "gate param `{name}` needs `dataset`, the cases the outputs answer; add `dataset` or remove `{name}`"
+                return Err(ParamError::new(
+                    name,
+                    format!(
+                        "it needs `dataset`, the cases the outputs answer; add `dataset` or remove `{name}`"
+                    ),
                 ));
             }
         }
@@ -122,7 +141,12 @@ impl Params {
             ("pricing_table", &self.pricing_table),
         ] {
             if let Some(source) = source {
-                check_source(name, source)?;
+                gatehouse_plugin_sdk::data::check_source(
+                    source,
+                    READS_GRANTED_DIRECTORIES,
+                    "cost-estimator",
+                )
+                .map_err(|m| ParamError::new(name, m))?;
             }
         }
         Ok(())
@@ -131,24 +155,6 @@ impl Params {
 
 /// Whether this build asks the host for data directories.
 pub const READS_GRANTED_DIRECTORIES: bool = cfg!(feature = "files");
-
-fn check_source(name: &str, source: &str) -> Result<(), String> {
-    if source.starts_with("attachment:") || source.starts_with("incumbent-attachment:") {
-        Ok(())
-    } else if source.starts_with('/') {
-        if READS_GRANTED_DIRECTORIES {
-            Ok(())
-        } else {
-            Err(format!(
-                "gate param `{name}` is the path {source:?}, but this build of cost-estimator does not ask for data directories; attach the file and write `attachment:NAME`, or push a build with `--features files` and a manifest granting the directory"
-            ))
-        }
-    } else {
-        Err(format!(
-            "gate param `{name}` is {source:?}, not a data source; write `attachment:NAME`, `incumbent-attachment:NAME` or an absolute path in a granted directory"
-        ))
-    }
-}
 
 /// JSON Schema of [`Params`], reported by `describe`.
 pub fn schema() -> Value {
@@ -218,46 +224,55 @@ pub fn schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_plugin_sdk::params::parse;
 
     #[test]
     fn only_the_budget_is_required() {
-        let params = Params::parse(r#"{"max_cost_per_request": 0.01}"#).expect("valid params");
-        assert_eq!(params.expected_input_tokens, DEFAULT_INPUT_TOKENS);
+        let params = parse::<Params>(r#"{"max_cost_per_request": 0.01}"#).expect("valid params");
+        assert_eq!(params.input_tokens(), DEFAULT_INPUT_TOKENS);
         assert_eq!(params.expected_output_tokens, None);
         assert_eq!(params.max_increase_pct, None);
     }
 
     #[test]
     fn missing_budget_is_named() {
-        let err = Params::parse("{}").unwrap_err();
+        let err = String::from(parse::<Params>("{}").unwrap_err());
         assert!(err.contains("max_cost_per_request"), "{err}");
     }
 
     #[test]
     fn misspelt_param_is_rejected_by_name() {
-        let err =
-            Params::parse(r#"{"max_cost_per_request": 0.01, "requests_per_day": 5}"#).unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"max_cost_per_request": 0.01, "requests_per_day": 5}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`requests_per_day`"), "{err}");
     }
 
     #[test]
     fn negative_budget_says_what_to_set() {
-        let err = Params::parse(r#"{"max_cost_per_request": -1}"#).unwrap_err();
+        let err = String::from(parse::<Params>(r#"{"max_cost_per_request": -1}"#).unwrap_err());
         assert!(err.contains("`max_cost_per_request`"), "{err}");
         assert!(err.contains("positive"), "{err}");
     }
 
     #[test]
     fn monthly_budget_without_traffic_is_rejected() {
-        let err = Params::parse(r#"{"max_cost_per_request": 0.01, "max_monthly_cost": 100}"#)
+        let err = parse::<Params>(r#"{"max_cost_per_request": 0.01, "max_monthly_cost": 100}"#)
             .unwrap_err();
-        assert!(err.contains("needs `requests_per_month`"), "{err}");
+        assert_eq!(err.path, "max_monthly_cost");
+        assert!(
+            err.message.contains("needs `requests_per_month`"),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn negative_increase_limit_is_rejected() {
-        let err =
-            Params::parse(r#"{"max_cost_per_request": 0.01, "max_increase_pct": -5}"#).unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"max_cost_per_request": 0.01, "max_increase_pct": -5}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`max_increase_pct`"), "{err}");
     }
 
@@ -286,7 +301,7 @@ mod tests {
                 })
                 .map(|name| (name.clone(), value_for(name)))
                 .collect();
-            let parsed = Params::parse(&Value::Object(params).to_string());
+            let parsed = parse::<Params>(&Value::Object(params).to_string());
             assert!(parsed.is_ok(), "{parsed:?}");
         }
         assert_eq!(schema["required"], json!(["max_cost_per_request"]));
@@ -294,30 +309,37 @@ mod tests {
 
     #[test]
     fn dataset_and_stated_token_counts_exclude_each_other() {
-        let err = Params::parse(
+        let err = parse::<Params>(
             r#"{"max_cost_per_request": 1, "dataset": "attachment:golden.jsonl", "expected_input_tokens": 800}"#,
         )
         .unwrap_err();
+        assert_eq!(err.path, "expected_input_tokens");
         assert!(
-            err.contains("`dataset` and `expected_input_tokens`"),
-            "{err}"
+            err.message
+                .contains("`dataset` and `expected_input_tokens`"),
+            "{err:?}"
         );
-        let err =
-            Params::parse(r#"{"max_cost_per_request": 1, "outputs": "attachment:outputs.jsonl"}"#)
-                .unwrap_err();
-        assert!(err.contains("`outputs` needs `dataset`"), "{err}");
+        let err = parse::<Params>(
+            r#"{"max_cost_per_request": 1, "outputs": "attachment:outputs.jsonl"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "outputs");
+        assert!(err.message.contains("needs `dataset`"), "{err:?}");
     }
 
     #[test]
     fn sources_must_be_attachments_or_absolute_paths() {
-        let err = Params::parse(r#"{"max_cost_per_request": 1, "pricing_table": "pricing.json"}"#)
-            .unwrap_err();
-        assert!(err.contains("not a data source"), "{err}");
+        let err =
+            parse::<Params>(r#"{"max_cost_per_request": 1, "pricing_table": "pricing.json"}"#)
+                .unwrap_err();
+        assert_eq!(err.path, "pricing_table");
+        assert!(err.message.contains("not a data source"), "{err:?}");
         let path =
-            Params::parse(r#"{"max_cost_per_request": 1, "dataset": "/golden/triage.jsonl"}"#);
+            parse::<Params>(r#"{"max_cost_per_request": 1, "dataset": "/golden/triage.jsonl"}"#);
         assert_eq!(path.is_ok(), READS_GRANTED_DIRECTORIES, "{path:?}");
         if let Err(err) = path {
-            assert!(err.contains("--features files"), "{err}");
+            assert_eq!(err.path, "dataset");
+            assert!(err.message.contains("--features files"), "{err:?}");
         }
     }
 }

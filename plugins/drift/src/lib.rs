@@ -129,6 +129,8 @@ use crate::report::Sides;
 pub struct Drift;
 
 impl Gate for Drift {
+    type Params = Params;
+
     fn describe() -> Description {
         let mut description = Description::gate(
             "drift",
@@ -142,19 +144,16 @@ impl Gate for Drift {
         description
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        judge(&request)
+    fn evaluate(_: GateRequest, params: Params) -> Result<Verdict, String> {
+        judge(&params)
     }
 }
 
 export_gate!(Drift);
 
 /// Judges `request`: reads both samples once, compares every feature.
-pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
-    let params = Params::parse(&request.params)?;
+pub fn judge(params: &Params) -> Result<Verdict, String> {
     let features = params.features();
-    records::check_source("candidate", &params.candidate)?;
-    records::check_source("reference", &params.reference)?;
     if !data::exists(&params.candidate) {
         let why = data::read(&params.candidate).err().unwrap_or_default();
         return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
@@ -162,7 +161,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
         ])));
     }
     if !data::exists(&params.reference) {
-        return Ok(missing_reference(&params));
+        return Ok(missing_reference(params));
     }
     let candidate = records::read("candidate", &params.candidate, &features)?;
     let reference = records::read("reference", &params.reference, &features)?;
@@ -172,7 +171,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
         .map(|(feature, (c, r))| compare(feature, c, r, params.bins, params.min_samples))
         .collect::<Result<Vec<_>, String>>()?;
     Ok(report::verdict(
-        &params,
+        params,
         &features,
         &comparisons,
         &Sides {

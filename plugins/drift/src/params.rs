@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use gatehouse_plugin_sdk::stats::PSI_MAX_BINS;
+use gatehouse_plugin_sdk::{ParamError, data};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -125,13 +126,6 @@ fn default_blocking() -> bool {
 }
 
 impl Params {
-    /// Parses and checks params; the error names the param and the fix.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
-        params.check()?;
-        Ok(params)
-    }
-
     /// The features to compare, in name order, with defaults filled in.
     pub fn features(&self) -> Vec<Feature> {
         self.features
@@ -152,29 +146,43 @@ impl Params {
             })
             .collect()
     }
+}
 
-    fn check(&self) -> Result<(), String> {
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
         for (param, source) in [
             ("candidate", &self.candidate),
             ("reference", &self.reference),
         ] {
             if source.trim().is_empty() {
-                return Err(format!(
-                    "invalid gate param `{param}`: it is empty; name a data source, e.g. \"attachment:features.jsonl\""
+                return Err(ParamError::new(
+                    param,
+                    "it is empty; name a data source, e.g. \"attachment:features.jsonl\"",
                 ));
             }
+            data::check_source(source, cfg!(feature = "files"), "drift")
+                .map_err(|m| ParamError::new(param, m))?;
         }
         if self.features.is_empty() {
-            return Err("invalid gate param `features`: it is empty; name at least one feature, e.g. features = { output_label = { kind = \"categorical\" } }".into());
+            return Err(ParamError::new(
+                "features",
+                "it is empty; name at least one feature, e.g. features = { output_label = { kind = \"categorical\" } }",
+            ));
         }
         if !(2..=PSI_MAX_BINS).contains(&self.bins) {
-            return Err(format!(
-                "invalid gate param `bins`: {} is not between 2 and {PSI_MAX_BINS}; set how many PSI bins to cut, e.g. 10",
-                self.bins
+            return Err(ParamError::new(
+                "bins",
+                format!(
+                    "{} is not between 2 and {PSI_MAX_BINS}; set how many PSI bins to cut, e.g. 10",
+                    self.bins
+                ),
             ));
         }
         if self.min_samples == 0 {
-            return Err("invalid gate param `min_samples`: it is 0; set how many values a feature needs on each side, e.g. 30".into());
+            return Err(ParamError::new(
+                "min_samples",
+                "it is 0; set how many values a feature needs on each side, e.g. 30",
+            ));
         }
         for (name, feature) in &self.features {
             feature.check(name)?;
@@ -184,9 +192,12 @@ impl Params {
 }
 
 impl FeatureParams {
-    fn check(&self, name: &str) -> Result<(), String> {
+    fn check(&self, name: &str) -> Result<(), ParamError> {
         if name.trim().is_empty() {
-            return Err("invalid gate param `features`: a feature has an empty name; name it as the records' key".into());
+            return Err(ParamError::new(
+                "features",
+                "a feature has an empty name; name it as the records' key",
+            ));
         }
         let (wrong, kind) = match self.kind {
             Kind::Numeric => (
@@ -205,14 +216,18 @@ impl FeatureParams {
                 } else {
                     "numeric"
                 };
-                return Err(format!(
-                    "invalid gate param `features.{name}.{param}`: it applies to {belongs} features, and `{name}` is {kind}; remove it or change `kind`"
+                return Err(ParamError::new(
+                    format!("features.{name}.{param}"),
+                    format!(
+                        "it applies to {belongs} features, and `{name}` is {kind}; remove it or change `kind`"
+                    ),
                 ));
             }
         }
         let at_most = |param: &str, value: Option<f64>, max: f64, example: &str| match value {
-            Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(format!(
-                "invalid gate param `features.{name}.{param}`: {v} is not between 0 and {max}; set {example}"
+            Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(ParamError::new(
+                format!("features.{name}.{param}"),
+                format!("{v} is not between 0 and {max}; set {example}"),
             )),
             _ => Ok(()),
         };
@@ -292,10 +307,11 @@ pub fn schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_plugin_sdk::params::parse;
 
     #[test]
     fn only_features_are_required_and_defaults_fill_the_bars() {
-        let params = Params::parse(
+        let params = parse::<Params>(
             r#"{"features": {"label": {"kind": "categorical"}, "length": {"kind": "numeric", "psi_max": 0.3}}}"#,
         )
         .expect("valid params");
@@ -324,9 +340,9 @@ mod tests {
 
     #[test]
     fn missing_or_empty_features_are_refused() {
-        let err = Params::parse("{}").unwrap_err();
+        let err = String::from(parse::<Params>("{}").unwrap_err());
         assert!(err.contains("missing field `features`"), "{err}");
-        let err = Params::parse(r#"{"features": {}}"#).unwrap_err();
+        let err = String::from(parse::<Params>(r#"{"features": {}}"#).unwrap_err());
         assert!(
             err.contains("`features`") && err.contains("at least one"),
             "{err}"
@@ -335,19 +351,27 @@ mod tests {
 
     #[test]
     fn misspelt_and_mistyped_params_are_named() {
-        let err =
-            Params::parse(r#"{"features": {"x": {"kind": "numeric", "psi_mx": 1}}}"#).unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric", "psi_mx": 1}}}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`features.x.psi_mx`"), "{err}");
-        let err = Params::parse(r#"{"features": {"x": {"kind": "ordinal"}}}"#).unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "ordinal"}}}"#).unwrap_err(),
+        );
         assert!(
             err.contains("`features.x.kind`") && err.contains("categorical"),
             "{err}"
         );
-        let err = Params::parse(r#"{"features": {"x": {"kind": "numeric"}}, "bins": "ten"}"#)
-            .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric"}}, "bins": "ten"}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`bins`"), "{err}");
-        let err = Params::parse(r#"{"features": {"x": {"kind": "numeric"}}, "refrence": "a"}"#)
-            .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric"}}, "refrence": "a"}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("refrence"), "{err}");
     }
 
@@ -371,31 +395,41 @@ mod tests {
                 "`features.x.chi2_alpha`",
             ),
         ] {
-            let err = Params::parse(&format!(r#"{{"features": {{{params}}}}}"#)).unwrap_err();
+            let err = String::from(
+                parse::<Params>(&format!(r#"{{"features": {{{params}}}}}"#)).unwrap_err(),
+            );
             assert!(err.contains(named), "{params}: {err}");
         }
-        let err =
-            Params::parse(r#"{"features": {"x": {"kind": "numeric"}}, "bins": 1}"#).unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric"}}, "bins": 1}"#).unwrap_err(),
+        );
         assert!(err.contains("`bins`"), "{err}");
-        let err = Params::parse(r#"{"features": {"x": {"kind": "numeric"}}, "min_samples": 0}"#)
-            .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric"}}, "min_samples": 0}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`min_samples`"), "{err}");
-        let err = Params::parse(r#"{"features": {"x": {"kind": "numeric"}}, "reference": " "}"#)
-            .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"x": {"kind": "numeric"}}, "reference": " "}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`reference`"), "{err}");
     }
 
     #[test]
     fn a_bar_of_the_other_kind_is_refused() {
-        let err =
-            Params::parse(r#"{"features": {"label": {"kind": "categorical", "psi_max": 0.2}}}"#)
-                .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"label": {"kind": "categorical", "psi_max": 0.2}}}"#)
+                .unwrap_err(),
+        );
         assert!(
             err.contains("`features.label.psi_max`") && err.contains("numeric features"),
             "{err}"
         );
-        let err = Params::parse(r#"{"features": {"len": {"kind": "numeric", "js_max": 0.2}}}"#)
-            .unwrap_err();
+        let err = String::from(
+            parse::<Params>(r#"{"features": {"len": {"kind": "numeric", "js_max": 0.2}}}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`features.len.js_max`"), "{err}");
     }
 
@@ -417,10 +451,30 @@ mod tests {
             };
             every_param.insert(name.clone(), value);
         }
-        let parsed = Params::parse(&Value::Object(every_param).to_string());
+        let parsed = parse::<Params>(&Value::Object(every_param).to_string());
         assert!(parsed.is_ok(), "{parsed:?}");
         let feature = &properties["features"]["additionalProperties"]["properties"];
         assert_eq!(feature.as_object().map(|o| o.len()), Some(6));
         assert_eq!(schema["required"], json!(["features"]));
+    }
+
+    #[test]
+    fn data_directory_paths_need_the_files_build() {
+        let with = |reference: &str| {
+            parse::<Params>(&format!(
+                r#"{{"features": {{"x": {{"kind": "numeric"}}}}, "reference": "{reference}"}}"#
+            ))
+        };
+        let accepted = with("/reference/features.jsonl");
+        assert_eq!(accepted.is_ok(), cfg!(feature = "files"), "{accepted:?}");
+        if let Err(e) = accepted {
+            assert_eq!(e.path, "reference");
+            assert!(e.message.contains("--features files"), "{e:?}");
+        }
+        assert!(with("attachment:x").is_ok());
+        assert_eq!(
+            with("features.jsonl").map_err(|e| e.path),
+            Err("reference".into())
+        );
     }
 }

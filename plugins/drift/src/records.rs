@@ -68,19 +68,8 @@ impl Column {
     }
 }
 
-/// Refuses a data directory path in a build that cannot open one.
-pub fn check_source(param: &str, source: &str) -> Result<(), String> {
-    if source.starts_with('/') && !cfg!(feature = "files") {
-        return Err(format!(
-            "gate param `{param}` names {source:?}, a path in a data directory, but this build of drift does not ask for `files`; attach the file and write \"attachment:NAME\", or use the plugin built with `--features files` and grant it the directory in its manifest"
-        ));
-    }
-    Ok(())
-}
-
 /// Reads the sample `source` names (given as gate param `param`).
 pub fn read(param: &str, source: &str, features: &[Feature]) -> Result<Sample, String> {
-    check_source(param, source)?;
     let bytes = data::read(source)?;
     let sample = parse(source, &bytes, features)?;
     for (feature, column) in features.iter().zip(&sample.columns) {
@@ -351,20 +340,5 @@ mod tests {
         testing::attach(Owner::Candidate, "empty.jsonl", "\n");
         let err = read("candidate", "attachment:empty.jsonl", &[numeric("x")]).unwrap_err();
         assert!(err.contains("holds no records"), "{err}");
-    }
-
-    #[test]
-    fn data_directory_paths_need_the_files_build() {
-        let result = check_source("reference", "/reference/features.jsonl");
-        if cfg!(feature = "files") {
-            assert!(result.is_ok());
-        } else {
-            let err = result.unwrap_err();
-            assert!(
-                err.contains("`reference`") && err.contains("--features files"),
-                "{err}"
-            );
-        }
-        assert!(check_source("reference", "attachment:x").is_ok());
     }
 }

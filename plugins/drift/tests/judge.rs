@@ -1,7 +1,7 @@
 //! The gate end to end on native builds: params in, attachments read,
 //! verdict out, with the example candidates' feature samples.
 
-use drift::{Drift, judge};
+use drift::Drift;
 use gatehouse_plugin_sdk::attachments::Owner;
 use gatehouse_plugin_sdk::testing::{self, gate_request};
 use gatehouse_plugin_sdk::{Gate, Outcome, PluginKind, Verdict};
@@ -16,7 +16,7 @@ const EXAMPLE_PARAMS: &str = r#"{"features": {
 }}"#;
 
 fn evaluate(params: &str) -> Result<Verdict, String> {
-    judge(&gate_request(r#"{"model": "m"}"#, params))
+    testing::evaluate::<Drift>(gate_request(r#"{"model": "m"}"#, params))
 }
 
 fn attach(candidate: Option<&str>, reference: Option<&str>) {

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use gatehouse_plugin_sdk::data;
 use gatehouse_plugin_sdk::golden::{self, borrowed::Case, borrowed::Output};
 
 /// One case's answer.
@@ -85,23 +84,6 @@ pub fn by_case<'o, 'a>(cases: &[Case], outputs: &'o [Output<'a>]) -> Vec<Option<
         .collect()
 }
 
-/// Refuses a data directory path in a build that cannot open one.
-pub fn check_source(param: &str, source: &str) -> Result<(), String> {
-    if source.starts_with('/') && !cfg!(feature = "files") {
-        return Err(format!(
-            "gate param `{param}` names {source:?}, a path in a data directory, but this build of golden-eval does not ask for `files`; attach the file and write \"attachment:NAME\", or use the plugin built with `--features files` and grant it the directory in its manifest"
-        ));
-    }
-    Ok(())
-}
-
-/// The bytes of the file `source` (the value of gate param `param`) names;
-/// cases and outputs borrow their text from them.
-pub fn read(param: &str, source: &str) -> Result<Vec<u8>, String> {
-    check_source(param, source)?;
-    data::read(source)
-}
-
 /// The golden cases in `bytes`, read from `source`.
 pub fn cases<'a>(source: &str, bytes: &'a [u8]) -> Result<Vec<Case<'a>>, String> {
     golden::parse_cases(source, bytes)
@@ -137,6 +119,7 @@ mod tests {
     use gatehouse_plugin_sdk::testing;
 
     use super::*;
+    use gatehouse_plugin_sdk::data;
 
     fn case(id: &str) -> Case<'_> {
         Case {
@@ -157,7 +140,7 @@ mod tests {
         );
         let cases = [case("a"), case("b")];
         let source = "attachment:outputs.jsonl";
-        let bytes = read("outputs", source).expect("reads");
+        let bytes = data::read(source).expect("reads");
         let outputs = outputs(source, &bytes, &cases).expect("parses");
         let answers = Answers::attached(&cases, &outputs);
         assert_eq!(answers.per_case, [Answer::Missing, Answer::Given("B")]);
@@ -211,15 +194,6 @@ mod tests {
         );
     }
 
-    #[cfg(not(feature = "files"))]
-    #[test]
-    fn data_directory_paths_need_the_files_build() {
-        let err = read("dataset", "/golden/triage.jsonl").unwrap_err();
-        assert!(err.contains("gate param `dataset`"), "{err}");
-        assert!(err.contains("--features files"), "{err}");
-        assert!(check_source("outputs", "attachment:o.jsonl").is_ok());
-    }
-
     #[cfg(feature = "files")]
     #[test]
     fn data_directory_paths_are_read_in_the_files_build() {
@@ -229,7 +203,7 @@ mod tests {
         std::fs::write(&path, "{\"id\":\"1\",\"input\":\"i\",\"expected\":\"x\"}\n")
             .expect("written");
         let source = path.to_string_lossy();
-        let bytes = read("dataset", &source).expect("reads");
+        let bytes = data::read(&source).expect("reads");
         let cases = cases(&source, &bytes).expect("parses");
         assert_eq!(cases.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);

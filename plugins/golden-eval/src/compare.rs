@@ -96,13 +96,12 @@ pub fn against_incumbent(
     card: &Scorecard,
 ) -> Result<Incumbent, String> {
     let source = params.incumbent_outputs.as_str();
-    answers::check_source("incumbent_outputs", source)?;
     if !gatehouse_plugin_sdk::data::exists(source) {
         return Ok(Incumbent::Absent {
             source: source.to_string(),
         });
     }
-    let bytes = answers::read("incumbent_outputs", source)?;
+    let bytes = gatehouse_plugin_sdk::data::read(source)?;
     let outputs = answers::outputs(source, &bytes, cases)?;
     let mut candidate = Vec::with_capacity(cases.len());
     let mut incumbent = Vec::with_capacity(cases.len());

@@ -140,6 +140,8 @@ use crate::scorer::Scorers;
 pub struct GoldenEval;
 
 impl Gate for GoldenEval {
+    type Params = Params;
+
     fn describe() -> Description {
         let mut description = Description::gate(
             "golden-eval",
@@ -156,23 +158,18 @@ impl Gate for GoldenEval {
         description
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        judge(&request)
+    fn evaluate(request: GateRequest, params: Params) -> Result<Verdict, String> {
+        judge(&request, &params)
     }
 }
 
 export_gate!(GoldenEval);
 
 /// Judges `request`: reads the dataset and the answers, scores, compares.
-pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
-    let params = Params::parse(&request.params)?;
-    #[cfg(not(feature = "live"))]
-    if params.live.is_some() {
-        return Err(live::NOT_IN_THIS_BUILD.to_string());
-    }
-    let dataset = answers::read("dataset", &params.dataset)?;
+pub fn judge(request: &GateRequest, params: &Params) -> Result<Verdict, String> {
+    let dataset = data::read(&params.dataset)?;
     let cases = answers::cases(&params.dataset, &dataset)?;
-    let mut scorers = Scorers::prepare(&params, &params.dataset, &cases)?;
+    let mut scorers = Scorers::prepare(params, &params.dataset, &cases)?;
 
     let outputs_bytes;
     let outputs;
@@ -189,21 +186,20 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
         }
         (None, source) => {
             let source = source.unwrap_or(params::DEFAULT_OUTPUTS);
-            answers::check_source("outputs", source)?;
             if !data::exists(source) {
                 let why = data::read(source).err().unwrap_or_default();
                 return Ok(Verdict::inconclusive(format!("no outputs to score: {why}")));
             }
-            outputs_bytes = answers::read("outputs", source)?;
+            outputs_bytes = data::read(source)?;
             outputs = answers::outputs(source, &outputs_bytes, &cases)?;
             (Answers::attached(&cases, &outputs), source)
         }
     };
 
     let card = Scorecard::score(&cases, &mut scorers, &answers);
-    let incumbent = against_incumbent(&params, &cases, &mut scorers, &card)?;
+    let incumbent = against_incumbent(params, &cases, &mut scorers, &card)?;
     Ok(report::verdict(&Judged {
-        params: &params,
+        params,
         cases: &cases,
         answers: &answers,
         scorers: &scorers,

@@ -140,8 +140,7 @@ pub fn ask(
 }
 
 /// Why a build without the `live` feature refuses live params.
-#[cfg(not(feature = "live"))]
-pub const NOT_IN_THIS_BUILD: &str = "gate param `live` is set, but this build of golden-eval has no live mode (it would need `http`); attach the candidate's outputs and use `outputs`, or push the plugin built with `--features live` with a manifest granting `http` to the endpoint's host";
+pub const NOT_IN_THIS_BUILD: &str = "this build of golden-eval has no live mode (it would need `http`); attach the candidate's outputs and use `outputs`, or push the plugin built with `--features live` with a manifest granting `http` to the endpoint's host";
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use gatehouse_plugin_sdk::{ParamError, data};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -183,13 +184,6 @@ fn default_max_in_flight() -> u32 {
 }
 
 impl Params {
-    /// Parses and checks params; the error names the param and the fix.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
-        params.check()?;
-        Ok(params)
-    }
-
     /// The data source of the candidate's outputs, when they are read.
     pub fn outputs_source(&self) -> Option<&str> {
         match (&self.outputs, &self.live) {
@@ -203,19 +197,25 @@ impl Params {
     pub fn case_pass_for(&self, kind: ScorerKind) -> f64 {
         self.case_pass.unwrap_or(kind.default_case_pass())
     }
+}
 
-    fn check(&self) -> Result<(), String> {
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
         let share = |name: &str, value: f64, meaning: &str| {
             if (0.0..=1.0).contains(&value) {
                 Ok(())
             } else {
-                Err(format!(
-                    "invalid gate param `{name}`: {value} is not between 0 and 1; set {meaning}"
+                Err(ParamError::new(
+                    name,
+                    format!("{value} is not between 0 and 1; set {meaning}"),
                 ))
             }
         };
         if self.dataset.trim().is_empty() {
-            return Err("invalid gate param `dataset`: it is empty; name the golden cases, e.g. \"attachment:golden.jsonl\" or \"/golden/triage.jsonl\"".into());
+            return Err(ParamError::new(
+                "dataset",
+                "it is empty; name the golden cases, e.g. \"attachment:golden.jsonl\" or \"/golden/triage.jsonl\"",
+            ));
         }
         share(
             "threshold",
@@ -240,53 +240,85 @@ impl Params {
             "the share of live requests that may fail, e.g. 0.05",
         )?;
         if !(self.alpha > 0.0 && self.alpha < 0.5) {
-            return Err(format!(
-                "invalid gate param `alpha`: {} is not above 0 and below 0.5; set the significance level of the regression tests, e.g. 0.05",
-                self.alpha
+            return Err(ParamError::new(
+                "alpha",
+                format!(
+                    "{} is not above 0 and below 0.5; set the significance level of the regression tests, e.g. 0.05",
+                    self.alpha
+                ),
             ));
         }
         for (name, tolerance) in [("abs_tol", self.abs_tol), ("rel_tol", self.rel_tol)] {
             if !(tolerance.is_finite() && tolerance >= 0.0) {
-                return Err(format!(
-                    "invalid gate param `{name}`: {tolerance} is not a number of 0 or more; set how far a numeric answer may be off, e.g. 0.01"
+                return Err(ParamError::new(
+                    name,
+                    format!(
+                        "{tolerance} is not a number of 0 or more; set how far a numeric answer may be off, e.g. 0.01"
+                    ),
                 ));
             }
         }
         if self.bootstrap_resamples < 100 {
-            return Err(format!(
-                "invalid gate param `bootstrap_resamples`: {} is too few for an interval; use at least 100, e.g. 2000",
-                self.bootstrap_resamples
+            return Err(ParamError::new(
+                "bootstrap_resamples",
+                format!(
+                    "{} is too few for an interval; use at least 100, e.g. 2000",
+                    self.bootstrap_resamples
+                ),
             ));
         }
         if let Some(schema) = &self.schema {
             crate::json_schema::Schema::compile(schema)
-                .map_err(|e| format!("invalid gate param `schema`: {e}"))?;
+                .map_err(|e| ParamError::new("schema", e.to_string()))?;
         }
         if let Some(live) = &self.live {
             if self.outputs.is_some() {
-                return Err("gate params set both `outputs` and `live`; keep `outputs` to score attached answers, or `live` to ask the model".into());
+                return Err(ParamError::new(
+                    "live",
+                    "both `outputs` and `live` are set; keep `outputs` to score attached answers, or `live` to ask the model",
+                ));
             }
-            live.check()?;
+            live.check().map_err(|e| e.under("live"))?;
+            if !cfg!(feature = "live") {
+                return Err(ParamError::new("live", crate::live::NOT_IN_THIS_BUILD));
+            }
+        }
+        let sources = [
+            ("dataset", Some(self.dataset.as_str())),
+            ("outputs", self.outputs_source()),
+            ("incumbent_outputs", Some(self.incumbent_outputs.as_str())),
+        ];
+        for (name, source) in sources {
+            if let Some(source) = source {
+                data::check_source(source, cfg!(feature = "files"), "golden-eval")
+                    .map_err(|m| ParamError::new(name, m))?;
+            }
         }
         Ok(())
     }
 }
 
 impl LiveParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ParamError> {
         let url = self.base_url.as_str();
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"));
         if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-            return Err(format!(
-                "invalid gate param `live.base_url`: {url:?} is not an http:// or https:// URL; write the API root, e.g. \"http://127.0.0.1:8089\""
+            return Err(ParamError::new(
+                "base_url",
+                format!(
+                    "{url:?} is not an http:// or https:// URL; write the API root, e.g. \"http://127.0.0.1:8089\""
+                ),
             ));
         }
         if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&self.max_in_flight) {
-            return Err(format!(
-                "invalid gate param `live.max_in_flight`: {} is not between 1 and {MAX_IN_FLIGHT_LIMIT}; set how many requests may run at once, e.g. 8",
-                self.max_in_flight
+            return Err(ParamError::new(
+                "max_in_flight",
+                format!(
+                    "{} is not between 1 and {MAX_IN_FLIGHT_LIMIT}; set how many requests may run at once, e.g. 8",
+                    self.max_in_flight
+                ),
             ));
         }
         Ok(())
@@ -369,8 +401,10 @@ mod tests {
 
     #[test]
     fn only_dataset_and_threshold_are_required() {
-        let params = Params::parse(r#"{"dataset": "attachment:golden.jsonl", "threshold": 0.9}"#)
-            .expect("valid params");
+        let params = gatehouse_plugin_sdk::params::parse::<Params>(
+            r#"{"dataset": "attachment:golden.jsonl", "threshold": 0.9}"#,
+        )
+        .expect("valid params");
         assert_eq!(params.scorer, ScorerKind::Exact);
         assert_eq!(params.metric, Metric::PassRate);
         assert_eq!(params.outputs_source(), Some(DEFAULT_OUTPUTS));
@@ -382,25 +416,42 @@ mod tests {
 
     #[test]
     fn missing_threshold_is_named() {
-        let err = Params::parse(r#"{"dataset": "attachment:golden.jsonl"}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(
+                r#"{"dataset": "attachment:golden.jsonl"}"#,
+            )
+            .unwrap_err(),
+        );
         assert!(err.contains("missing field `threshold`"), "{err}");
     }
 
     #[test]
     fn misspelt_and_mistyped_params_are_named() {
-        let err =
-            Params::parse(r#"{"dataset": "a", "threshold": 0.9, "treshold": 1}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(
+                r#"{"dataset": "a", "threshold": 0.9, "treshold": 1}"#,
+            )
+            .unwrap_err(),
+        );
         assert!(err.contains("treshold"), "{err}");
-        let err = Params::parse(r#"{"dataset": "a", "threshold": "high"}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(
+                r#"{"dataset": "a", "threshold": "high"}"#,
+            )
+            .unwrap_err(),
+        );
         assert!(err.contains("`threshold`"), "{err}");
-        let err =
-            Params::parse(r#"{"dataset": "a", "threshold": 0.9, "scorer": "fuzzy"}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(
+                r#"{"dataset": "a", "threshold": 0.9, "scorer": "fuzzy"}"#,
+            )
+            .unwrap_err(),
+        );
         assert!(
             err.contains("`scorer`") && err.contains("token_f1"),
             "{err}"
         );
-        let err = Params::parse(r#"{"dataset": "a", "threshold": 0.9, "live": {"base_url": "http://x", "max_inflight": 2}}"#)
-            .unwrap_err();
+        let err = String::from(gatehouse_plugin_sdk::params::parse::<Params>(r#"{"dataset": "a", "threshold": 0.9, "live": {"base_url": "http://x", "max_inflight": 2}}"#).unwrap_err());
         assert!(err.contains("max_inflight"), "{err}");
     }
 
@@ -419,34 +470,48 @@ mod tests {
             ),
             (r#""threshold": 0.9, "schema": {"anyOf": []}"#, "`schema`"),
         ] {
-            let err = Params::parse(&format!("{{{base}, {extra}}}")).unwrap_err();
+            let err = String::from(
+                gatehouse_plugin_sdk::params::parse::<Params>(&format!("{{{base}, {extra}}}"))
+                    .unwrap_err(),
+            );
             assert!(err.contains(named), "{extra}: {err}");
         }
-        let err = Params::parse(r#"{"dataset": " ", "threshold": 0.9}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(r#"{"dataset": " ", "threshold": 0.9}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`dataset`"), "{err}");
     }
 
     #[test]
     fn live_mode_checks_its_endpoint_and_excludes_outputs() {
         let live = |inner: &str| {
-            Params::parse(&format!(
+            gatehouse_plugin_sdk::params::parse::<Params>(&format!(
                 r#"{{"dataset": "attachment:g.jsonl", "threshold": 0.9, "live": {inner}}}"#
             ))
         };
-        let params = live(r#"{"base_url": "http://127.0.0.1:8089"}"#).expect("valid");
-        assert_eq!(params.outputs_source(), None);
-        assert_eq!(
-            params.live.map(|l| l.max_in_flight),
-            Some(DEFAULT_MAX_IN_FLIGHT)
-        );
+        let accepted = live(r#"{"base_url": "http://127.0.0.1:8089"}"#);
+        assert_eq!(accepted.is_ok(), cfg!(feature = "live"), "{accepted:?}");
+        match accepted {
+            Ok(params) => {
+                assert_eq!(params.outputs_source(), None);
+                assert_eq!(
+                    params.live.map(|l| l.max_in_flight),
+                    Some(DEFAULT_MAX_IN_FLIGHT)
+                );
+            }
+            Err(e) => {
+                assert_eq!(e.path, "live");
+                assert!(e.message.contains("--features live"), "{e:?}");
+            }
+        }
         let err = live(r#"{"base_url": "127.0.0.1:8089"}"#).unwrap_err();
-        assert!(err.contains("`live.base_url`"), "{err}");
+        assert_eq!(err.path, "live.base_url", "{err:?}");
         let err = live(r#"{"base_url": "https://x", "max_in_flight": 0}"#).unwrap_err();
-        assert!(err.contains("`live.max_in_flight`"), "{err}");
-        let err = Params::parse(
+        assert_eq!(err.path, "live.max_in_flight", "{err:?}");
+        let err = String::from(gatehouse_plugin_sdk::params::parse::<Params>(
             r#"{"dataset": "a", "threshold": 0.9, "outputs": "attachment:o.jsonl", "live": {"base_url": "http://x"}}"#,
-        )
-        .unwrap_err();
+        ).unwrap_err());
         assert!(err.contains("both `outputs` and `live`"), "{err}");
     }
 
@@ -468,7 +533,8 @@ mod tests {
             };
             every_param.insert(name.clone(), value);
         }
-        let parsed = Params::parse(&Value::Object(every_param).to_string());
+        let parsed =
+            gatehouse_plugin_sdk::params::parse::<Params>(&Value::Object(every_param).to_string());
         assert!(parsed.is_ok(), "{parsed:?}");
         assert_eq!(schema["required"], json!(["dataset", "threshold"]));
         let live = &schema["properties"]["live"]["properties"];

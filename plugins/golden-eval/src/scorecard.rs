@@ -145,8 +145,10 @@ mod tests {
     }
 
     fn card_for<'a>(cases: &'a [Case], answers: &[Answer]) -> Scorecard<'a> {
-        let params = Params::parse(r#"{"dataset": "attachment:g.jsonl", "threshold": 0.5}"#)
-            .expect("params");
+        let params = gatehouse_plugin_sdk::params::parse::<Params>(
+            r#"{"dataset": "attachment:g.jsonl", "threshold": 0.5}"#,
+        )
+        .expect("params");
         let mut scorers = Scorers::prepare(&params, "g.jsonl", cases).expect("prepares");
         let answers = Answers {
             per_case: answers.to_vec(),

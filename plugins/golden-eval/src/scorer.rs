@@ -353,7 +353,7 @@ mod tests {
     }
 
     fn params(extra: &str) -> Params {
-        Params::parse(&format!(
+        gatehouse_plugin_sdk::params::parse::<Params>(&format!(
             r#"{{"dataset": "attachment:g.jsonl", "threshold": 0.5{extra}}}"#
         ))
         .expect("valid params")

@@ -4,7 +4,7 @@
 use gatehouse_plugin_sdk::attachments::Owner;
 use gatehouse_plugin_sdk::testing::{self, gate_request};
 use gatehouse_plugin_sdk::{Gate, Outcome, PluginKind, Verdict};
-use golden_eval::{GoldenEval, judge};
+use golden_eval::GoldenEval;
 
 const GOLDEN: &str = include_str!("../../../examples/golden/triage.jsonl");
 const V2_OUTPUTS: &str = include_str!("../../../examples/outputs/triage-v2.outputs.jsonl");
@@ -16,7 +16,7 @@ const EXAMPLE_PARAMS: &str =
     r#"{"dataset": "attachment:golden.jsonl", "scorer": "normalized", "threshold": 0.9}"#;
 
 fn evaluate(candidate: &str, params: &str) -> Result<Verdict, String> {
-    judge(&gate_request(candidate, params))
+    testing::evaluate::<GoldenEval>(gate_request(candidate, params))
 }
 
 fn attach_example(outputs: &str, incumbent_outputs: Option<&str>) {

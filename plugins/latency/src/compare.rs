@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     fn params(json: &str) -> Params {
-        Params::parse(json).expect("valid params")
+        gatehouse_plugin_sdk::params::parse::<Params>(json).expect("valid params")
     }
 
     fn point(value: f64) -> Estimate {

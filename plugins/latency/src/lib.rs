@@ -124,6 +124,8 @@ use crate::report::{HttpErrors, Judged};
 pub struct Latency;
 
 impl Gate for Latency {
+    type Params = Params;
+
     fn describe() -> Description {
         let mut description = Description::gate(
             "latency",
@@ -140,22 +142,15 @@ impl Gate for Latency {
         description
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        judge(&request)
+    fn evaluate(_: GateRequest, params: Params) -> Result<Verdict, String> {
+        judge(&params)
     }
 }
 
 export_gate!(Latency);
 
 /// Judges `request`: reads or measures the samples, estimates, compares.
-pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
-    let params = Params::parse(&request.params)?;
-    #[cfg(not(feature = "live"))]
-    if params.live.is_some() {
-        return Err(live::NOT_IN_THIS_BUILD.to_string());
-    }
-    samples::check_source("incumbent_samples", &params.incumbent_samples)?;
-
+pub fn judge(params: &Params) -> Result<Verdict, String> {
     let mut http_errors = None;
     let (mut sorted, measured_by) = match (&params.live, params.samples_source()) {
         (Some(live), _) => {
@@ -169,14 +164,13 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
         }
         (None, source) => {
             let source = source.unwrap_or(params::DEFAULT_SAMPLES);
-            samples::check_source("samples", source)?;
             if !data::exists(source) {
                 let why = data::read(source).err().unwrap_or_default();
                 return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
                     format!("no latency samples to judge: {why}"),
                 ])));
             }
-            (samples::read("samples", source)?, source)
+            (samples::read(source)?, source)
         }
     };
     if sorted.is_empty() {
@@ -188,7 +182,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
             ),
             None => format!(
                 "no latency samples in {measured_by}; attach at least {} (one per request)",
-                needed_for_bars(&params)
+                needed_for_bars(params)
             ),
         };
         return Ok(Verdict::inconclusive(gatehouse_plugin_sdk::sentences(&[
@@ -217,7 +211,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
     } else if !data::exists(&params.incumbent_samples) {
         (None, Some(missing_incumbent(&params.incumbent_samples)))
     } else {
-        let mut theirs = samples::read("incumbent_samples", &params.incumbent_samples)?;
+        let mut theirs = samples::read(&params.incumbent_samples)?;
         if theirs.is_empty() {
             (
                 None,
@@ -230,7 +224,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
     };
     let regressions: [Regression; 3] = Percentile::ALL.map(|p| {
         compare::judge(
-            &params,
+            params,
             p,
             &estimates[p.index()],
             sorted.len(),
@@ -239,7 +233,7 @@ pub fn judge(request: &GateRequest) -> Result<Verdict, String> {
     });
 
     Ok(report::verdict(&Judged {
-        params: &params,
+        params,
         measured_by,
         samples: sorted.len(),
         estimates,

@@ -101,8 +101,7 @@ pub fn measure(live: &LiveParams) -> Result<Measured, String> {
 }
 
 /// Why a build without the `live` feature refuses live params.
-#[cfg(not(feature = "live"))]
-pub const NOT_IN_THIS_BUILD: &str = "gate param `live` is set, but this build of latency has no live mode (it would need `http` and `clock`); attach the candidate's latency samples and use `samples`, or push the plugin built with `--features live` with a manifest granting `http` to the endpoint's host and `clock`";
+pub const NOT_IN_THIS_BUILD: &str = "this build of latency has no live mode (it would need `http` and `clock`); attach the candidate's latency samples and use `samples`, or push the plugin built with `--features live` with a manifest granting `http` to the endpoint's host and `clock`";
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use gatehouse_plugin_sdk::{ParamError, data};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
@@ -175,13 +176,6 @@ fn default_max_http_errors() -> f64 {
 }
 
 impl Params {
-    /// Parses and checks params; the error names the param and the fix.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let params: Self = gatehouse_plugin_sdk::parse_params(json)?;
-        params.check()?;
-        Ok(params)
-    }
-
     /// The data source of the candidate's samples, when they are read.
     pub fn samples_source(&self) -> Option<&str> {
         match (&self.samples, &self.live) {
@@ -204,24 +198,31 @@ impl Params {
     pub fn max_regression(&self, p: Percentile) -> Option<f64> {
         self.max_regression_pct.and_then(|m| m.0[p.index()])
     }
+}
 
-    fn check(&self) -> Result<(), String> {
+impl gatehouse_plugin_sdk::Params for Params {
+    fn check(&self) -> Result<(), ParamError> {
         for p in Percentile::ALL {
             if let Some(slo) = self.slo(p)
                 && !(slo.is_finite() && slo > 0.0)
             {
-                return Err(format!(
-                    "invalid gate param `{}`: {slo} is not a positive number of milliseconds; set the most {} latency allowed, e.g. 800",
+                return Err(ParamError::new(
                     p.slo_param(),
-                    p.name()
+                    format!(
+                        "{slo} is not a positive number of milliseconds; set the most {} latency allowed, e.g. 800",
+                        p.name()
+                    ),
                 ));
             }
             if let Some(pct) = self.max_regression(p)
                 && !(pct.is_finite() && pct >= 0.0)
             {
-                return Err(format!(
-                    "invalid gate param `max_regression_pct`: {pct} for {} is not a percentage of 0 or more; set how far it may rise over the incumbent's, e.g. 20",
-                    p.name()
+                return Err(ParamError::new(
+                    "max_regression_pct",
+                    format!(
+                        "{pct} for {} is not a percentage of 0 or more; set how far it may rise over the incumbent's, e.g. 20",
+                        p.name()
+                    ),
                 ));
             }
         }
@@ -230,18 +231,27 @@ impl Params {
             .iter()
             .any(|&p| self.max_regression(p).is_some());
         if !any_slo && !any_regression {
-            return Err("gate params set no bar; set at least one of `p50_ms`, `p95_ms`, `p99_ms` (SLOs in milliseconds) or `max_regression_pct` (rise over the incumbent)".into());
+            return Err(ParamError::new(
+                "",
+                "they set no bar; set at least one of `p50_ms`, `p95_ms`, `p99_ms` (SLOs in milliseconds) or `max_regression_pct` (rise over the incumbent)",
+            ));
         }
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(format!(
-                "invalid gate param `confidence`: {} is not above 0 and below 1; set the confidence of the percentiles' intervals, e.g. 0.95",
-                self.confidence
+            return Err(ParamError::new(
+                "confidence",
+                format!(
+                    "{} is not above 0 and below 1; set the confidence of the percentiles' intervals, e.g. 0.95",
+                    self.confidence
+                ),
             ));
         }
         if !(self.alpha > 0.0 && self.alpha < 0.5) {
-            return Err(format!(
-                "invalid gate param `alpha`: {} is not above 0 and below 0.5; set the significance level of the regression test, e.g. 0.01",
-                self.alpha
+            return Err(ParamError::new(
+                "alpha",
+                format!(
+                    "{} is not above 0 and below 0.5; set the significance level of the regression test, e.g. 0.01",
+                    self.alpha
+                ),
             ));
         }
         for (param, source) in [
@@ -249,54 +259,85 @@ impl Params {
             ("incumbent_samples", Some(self.incumbent_samples.as_str())),
         ] {
             if source.is_some_and(|s| s.trim().is_empty()) {
-                return Err(format!(
-                    "invalid gate param `{param}`: it is empty; name a data source, e.g. \"attachment:latency.jsonl\""
+                return Err(ParamError::new(
+                    param,
+                    "it is empty; name a data source, e.g. \"attachment:latency.jsonl\"",
                 ));
             }
         }
         if let Some(live) = &self.live {
             if self.samples.is_some() {
-                return Err("gate params set both `samples` and `live`; keep `samples` to judge attached samples, or `live` to measure the endpoint".into());
+                return Err(ParamError::new(
+                    "live",
+                    "both `samples` and `live` are set; keep `samples` to judge attached samples, or `live` to measure the endpoint",
+                ));
             }
-            live.check()?;
+            live.check().map_err(|e| e.under("live"))?;
+            if !cfg!(feature = "live") {
+                return Err(ParamError::new("live", crate::live::NOT_IN_THIS_BUILD));
+            }
+        }
+        for (param, source) in [
+            ("samples", self.samples_source()),
+            ("incumbent_samples", Some(self.incumbent_samples.as_str())),
+        ] {
+            if let Some(source) = source {
+                data::check_source(source, cfg!(feature = "files"), "latency")
+                    .map_err(|m| ParamError::new(param, m))?;
+            }
         }
         Ok(())
     }
 }
 
 impl LiveParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ParamError> {
         let url = self.base_url.as_str();
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"));
         if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-            return Err(format!(
-                "invalid gate param `live.base_url`: {url:?} is not an http:// or https:// URL; write the URL to time, e.g. \"http://127.0.0.1:8089/v1/health\""
+            return Err(ParamError::new(
+                "base_url",
+                format!(
+                    "{url:?} is not an http:// or https:// URL; write the URL to time, e.g. \"http://127.0.0.1:8089/v1/health\""
+                ),
             ));
         }
         if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&self.method.as_str()) {
-            return Err(format!(
-                "invalid gate param `live.method`: {:?} is not one of GET, POST, PUT, PATCH, DELETE, HEAD; write it in capitals",
-                self.method
+            return Err(ParamError::new(
+                "method",
+                format!(
+                    "{:?} is not one of GET, POST, PUT, PATCH, DELETE, HEAD; write it in capitals",
+                    self.method
+                ),
             ));
         }
         if !(1..=MAX_REQUESTS).contains(&self.requests) {
-            return Err(format!(
-                "invalid gate param `live.requests`: {} is not between 1 and {MAX_REQUESTS}; set how many requests to time, e.g. 400 for a p99",
-                self.requests
+            return Err(ParamError::new(
+                "requests",
+                format!(
+                    "{} is not between 1 and {MAX_REQUESTS}; set how many requests to time, e.g. 400 for a p99",
+                    self.requests
+                ),
             ));
         }
         if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&self.max_in_flight) {
-            return Err(format!(
-                "invalid gate param `live.max_in_flight`: {} is not between 1 and {MAX_IN_FLIGHT_LIMIT}; set how many requests may run at once, e.g. 1",
-                self.max_in_flight
+            return Err(ParamError::new(
+                "max_in_flight",
+                format!(
+                    "{} is not between 1 and {MAX_IN_FLIGHT_LIMIT}; set how many requests may run at once, e.g. 1",
+                    self.max_in_flight
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&self.max_http_errors) {
-            return Err(format!(
-                "invalid gate param `live.max_http_errors`: {} is not between 0 and 1; set the share of requests that may fail, e.g. 0.05",
-                self.max_http_errors
+            return Err(ParamError::new(
+                "max_http_errors",
+                format!(
+                    "{} is not between 0 and 1; set the share of requests that may fail, e.g. 0.05",
+                    self.max_http_errors
+                ),
             ));
         }
         Ok(())
@@ -369,7 +410,8 @@ mod tests {
 
     #[test]
     fn one_slo_is_enough_and_defaults_fill_the_rest() {
-        let params = Params::parse(r#"{"p99_ms": 1000}"#).expect("valid");
+        let params =
+            gatehouse_plugin_sdk::params::parse::<Params>(r#"{"p99_ms": 1000}"#).expect("valid");
         assert_eq!(params.samples_source(), Some(DEFAULT_SAMPLES));
         assert_eq!(params.incumbent_samples, DEFAULT_INCUMBENT_SAMPLES);
         assert_eq!(params.confidence, DEFAULT_CONFIDENCE);
@@ -382,7 +424,7 @@ mod tests {
 
     #[test]
     fn no_bar_at_all_is_refused() {
-        let err = Params::parse("{}").unwrap_err();
+        let err = String::from(gatehouse_plugin_sdk::params::parse::<Params>("{}").unwrap_err());
         assert!(
             err.contains("set no bar") && err.contains("`p99_ms`"),
             "{err}"
@@ -391,22 +433,35 @@ mod tests {
 
     #[test]
     fn max_regression_is_one_number_or_one_per_percentile() {
-        let params = Params::parse(r#"{"max_regression_pct": 20}"#).expect("valid");
+        let params = gatehouse_plugin_sdk::params::parse::<Params>(r#"{"max_regression_pct": 20}"#)
+            .expect("valid");
         assert_eq!(
             params.max_regression_pct,
             Some(MaxRegression([Some(20.0); 3]))
         );
-        let params = Params::parse(r#"{"max_regression_pct": {"p99": 25.5}}"#).expect("valid");
+        let params = gatehouse_plugin_sdk::params::parse::<Params>(
+            r#"{"max_regression_pct": {"p99": 25.5}}"#,
+        )
+        .expect("valid");
         assert_eq!(params.max_regression(Percentile::P99), Some(25.5));
         assert_eq!(params.max_regression(Percentile::P50), None);
-        let err = Params::parse(r#"{"max_regression_pct": {"p90": 10}}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(r#"{"max_regression_pct": {"p90": 10}}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`max_regression_pct.p90`"), "{err}");
-        let err = Params::parse(r#"{"max_regression_pct": "10%"}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(r#"{"max_regression_pct": "10%"}"#)
+                .unwrap_err(),
+        );
         assert!(
             err.contains("`max_regression_pct`") && err.contains("a table such as"),
             "{err}"
         );
-        let err = Params::parse(r#"{"max_regression_pct": -5}"#).unwrap_err();
+        let err = String::from(
+            gatehouse_plugin_sdk::params::parse::<Params>(r#"{"max_regression_pct": -5}"#)
+                .unwrap_err(),
+        );
         assert!(err.contains("`max_regression_pct`"), "{err}");
     }
 
@@ -448,26 +503,28 @@ mod tests {
                 "request",
             ),
         ] {
-            let err = Params::parse(params).unwrap_err();
+            let err =
+                String::from(gatehouse_plugin_sdk::params::parse::<Params>(params).unwrap_err());
             assert!(err.contains(named), "{params}: {err}");
         }
     }
 
     #[test]
     fn live_excludes_samples() {
-        let params =
-            Params::parse(r#"{"p99_ms": 1000, "live": {"base_url": "http://127.0.0.1:8089"}}"#)
-                .expect("valid");
+        let live = r#"{"p99_ms": 1000, "live": {"base_url": "http://127.0.0.1:8089"}}"#;
+        let checked = gatehouse_plugin_sdk::params::parse::<Params>(live);
+        assert_eq!(checked.is_ok(), cfg!(feature = "live"), "{checked:?}");
+        // Parsed but not checked: a build without live mode refuses `live`.
+        let params = gatehouse_plugin_sdk::parse_params::<Params>(live).expect("valid");
         assert_eq!(params.samples_source(), None);
         let live = params.live.expect("live");
         assert_eq!(
             (live.requests, live.max_in_flight),
             (DEFAULT_REQUESTS, DEFAULT_MAX_IN_FLIGHT)
         );
-        let err = Params::parse(
+        let err = String::from(gatehouse_plugin_sdk::params::parse::<Params>(
             r#"{"p99_ms": 1000, "samples": "attachment:l.jsonl", "live": {"base_url": "http://x"}}"#,
-        )
-        .unwrap_err();
+        ).unwrap_err());
         assert!(err.contains("both `samples` and `live`"), "{err}");
     }
 
@@ -489,7 +546,8 @@ mod tests {
             };
             every_param.insert(name.clone(), value);
         }
-        let parsed = Params::parse(&Value::Object(every_param).to_string());
+        let parsed =
+            gatehouse_plugin_sdk::params::parse::<Params>(&Value::Object(every_param).to_string());
         assert!(parsed.is_ok(), "{parsed:?}");
         let live = &schema["properties"]["live"]["properties"];
         assert_eq!(live.as_object().map(|o| o.len()), Some(7));

@@ -292,8 +292,10 @@ mod tests {
 
     #[test]
     fn too_many_failed_live_requests_make_it_inconclusive_before_all_else() {
-        let params =
-            Params::parse(r#"{"p50_ms": 500, "live": {"base_url": "http://x"}}"#).expect("valid");
+        let params = gatehouse_plugin_sdk::parse_params::<Params>(
+            r#"{"p50_ms": 500, "live": {"base_url": "http://x"}}"#,
+        )
+        .expect("valid");
         let verdict = live_judged(&params, 3);
         assert_eq!(verdict.outcome, Outcome::Inconclusive, "{}", verdict.reason);
         assert!(

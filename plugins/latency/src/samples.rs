@@ -19,19 +19,8 @@ use gatehouse_plugin_sdk::data;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// Refuses a data directory path in a build that cannot open one.
-pub fn check_source(param: &str, source: &str) -> Result<(), String> {
-    if source.starts_with('/') && !cfg!(feature = "files") {
-        return Err(format!(
-            "gate param `{param}` names {source:?}, a path in a data directory, but this build of latency does not ask for `files`; attach the file and write \"attachment:NAME\", or use the plugin built with `--features files` and grant it the directory in its manifest"
-        ));
-    }
-    Ok(())
-}
-
-/// The samples `source` names (given as gate param `param`), in file order.
-pub fn read(param: &str, source: &str) -> Result<Vec<f64>, String> {
-    check_source(param, source)?;
+/// The samples `source` names, in file order.
+pub fn read(source: &str) -> Result<Vec<f64>, String> {
     parse(source, &data::read(source)?)
 }
 
@@ -182,19 +171,5 @@ mod tests {
         );
         let err = parse("l.json", b"[1, -3]").unwrap_err();
         assert!(err.starts_with("l.json: value 2 is -3 ms"), "{err}");
-    }
-
-    #[test]
-    fn data_directory_paths_need_the_files_build() {
-        let result = check_source("samples", "/latency/v2.jsonl");
-        if cfg!(feature = "files") {
-            assert!(result.is_ok());
-        } else {
-            let err = result.unwrap_err();
-            assert!(
-                err.contains("`samples`") && err.contains("--features files"),
-                "{err}"
-            );
-        }
     }
 }

@@ -4,7 +4,7 @@
 use gatehouse_plugin_sdk::attachments::Owner;
 use gatehouse_plugin_sdk::testing::{self, gate_request};
 use gatehouse_plugin_sdk::{Gate, Outcome, PluginKind, Verdict};
-use latency::{Latency, judge};
+use latency::Latency;
 
 const V2_LATENCY: &str = include_str!("../../../examples/outputs/triage-v2.latency.jsonl");
 const V4_LATENCY: &str =
@@ -14,7 +14,7 @@ const EXAMPLE_PARAMS: &str =
     r#"{"p95_ms": 800, "p99_ms": 1000, "max_regression_pct": {"p50": 10, "p99": 25}}"#;
 
 fn evaluate(params: &str) -> Result<Verdict, String> {
-    judge(&gate_request(r#"{"model": "m"}"#, params))
+    testing::evaluate::<Latency>(gate_request(r#"{"model": "m"}"#, params))
 }
 
 fn attach(candidate: Option<&str>, incumbent: Option<&str>) {

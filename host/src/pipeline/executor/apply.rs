@@ -128,6 +128,7 @@ pub(super) async fn apply_now(
                         spec.adapter,
                         release.candidate.short()
                     ),
+                    misconfigured: false,
                 };
                 return advance(daemon, release, failed, |_, _| Ok(())).await;
             }

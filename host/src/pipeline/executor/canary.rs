@@ -391,6 +391,7 @@ async fn fail(
         stage: Some(stage),
         gate: None,
         reason,
+        misconfigured: false,
     };
     advance(daemon, release, failed, |_, _| Ok(())).await
 }

@@ -45,6 +45,7 @@ pub(super) async fn take_down(
                 reason: format!(
                     "{reason}; but the adapter could not take the canary down: {e}; it may still serve: roll back by hand with `gatehouse rollback {env}`"
                 ),
+                misconfigured: false,
             };
             return advance(daemon, release, failed, |_, _| Ok(())).await;
         }

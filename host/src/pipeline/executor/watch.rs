@@ -102,6 +102,7 @@ async fn restore_previous(
                 reason: format!(
                     "{reason}; but the adapter could not restore the previous deployment: {e}; roll back by hand with `gatehouse rollback {env}`"
                 ),
+                misconfigured: false,
             };
             return advance(daemon, release, failed, |_, _| Ok(())).await;
         }

@@ -7,7 +7,7 @@
 //! release that made the incumbent live, into its store; other calls see none.
 
 use crate::plugins::sandbox::CallState;
-use crate::plugins::world::v0_1::gatehouse::plugin::attachments::{Host, Owner};
+use crate::plugins::world::latest::gatehouse::plugin::attachments::{Host, Owner};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

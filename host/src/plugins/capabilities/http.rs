@@ -18,7 +18,7 @@
 //! memory instead of growing the daemon.
 
 use crate::plugins::sandbox::{CallState, HostBudget, HostFailure};
-use crate::plugins::world::v0_1::gatehouse::plugin::http::{Error, Host, Request, Response};
+use crate::plugins::world::latest::gatehouse::plugin::http::{Error, Host, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! chatty plugin cannot flood the daemon's log.
 
 use crate::plugins::sandbox::CallState;
-use crate::plugins::world::v0_1::gatehouse::plugin::log::{Host, Level};
+use crate::plugins::world::latest::gatehouse::plugin::log::{Host, Level};
 
 /// Log lines one call may write; the rest are counted and dropped.
 pub const MAX_LINES: u32 = 100;

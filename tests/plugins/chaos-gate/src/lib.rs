@@ -40,10 +40,14 @@ pub struct Params {
     pub delay_ms: u64,
 }
 
+impl gatehouse_plugin_sdk::Params for Params {}
+
 /// The exported gate.
 pub struct ChaosGate;
 
 impl Gate for ChaosGate {
+    type Params = Params;
+
     fn describe() -> Description {
         Description::gate(
             "chaos-gate",
@@ -64,8 +68,7 @@ impl Gate for ChaosGate {
         }))
     }
 
-    fn evaluate(request: GateRequest) -> Result<Verdict, String> {
-        let params: Params = request.params_json()?;
+    fn evaluate(_: GateRequest, params: Params) -> Result<Verdict, String> {
         act(&params)
     }
 }

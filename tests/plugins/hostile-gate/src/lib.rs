@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     fn attack(params: &str) -> Result<Attack, String> {
-        parse_params(params)
+        parse_params(params).map_err(String::from)
     }
 
     #[test]

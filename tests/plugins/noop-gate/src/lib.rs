@@ -11,6 +11,8 @@ use gatehouse_plugin_sdk::{Description, Gate, GateRequest, Verdict, export_gate}
 pub struct NoopGate;
 
 impl Gate for NoopGate {
+    type Params = gatehouse_plugin_sdk::params::AnyParams;
+
     fn describe() -> Description {
         Description::gate(
             "noop-gate",
@@ -19,7 +21,7 @@ impl Gate for NoopGate {
         )
     }
 
-    fn evaluate(_request: GateRequest) -> Result<Verdict, String> {
+    fn evaluate(_request: GateRequest, _params: Self::Params) -> Result<Verdict, String> {
         Ok(Verdict::pass("nothing to check"))
     }
 }

@@ -7,6 +7,8 @@ use gatehouse_plugin_sdk::{Description, Gate, GateRequest, Verdict, export_gate}
 pub struct SleepyDescribe;
 
 impl Gate for SleepyDescribe {
+    type Params = gatehouse_plugin_sdk::params::AnyParams;
+
     fn describe() -> Description {
         std::thread::sleep(std::time::Duration::from_secs(3600));
         Description::gate(
@@ -16,7 +18,7 @@ impl Gate for SleepyDescribe {
         )
     }
 
-    fn evaluate(_request: GateRequest) -> Result<Verdict, String> {
+    fn evaluate(_request: GateRequest, _params: Self::Params) -> Result<Verdict, String> {
         Ok(Verdict::pass("sleepy-describe woke up"))
     }
 }

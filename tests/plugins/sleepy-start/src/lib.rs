@@ -20,6 +20,8 @@ static SLEEP_AT_START: extern "C" fn() = sleep_at_start;
 pub struct SleepyStart;
 
 impl Gate for SleepyStart {
+    type Params = gatehouse_plugin_sdk::params::AnyParams;
+
     fn describe() -> Description {
         Description::gate(
             "sleepy-start",
@@ -28,7 +30,7 @@ impl Gate for SleepyStart {
         )
     }
 
-    fn evaluate(_request: GateRequest) -> Result<Verdict, String> {
+    fn evaluate(_request: GateRequest, _params: Self::Params) -> Result<Verdict, String> {
         Ok(Verdict::pass("sleepy-start woke up"))
     }
 }

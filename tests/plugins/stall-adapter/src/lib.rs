@@ -11,21 +11,21 @@
 //! Otherwise every call succeeds and nothing is kept: `current()` reads back
 //! nothing live.
 
-use gatehouse_plugin_sdk::{
-    Adapter, Candidate, Description, LiveState, Target, export_adapter, parse_params,
-};
+use gatehouse_plugin_sdk::{Adapter, Candidate, Description, LiveState, Target, export_adapter};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Params {
+pub struct Params {
     sleep_ms: u64,
     sleep_in: Vec<String>,
     digest_bytes: usize,
 }
 
+impl gatehouse_plugin_sdk::Params for Params {}
+
 fn params(target: &Target) -> Result<Params, String> {
-    parse_params(&target.params)
+    Ok(gatehouse_plugin_sdk::params::parse(&target.params)?)
 }
 
 /// Sleeps if `call` is one the params name.
@@ -40,6 +40,8 @@ fn stall(target: &Target, call: &str) -> Result<Params, String> {
 pub struct StallAdapter;
 
 impl Adapter for StallAdapter {
+    type Params = Params;
+
     fn describe() -> Description {
         Description::adapter(
             "stall-adapter",
