@@ -6,7 +6,7 @@
 //! use gatehouse_plugin_sdk::{ParamError, Params};
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize, Default)]
+//! #[derive(Debug, Deserialize, Default)]
 //! #[serde(deny_unknown_fields, default)]
 //! struct Limits {
 //!     max_temperature: f64,

@@ -13,7 +13,8 @@ use crate::plugins::capabilities::Grants;
 use crate::plugins::manifest::Manifest;
 use crate::plugins::sandbox::Callee;
 use crate::plugins::sandbox::Limits;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `check-params` must answer at once, as `describe()` must.
@@ -25,6 +26,32 @@ const CHECK_LIMITS: Limits = Limits {
 
 /// Longest path kept from a plugin's answer.
 const MAX_PATH_BYTES: usize = 256;
+
+/// Answers kept per plugin version (digest) and parameters; past this many,
+/// all are forgotten and asked again (a pipeline holds a few dozen).
+const MAX_ANSWERS: usize = 4096;
+
+/// What plugin versions said of parameters, by (digest, parameters as JSON).
+#[derive(Default)]
+pub(super) struct Answers(Mutex<HashMap<(Digest, String), ParamsChecked>>);
+
+impl Answers {
+    fn get(&self, key: &(Digest, String)) -> Option<ParamsChecked> {
+        self.lock().get(key).cloned()
+    }
+
+    fn put(&self, key: (Digest, String), answer: ParamsChecked) {
+        let mut answers = self.lock();
+        if answers.len() >= MAX_ANSWERS {
+            answers.clear();
+        }
+        answers.insert(key, answer);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Digest, String), ParamsChecked>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// What a plugin said of a set of parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +115,9 @@ impl Plugins {
     }
 
     /// Asks `plugin` about `params` (a JSON object), in a fresh sandbox with
-    /// the limits of `describe()`. An error is the call failing (a trap, a
-    /// timeout), which the caller treats as a refusal it cannot place.
+    /// the limits of `describe()`, unless this version answered for these
+    /// parameters before. An error is the call failing (a trap, a timeout),
+    /// which the caller treats as a refusal it cannot place; it is not kept.
     pub async fn check_params(
         &self,
         plugin: &Plugin,
@@ -99,24 +127,30 @@ impl Plugins {
             serde_json::Value::Null => String::new(),
             other => other.to_string(),
         };
+        let key = (plugin.digest, params);
+        if let Some(answer) = self.params_answers.get(&key) {
+            return Ok(answer);
+        }
         let called = self
             .call(
                 &plugin.callee,
                 CHECK_LIMITS,
                 Arc::default(),
-                Entry::CheckParams(params),
+                Entry::CheckParams(key.1.clone()),
                 Wait::InOrder,
             )
             .await?;
-        match called.value {
-            Answer::ParamsChecked(None) => Ok(ParamsChecked::Unchecked),
-            Answer::ParamsChecked(Some(Ok(()))) => Ok(ParamsChecked::Accepted),
-            Answer::ParamsChecked(Some(Err(e))) => Ok(ParamsChecked::Refused {
+        let answer = match called.value {
+            Answer::ParamsChecked(None) => ParamsChecked::Unchecked,
+            Answer::ParamsChecked(Some(Ok(()))) => ParamsChecked::Accepted,
+            Answer::ParamsChecked(Some(Err(e))) => ParamsChecked::Refused {
                 path: super::clip_to(super::escape_controls(&e.path), MAX_PATH_BYTES),
                 message: plugin_text(e.message),
-            }),
-            _ => Err(answered_otherwise()),
-        }
+            },
+            _ => return Err(answered_otherwise()),
+        };
+        self.params_answers.put(key, answer.clone());
+        Ok(answer)
     }
 
     /// Loads and activates `wasm` with no grants at all, whatever it asks

@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
 
 use super::latest::gatehouse::plugin as new;
 use crate::plugins::sandbox::CallState;
-use gatehouse::plugin::{attachments, http, log, types};
+use self::gatehouse::plugin::{attachments, http, log, types};
 
 impl types::Host for CallState {}
 
