@@ -166,8 +166,12 @@ pub async fn serve(
                 in_flight.enter();
                 tokio::time::sleep(delay).await;
                 let reply = handle(&request, n);
-                write_reply(&mut socket, &reply).await;
+                // Counted out before the reply is written: the client can
+                // send its next request only once it has read this reply,
+                // and counting out after the write let that next request
+                // be counted in first, one too many, on a busy machine.
                 in_flight.leave();
+                write_reply(&mut socket, &reply).await;
             });
         }
     });
