@@ -49,7 +49,7 @@ fn readme_plugin_walkthrough_runs_as_written() {
         .stderr(std::fs::File::create(&err_path).unwrap())
         // Its own process group, so everything it started can be stopped.
         .process_group(0)
-        .env("PATH", path)
+        .env("PATH", &path)
         .env("GATEHOUSE_LOG", "warn")
         .env_remove("GATEHOUSE_TOKEN")
         .env_remove("GATEHOUSE_ADDR");
@@ -104,4 +104,76 @@ fn readme_plugin_walkthrough_runs_as_written() {
     );
     // The release it judged went through (`submit --wait` exits 0 only then).
     assert!(stdout.contains("Succeeded"), "{stdout}");
+
+    scaffolded_adapter_builds_and_checks_its_params(dir.path(), &path);
+}
+
+/// The adapter scaffold builds too (reusing the gate's target directory),
+/// and its `check-params` refuses a URL that is not one, at its place in
+/// the pipeline.
+fn scaffolded_adapter_builds_and_checks_its_params(root: &Path, path: &str) {
+    let run = |program: &str, args: &[&str], cwd: &Path| {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("PATH", path)
+            .env("CARGO_TARGET_DIR", root.join("max-tokens/target"))
+            .env_remove("GATEHOUSE_TOKEN")
+            .env_remove("GATEHOUSE_ADDR");
+        for (key, _) in std::env::vars() {
+            if (key.starts_with("CARGO_") && key != "CARGO_TARGET_DIR")
+                || key.starts_with("RUSTC")
+                || key == "RUSTFLAGS"
+            {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd.output().expect("run");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let (code, said) = run(BIN, &["plugin", "new", "edge-admin", "--kind", "adapter"], root);
+    assert_eq!(code, Some(0), "{said}");
+    let crate_dir = root.join("edge-admin");
+    let (code, said) = run(
+        "cargo",
+        &["build", "--release", "--target", "wasm32-wasip2"],
+        &crate_dir,
+    );
+    assert_eq!(code, Some(0), "the adapter scaffold builds: {said}");
+    let plugins = root.join("adapter-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        root.join("max-tokens/target/wasm32-wasip2/release/edge_admin.wasm"),
+        plugins.join("edge-admin.wasm"),
+    )
+    .expect("the built adapter");
+    let pipeline = root.join("edge.toml");
+    std::fs::write(
+        &pipeline,
+        "name = \"edge\"\n[[environment]]\nname = \"dev\"\nadapter = \"edge-admin\"\nadapter_params = { url = \"127.0.0.1:9000\" }\n",
+    )
+    .unwrap();
+    let (code, said) = run(
+        BIN,
+        &[
+            "pipeline",
+            "check",
+            pipeline.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("edge.toml:5:")
+            && said.contains("refuses param `url`")
+            && said.contains("is not an http:// or https:// URL"),
+        "{said}"
+    );
 }
