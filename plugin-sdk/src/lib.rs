@@ -70,7 +70,8 @@ pub mod http;
 pub mod log;
 pub mod params;
 mod request;
-pub mod stats;
+/// The statistics (crate `gatehouse-stats`), shared with the daemon's canary judge.
+pub use gatehouse_stats as stats;
 pub mod testing;
 mod verdict;
 

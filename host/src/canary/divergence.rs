@@ -11,7 +11,7 @@
 use super::config::{CanaryConfig, Metric};
 use super::judgement::{MetricResult, Outcome, Test};
 use super::observation::Overlap;
-use gatehouse_plugin_sdk::stats::normal_sf;
+use gatehouse_stats::normal_sf;
 
 /// Judges how often output fingerprints differ on mirrored requests.
 pub fn judge_labels(config: &CanaryConfig, overlap: &Overlap) -> MetricResult {

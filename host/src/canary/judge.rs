@@ -28,7 +28,7 @@ use super::judgement::num;
 use super::judgement::{MetricResult, Outcome, Test};
 use super::observation::{Moments, Window};
 use super::sequential::MixtureSprt;
-use gatehouse_plugin_sdk::stats::{self, Alternative};
+use gatehouse_stats::{self as stats, Alternative};
 
 /// Both arms' latencies in ascending order, sorted once per look.
 pub struct SortedLatencies {

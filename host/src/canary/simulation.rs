@@ -8,7 +8,7 @@
 
 use super::testing::Rng;
 use super::{Arm, Canary, CanaryConfig, Decision, Look, Observation};
-use gatehouse_plugin_sdk::stats::{self, Alternative};
+use gatehouse_stats::{self as stats, Alternative};
 
 const SIGMA: f64 = 0.5;
 /// Samples per arm between looks.

@@ -1,4 +1,4 @@
-//! The one error type of [`crate::stats`], and the input checks that raise it.
+//! The one error type of [`crate`], and the input checks that raise it.
 //!
 //! Rules: every public function checks its input here before computing, so
 //! arithmetic further in can trust that samples are non-empty and finite.

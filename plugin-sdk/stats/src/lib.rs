@@ -4,7 +4,7 @@
 //!
 //! Every p-value and statistic matches SciPy's (named on each function) to
 //! 1e-9 relative or better, in practice 1e-12; `tests/fixtures/stats/`
-//! holds SciPy's answers and `plugin-sdk/tests/stats_reference.rs` checks
+//! holds SciPy's answers and `plugin-sdk/stats/tests/stats_reference.rs` checks
 //! against them. Where SciPy returns NaN (too few values for an interval, a
 //! single category) we return an error instead. The code uses nothing
 //! outside `std`, so the same arithmetic runs in a WebAssembly gate and in
@@ -24,13 +24,13 @@
 //!   accuracy.
 //!
 //! ```
-//! use gatehouse_plugin_sdk::stats::{Alternative, mann_whitney_u};
+//! use gatehouse_stats::{Alternative, mann_whitney_u};
 //!
 //! let incumbent = [212.0, 198.0, 240.0, 205.0, 221.0, 199.0, 230.0, 215.0];
 //! let candidate = [251.0, 262.0, 239.0, 270.0, 248.0, 266.0, 255.0, 259.0];
 //! let test = mann_whitney_u(&candidate, &incumbent, Alternative::Greater)?;
 //! assert!(test.p_value < 0.01, "candidate latency is higher");
-//! # Ok::<(), gatehouse_plugin_sdk::stats::StatsError>(())
+//! # Ok::<(), gatehouse_stats::StatsError>(())
 //! ```
 
 mod binomial;

@@ -2,7 +2,7 @@
 //! `kstwo.sf` and `special.smirnov` in `tests/fixtures/stats/kstwo.json`,
 //! across every branch SciPy takes (Ruben-Gambino ends, Durbin matrix,
 //! Pomeranz, Smirnov sum, Pelz-Good, the n > 1e6 asymptotic form). The
-//! public functions are checked in `plugin-sdk/tests/stats_reference.rs`.
+//! public functions are checked in `plugin-sdk/stats/tests/stats_reference.rs`.
 
 use super::kolmogorov::kstwo_sf;
 use super::smirnov::smirnov_sf;

@@ -1,4 +1,4 @@
-//! Agreement of `gatehouse_plugin_sdk::stats` with SciPy and NumPy.
+//! Agreement of `gatehouse_stats` with SciPy and NumPy.
 //!
 //! The fixtures in `tests/fixtures/stats/` hold inputs and SciPy's outputs
 //! (regenerate them with `python tests/fixtures/stats/generate.py`). Every
@@ -6,7 +6,7 @@
 //! (subnormal territory, where relative error is meaningless) to 1e-300
 //! absolute. Run with `--nocapture` to see the worst error per function.
 
-use gatehouse_plugin_sdk::stats::{
+use gatehouse_stats::{
     Alternative, binomial_test, chi2_contingency, chi2_sf, chisquare, jensen_shannon, ks_2samp,
     mann_whitney_u, mcnemar_exact, normal_cdf, normal_sf, paired_bootstrap, psi, quantile,
     quantile_ci,
@@ -138,7 +138,9 @@ fn sample(v: &Value) -> Vec<f64> {
 
 #[test]
 fn mann_whitney_u_matches_scipy_asymptotic() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/mann_whitney.json"));
+    let doc = fixture(include_str!(
+        "../../../tests/fixtures/stats/mann_whitney.json"
+    ));
     let mut statistic = Agreement::new("mann_whitney_u statistic");
     let mut p_value = Agreement::new("mann_whitney_u p-value");
     for case in cases(&doc, "cases") {
@@ -152,7 +154,7 @@ fn mann_whitney_u_matches_scipy_asymptotic() {
 
 #[test]
 fn ks_2samp_matches_scipy_auto_method() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/ks_2samp.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/ks_2samp.json"));
     let mut statistic = Agreement::new("ks_2samp statistic");
     let mut p_value = Agreement::new("ks_2samp p-value");
     for case in cases(&doc, "cases") {
@@ -166,7 +168,7 @@ fn ks_2samp_matches_scipy_auto_method() {
 
 #[test]
 fn chisquare_matches_scipy() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/chisquare.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/chisquare.json"));
     let mut statistic = Agreement::new("chisquare statistic");
     let mut p_value = Agreement::new("chisquare p-value");
     for case in cases(&doc, "cases") {
@@ -181,7 +183,7 @@ fn chisquare_matches_scipy() {
 #[test]
 fn chi2_contingency_matches_scipy_with_yates() {
     let doc = fixture(include_str!(
-        "../../tests/fixtures/stats/chi2_contingency.json"
+        "../../../tests/fixtures/stats/chi2_contingency.json"
     ));
     let mut statistic = Agreement::new("chi2_contingency statistic");
     let mut p_value = Agreement::new("chi2_contingency p-value");
@@ -201,7 +203,7 @@ fn chi2_contingency_matches_scipy_with_yates() {
 
 #[test]
 fn psi_matches_the_numpy_construction() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/psi.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/psi.json"));
     let mut index = Agreement::new("psi");
     for case in cases(&doc, "cases") {
         let bins = case["bins"].as_u64().expect("bins") as usize;
@@ -214,7 +216,7 @@ fn psi_matches_the_numpy_construction() {
 #[test]
 fn jensen_shannon_matches_scipy_base_2() {
     let doc = fixture(include_str!(
-        "../../tests/fixtures/stats/jensen_shannon.json"
+        "../../../tests/fixtures/stats/jensen_shannon.json"
     ));
     let mut distance = Agreement::new("jensen_shannon");
     for case in cases(&doc, "cases") {
@@ -225,7 +227,7 @@ fn jensen_shannon_matches_scipy_base_2() {
 
 #[test]
 fn quantile_matches_numpy_linear() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/quantile.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/quantile.json"));
     let mut agreement = Agreement::new("quantile");
     for case in cases(&doc, "cases") {
         let sorted = numbers(&case["sorted"]);
@@ -241,7 +243,9 @@ fn quantile_matches_numpy_linear() {
 
 #[test]
 fn quantile_ci_matches_scipy_quantile_test() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/quantile_ci.json"));
+    let doc = fixture(include_str!(
+        "../../../tests/fixtures/stats/quantile_ci.json"
+    ));
     let mut bounds = Agreement::new("quantile_ci bounds");
     for case in cases(&doc, "cases") {
         let n = case["n"].as_u64().expect("n");
@@ -266,7 +270,7 @@ fn quantile_ci_matches_scipy_quantile_test() {
 
 #[test]
 fn binomial_test_matches_scipy_binomtest() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/binomial.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/binomial.json"));
     let mut p_value = Agreement::new("binomial_test p-value");
     for case in cases(&doc, "cases") {
         let (k, n) = (
@@ -292,7 +296,7 @@ fn binomial_test_matches_scipy_binomtest() {
 
 #[test]
 fn paired_bootstrap_matches_the_documented_construction() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/bootstrap.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/bootstrap.json"));
     let mut agreement = Agreement::new("paired_bootstrap");
     for case in cases(&doc, "cases") {
         let resamples = case["resamples"].as_u64().expect("resamples") as u32;
@@ -317,7 +321,7 @@ fn paired_bootstrap_matches_the_documented_construction() {
 
 #[test]
 fn normal_and_chi2_tails_match_scipy() {
-    let doc = fixture(include_str!("../../tests/fixtures/stats/special.json"));
+    let doc = fixture(include_str!("../../../tests/fixtures/stats/special.json"));
     let mut cdf = Agreement::new("normal_cdf");
     let mut sf = Agreement::new("normal_sf");
     for case in cases(&doc["cases"], "normal") {

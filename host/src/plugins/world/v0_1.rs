@@ -10,9 +10,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use self::gatehouse::plugin::{attachments, http, log, types};
 use super::latest::gatehouse::plugin as new;
 use crate::plugins::sandbox::CallState;
-use self::gatehouse::plugin::{attachments, http, log, types};
 
 impl types::Host for CallState {}
 
