@@ -136,7 +136,11 @@ fn scaffolded_adapter_builds_and_checks_its_params(root: &Path, path: &str) {
         );
         (out.status.code(), said)
     };
-    let (code, said) = run(BIN, &["plugin", "new", "edge-admin", "--kind", "adapter"], root);
+    let (code, said) = run(
+        BIN,
+        &["plugin", "new", "edge-admin", "--kind", "adapter"],
+        root,
+    );
     assert_eq!(code, Some(0), "{said}");
     let crate_dir = root.join("edge-admin");
     let (code, said) = run(

@@ -1,0 +1,316 @@
+//! Starting a daemon: the pipelines checked before anything is created,
+//! the store opened and the stored plugins loaded; then, while it serves,
+//! the embedded plugins installed, the pipelines' parameters checked by
+//! their plugins, and the releases a stop left open resumed.
+
+use super::{Daemon, Error, Setup, drift, effects, params};
+use crate::canary::live::Board;
+use crate::configstore::ConfigStore;
+use crate::pipeline::definition::{BUILTIN_ADAPTER, Catalog, Pipeline, Source};
+use crate::pipeline::executor::DAEMON;
+use crate::pipeline::holds;
+use crate::pipeline::release::ReleaseId;
+use crate::plugins::registry::Registry;
+use crate::plugins::signing::Trust;
+use crate::plugins::watch::{self as plugin_dir, PluginDir};
+use crate::plugins::{self, Plugins};
+use crate::store::Store;
+use crate::store::audit::{Draft, EventKind};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The example pipeline, served when no pipeline file is named.
+pub const BUNDLED_PIPELINE: &str = include_str!("../../../examples/pipeline.toml");
+
+/// The plugin names a daemon knows before it compiles anything: the
+/// embedded ones, those its store holds, and the `.wasm` files of its plugin
+/// directory (by file name, of either kind). Pipelines are checked against
+/// them as they load (see [`Catalog`]).
+pub fn catalog(
+    store: Option<&Store>,
+    plugin_dir: Option<&std::path::Path>,
+) -> Result<Catalog, Error> {
+    let mut catalog = Catalog::default();
+    for e in plugins::builtin::embedded() {
+        match e.kind {
+            plugins::PluginKind::Gate => catalog.gates.insert(e.name.to_string()),
+            plugins::PluginKind::Adapter => catalog.adapters.insert(e.name.to_string()),
+        };
+    }
+    if let Some(store) = store {
+        for r in store.plugin_versions(None)? {
+            match r.description.kind {
+                plugins::PluginKind::Gate => catalog.gates.insert(r.description.name),
+                plugins::PluginKind::Adapter => catalog.adapters.insert(r.description.name),
+            };
+        }
+    }
+    if let Some(dir) = plugin_dir
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|x| x == "wasm")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            {
+                catalog.gates.insert(stem.to_string());
+                catalog.adapters.insert(stem.to_string());
+            }
+        }
+    }
+    Ok(catalog)
+}
+
+/// Reads and checks the pipeline files (or the bundled one): a mistake in
+/// them fails the start at once, before any plugin is compiled. Each comes
+/// with its file, to point at a parameter a plugin refuses once it is in.
+pub fn load_pipelines(
+    files: &[PathBuf],
+    catalog: &Catalog,
+) -> Result<BTreeMap<String, (Pipeline, Source)>, Error> {
+    let sources: Vec<Source> = if files.is_empty() {
+        vec![Source {
+            file: "examples/pipeline.toml (bundled)".into(),
+            text: BUNDLED_PIPELINE.into(),
+        }]
+    } else {
+        files
+            .iter()
+            .map(|p| Source::read(p))
+            .collect::<Result<_, _>>()?
+    };
+    let mut pipelines = BTreeMap::new();
+    for source in sources {
+        let p = Pipeline::parse(&source.file, &source.text, catalog)?;
+        if pipelines.contains_key(&p.name) {
+            return Err(Error::DuplicatePipeline(p.name));
+        }
+        pipelines.insert(p.name.clone(), (p, source));
+    }
+    Ok(pipelines)
+}
+
+impl Daemon {
+    /// Checks the pipelines, opens the store and loads the stored plugins;
+    /// then, in the background while the daemon serves, installs the
+    /// embedded ones and resumes every unfinished release (see
+    /// [`Daemon::finish_start`]). Must run inside a tokio runtime.
+    pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
+        // Pipelines are checked before anything is created: a new data
+        // directory holds no plugins, so it is made only once they pass.
+        let stored = match setup.data_dir.exists() {
+            true => Some(Store::open(&setup.data_dir)?),
+            false => None,
+        };
+        let known = catalog(stored.as_ref(), setup.plugin_dir.as_deref())?;
+        let (pipelines, sources): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            load_pipelines(&setup.pipelines, &known)?
+                .into_iter()
+                .map(|(name, (p, source))| ((name.clone(), p), (name, source)))
+                .unzip();
+        let store = match stored {
+            Some(store) => store,
+            None => Store::open(&setup.data_dir)?,
+        };
+        let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
+        // Loading plugins is CPU work; keep it off the reactor.
+        let panicked = |e: tokio::task::JoinError| {
+            Error::Plugin(plugins::Error::Engine(format!(
+                "loading plugins panicked: {e}"
+            )))
+        };
+        let cache = setup.compile_cache.clone();
+        let plugins = Arc::new(
+            tokio::task::spawn_blocking(move || Plugins::with_compile_cache(cache))
+                .await
+                .map_err(panicked)??,
+        );
+        let registry = Arc::new(Registry::new(store.clone(), plugins.clone(), trust));
+        let loader = registry.clone();
+        tokio::task::spawn_blocking(move || loader.load_active())
+            .await
+            .map_err(panicked)??;
+        let unfinished = store.unfinished_releases()?;
+        let mut env_names: BTreeSet<String> = pipelines
+            .values()
+            .flat_map(|p| p.environments.iter().map(|e| e.name.clone()))
+            .collect();
+        // Environments of releases started under an older pipeline file stay
+        // reachable, so those releases can finish.
+        for id in &unfinished {
+            if let Some(r) = store.release(*id)? {
+                env_names.extend(r.pipeline.environments.iter().map(|e| e.name.clone()));
+            }
+        }
+        let configstore = ConfigStore::open(store.clone(), env_names)?;
+        let daemon = Arc::new(Daemon {
+            store,
+            plugins,
+            registry,
+            configstore,
+            canaries: Board::default(),
+            effects: effects::Effects::default(),
+            pipelines,
+            running: Mutex::new(HashSet::new()),
+            drifted: Mutex::new(BTreeSet::new()),
+            closing: watch::channel(false).0,
+            misconfigured: watch::channel(None).0,
+        });
+
+        crate::telemetry::log::spawn(daemon.store.subscribe(), daemon.closed());
+        let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
+        let envs = daemon.configstore.names();
+        daemon
+            .store
+            .commit(|tx| {
+                holds::settle_at_start(tx, &envs, &unfinished)?;
+                tx.append(
+                    Draft::new(EventKind::DaemonStarted, DAEMON, format!("daemon started serving pipelines {}", names.join(", ")))
+                        .detail(serde_json::json!({ "pipelines": names, "version": env!("CARGO_PKG_VERSION") })),
+                )
+            })
+            .await?;
+        tokio::spawn(daemon.clone().finish_start(Rest {
+            grants: setup.grants.clone(),
+            plugin_dir: setup.plugin_dir.clone(),
+            plugin_dir_poll: setup.plugin_dir_poll,
+            drift_check: setup.drift_check,
+            unfinished,
+            sources,
+        }));
+        Ok(daemon)
+    }
+
+    /// What a start does once the daemon serves: installs the embedded
+    /// plugins (compiling them on a machine's first start, which takes
+    /// seconds) and the plugin directory's, then resumes the releases a stop
+    /// left open and starts the background checks. Submits, resumed releases
+    /// and adapter calls wait for the installs ([`Registry::installed`]);
+    /// reads never do.
+    async fn finish_start(self: Arc<Self>, rest: Rest) {
+        let started = std::time::Instant::now();
+        // Marks the installs done however this ends, a panic included, so
+        // nothing waits for them forever.
+        let installing = Installing(&self.registry);
+        if let Err(e) = self.registry.ensure_embedded(DAEMON, &rest.grants).await {
+            tracing::error!("the embedded plugins could not be installed: {e}");
+        }
+        let mut watched = rest.plugin_dir.as_deref().map(PluginDir::new);
+        if let Some(dir) = &mut watched {
+            dir.scan(&self.registry, false).await;
+        }
+        // Parameters are checked before anything is released: a refusal
+        // stops the start, as a mistake in the file's syntax does.
+        let mut refused = Vec::new();
+        for p in self.pipelines.values() {
+            let Some(source) = rest.sources.get(&p.name) else {
+                continue;
+            };
+            let checked = params::check(p, source, &self.plugins).await;
+            for note in checked.unchecked {
+                tracing::warn!(pipeline = %p.name, "parameters not checked at load: {note}");
+            }
+            refused.extend(checked.refused.into_iter().map(|e| e.to_string()));
+        }
+        if !refused.is_empty() {
+            for e in &refused {
+                tracing::error!("{e}");
+            }
+            self.misconfigured.send_replace(Some(refused.join("\n")));
+            drop(installing);
+            return;
+        }
+        drop(installing);
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins installed; submits go ahead"
+        );
+        for p in self.pipelines.values() {
+            for m in missing_plugins(p, &self.plugins) {
+                tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
+            }
+        }
+        for id in rest.unfinished {
+            if let Err(e) = self.resume(id).await {
+                tracing::error!(release_id = id.0, "release {id} could not resume: {e}");
+            }
+        }
+        if let Some(dir) = watched {
+            plugin_dir::spawn(
+                self.registry.clone(),
+                dir,
+                rest.plugin_dir_poll,
+                self.closing.subscribe(),
+            );
+        }
+        if let Some(every) = rest.drift_check {
+            drift::spawn_checks(&self, every);
+        }
+    }
+}
+
+/// Marks the start's plugin installs done when dropped.
+struct Installing<'a>(&'a Registry);
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        self.0.mark_installed();
+    }
+}
+
+/// What [`Daemon::finish_start`] does after the daemon serves.
+struct Rest {
+    grants: BTreeMap<String, plugins::manifest::Manifest>,
+    plugin_dir: Option<PathBuf>,
+    plugin_dir_poll: std::time::Duration,
+    drift_check: Option<std::time::Duration>,
+    unfinished: Vec<ReleaseId>,
+    /// The pipeline files, by pipeline name.
+    sources: BTreeMap<String, Source>,
+}
+
+/// A plugin a pipeline names that this daemon cannot call yet.
+pub(super) struct MissingPlugin {
+    /// Who uses it: `gate "cost"` or `the adapter of "production"`.
+    pub(super) user: String,
+    pub(super) plugin: String,
+    pub(super) problem: String,
+}
+
+pub(super) fn missing_plugins(pipeline: &Pipeline, plugins: &Plugins) -> Vec<MissingPlugin> {
+    let problem = |e: plugins::GateError| match e {
+        plugins::GateError::WrongKind { .. } => "an adapter, not a gate".to_string(),
+        plugins::GateError::NotAnAdapter { .. } => "a gate, not an adapter".to_string(),
+        _ => "not installed".to_string(),
+    };
+    let mut missing = Vec::new();
+    for env in &pipeline.environments {
+        for g in &env.gates {
+            if let Err(e) = plugins.gate(&g.plugin) {
+                missing.push(MissingPlugin {
+                    user: format!("gate {:?}", g.name),
+                    plugin: g.plugin.clone(),
+                    problem: problem(e),
+                });
+            }
+        }
+        if env.adapter != BUILTIN_ADAPTER
+            && let Err(e) = plugins.adapter(&env.adapter)
+        {
+            let problem = match plugins::builtin::find(&env.adapter) {
+                Some(embedded) if embedded.needs_grant => format!(
+                    "embedded but not granted: grant it under [grants.{0}] in the daemon's config (`gatehouse plugin export {0}` writes a template)",
+                    embedded.name
+                ),
+                _ => problem(e),
+            };
+            missing.push(MissingPlugin {
+                user: format!("the adapter of {:?}", env.name),
+                plugin: env.adapter.clone(),
+                problem,
+            });
+        }
+    }
+    missing
+}
