@@ -169,9 +169,12 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     // mistake in the file's syntax does, once the plugins are in.
     let misconfigured = running.daemon.misconfigured();
     let (refused_tx, mut refused_rx) = tokio::sync::oneshot::channel();
+    // The handlers are installed here, before the address is printed: a
+    // supervisor may signal as soon as it reads it.
+    let signalled = stop_signal();
     let stop = async move {
         tokio::select! {
-            () = stop_signal() => {}
+            () = signalled => {}
             what = misconfigured => {
                 let _ = refused_tx.send(what);
             }
