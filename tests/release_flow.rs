@@ -933,6 +933,15 @@ async fn a_first_start_serves_while_its_plugins_compile_and_submits_wait_for_the
     let _ = child.wait();
 }
 
+/// `gatehouse pipeline check FILES...`, offline.
+fn pipeline_check(files: &[&std::path::Path]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["pipeline", "check"])
+        .args(files)
+        .output()
+        .unwrap()
+}
+
 /// A plugin name one typo from a known one fails the start at its line with
 /// a did-you-mean, before anything is created; `pipeline check` runs the
 /// same check offline, over several files, and reports every one.
@@ -959,18 +968,11 @@ fn a_plugin_typo_is_found_at_load_by_serve_and_by_pipeline_check() {
     );
     assert!(!root.path().join("data").exists(), "nothing was created");
 
-    let check = |files: &[&std::path::Path]| {
-        std::process::Command::new(BIN)
-            .args(["pipeline", "check"])
-            .args(files)
-            .output()
-            .unwrap()
-    };
     let standard = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/standard-pipeline.toml"
     ));
-    let ok = check(&[standard]);
+    let ok = pipeline_check(&[standard]);
     assert!(
         ok.status.success(),
         "{}",
@@ -987,7 +989,7 @@ fn a_plugin_typo_is_found_at_load_by_serve_and_by_pipeline_check() {
         "later.toml",
         "name = \"standard\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"answer-grader\"\n",
     );
-    let bad = check(&[standard, &typo, &later]);
+    let bad = pipeline_check(&[standard, &typo, &later]);
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -998,7 +1000,7 @@ fn a_plugin_typo_is_found_at_load_by_serve_and_by_pipeline_check() {
         stderr.contains("pipeline \"standard\" is also defined in"),
         "{stderr}"
     );
-    let offline = check(&[&later]);
+    let offline = pipeline_check(&[&later]);
     assert!(offline.status.success());
     assert!(
         String::from_utf8_lossy(&offline.stdout)
@@ -1193,14 +1195,7 @@ fn a_param_a_plugin_refuses_is_found_at_load_at_its_place_in_the_file() {
         "negative.toml",
         &format!("{head}params = {{ max_cost_per_request = -1 }}\n"),
     );
-    let check = |files: &[&std::path::Path]| {
-        std::process::Command::new(BIN)
-            .args(["pipeline", "check"])
-            .args(files)
-            .output()
-            .unwrap()
-    };
-    let out = check(&[&typo, &negative]);
+    let out = pipeline_check(&[&typo, &negative]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -1226,7 +1221,7 @@ fn a_param_a_plugin_refuses_is_found_at_load_at_its_place_in_the_file() {
     .map(|f| examples.join(f))
     .collect();
     let bundled: Vec<&std::path::Path> = bundled.iter().map(|p| p.as_path()).collect();
-    let ok = check(&bundled);
+    let ok = pipeline_check(&bundled);
     assert!(
         ok.status.success(),
         "{}",
