@@ -16,7 +16,7 @@ use apply::{apply, apply_now};
 pub use takedown::withdraw_canary_of;
 
 use crate::daemon::Daemon;
-use crate::pipeline::definition::BUILTIN_ADAPTER;
+use crate::pipeline::definition::ParamSite;
 use crate::pipeline::holds;
 use crate::pipeline::release::{
     CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId,
@@ -244,27 +244,14 @@ async fn misconfiguration(
     stage: usize,
 ) -> Option<(Option<String>, String)> {
     let spec = &release.pipeline.environments[stage];
-    let mut sites: Vec<(Option<&str>, PluginKind, &str, &serde_json::Value)> = spec
-        .gates
-        .iter()
-        .map(|g| {
-            (
-                Some(g.name.as_str()),
-                PluginKind::Gate,
-                g.plugin.as_str(),
-                &g.params,
-            )
-        })
-        .collect();
-    if spec.adapter != BUILTIN_ADAPTER {
-        sites.push((
-            None,
-            PluginKind::Adapter,
-            &spec.adapter,
-            &spec.adapter_params,
-        ));
-    }
-    for (gate, kind, plugin, params) in sites {
+    for (site, plugin, params) in release.pipeline.param_sites() {
+        let (gate, kind) = match site {
+            ParamSite::Gate { env, gate } if env == stage => {
+                (Some(spec.gates[gate].name.as_str()), PluginKind::Gate)
+            }
+            ParamSite::Adapter { env } if env == stage => (None, PluginKind::Adapter),
+            _ => continue,
+        };
         let who = match gate {
             Some(g) => format!("gate {g}"),
             None => "the adapter".to_string(),
