@@ -14,11 +14,12 @@
 //! references). Outputs are trimmed before `exact`, `regex`, `json_schema`
 //! and `numeric` scoring.
 
+mod expected;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use gatehouse_plugin_sdk::golden::borrowed::{Case, Expected};
-use gatehouse_plugin_sdk::json_kind;
 use regex::Regex;
 use serde_json::Value;
 
@@ -26,6 +27,7 @@ use crate::json_schema::Schema;
 use crate::numeric::first_number;
 use crate::params::{Params, ScorerKind};
 use crate::squad::Normalizer;
+use expected::{RightAnswers, expected_number, texts};
 
 /// What one output scored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,34 +67,6 @@ enum Rule<'a> {
     Regex(usize),
     JsonSchema(usize),
     Numeric(f64),
-}
-
-/// The right answers of a text scorer. Nearly every case has one, held
-/// without a `Vec` so that preparing a case allocates nothing.
-#[derive(Debug)]
-struct RightAnswers<'a> {
-    first: Cow<'a, str>,
-    others: Vec<Cow<'a, str>>,
-}
-
-impl<'a> RightAnswers<'a> {
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(&*self.first).chain(self.others.iter().map(|a| &**a))
-    }
-
-    /// Each answer trimmed, as `exact` compares them; done once here
-    /// rather than once per score.
-    fn trimmed(self) -> Self {
-        let trim = |answer: Cow<'a, str>| match answer {
-            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
-            Cow::Owned(text) if text.trim().len() == text.len() => Cow::Owned(text),
-            Cow::Owned(text) => Cow::Owned(text.trim().to_string()),
-        };
-        RightAnswers {
-            first: trim(self.first),
-            others: self.others.into_iter().map(trim).collect(),
-        }
-    }
 }
 
 impl<'a> Scorers<'a> {
@@ -274,53 +248,6 @@ impl<'a> Scorers<'a> {
 
 fn hit(right: bool) -> f64 {
     if right { 1.0 } else { 0.0 }
-}
-
-/// The acceptable answers in a text scorer's `expected`.
-fn texts<'a>(expected: &'a Expected) -> Result<RightAnswers<'a>, String> {
-    let single = match expected {
-        Expected::Text(answer) => answer,
-        Expected::Json(Value::Array(answers)) => {
-            let Some((first, others)) = answers.split_first() else {
-                return Err(
-                    "`expected` is an empty array; list at least one right answer".to_string(),
-                );
-            };
-            return Ok(RightAnswers {
-                first: text(first)?,
-                others: others.iter().map(text).collect::<Result<_, _>>()?,
-            });
-        }
-        Expected::Json(single) => {
-            return Ok(RightAnswers {
-                first: text(single)?,
-                others: Vec::new(),
-            });
-        }
-    };
-    Ok(RightAnswers {
-        first: Cow::Borrowed(single),
-        others: Vec::new(),
-    })
-}
-
-fn text(value: &Value) -> Result<Cow<'_, str>, String> {
-    match value {
-        Value::String(s) => Ok(Cow::Borrowed(s.as_str())),
-        Value::Number(_) | Value::Bool(_) => Ok(Cow::Owned(value.to_string())),
-        other => Err(format!(
-            "`expected` holds {}; a text scorer needs a string, a number, a boolean or an array of those",
-            json_kind(other)
-        )),
-    }
-}
-
-fn expected_number(expected: &Expected) -> Option<f64> {
-    match expected {
-        Expected::Json(Value::Number(n)) => n.as_f64(),
-        Expected::Text(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
-        Expected::Json(_) => None,
-    }
 }
 
 /// The output as JSON, without a Markdown code fence around it: chat models
