@@ -1,5 +1,5 @@
 //! Gate that attacks its sandbox on request, for the daemon's hostile-plugin
-//! suite (`tests/hostile_plugins.rs`).
+//! suite (`tests/e2e/hostile_plugins.rs`).
 //!
 //! Params `{"mode": ..., plus the mode's own fields}` pick the attack:
 //! - `pass`: passes.

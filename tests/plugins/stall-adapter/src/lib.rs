@@ -1,5 +1,5 @@
 //! Adapter that misbehaves on request, for the daemon's fault tests
-//! (`tests/hostile_plugins.rs`).
+//! (`tests/e2e/hostile_plugins.rs`).
 //!
 //! The environment's params pick what it does:
 //! - `sleep_ms` with `sleep_in` (a list of `apply`, `current`, `set_traffic`,

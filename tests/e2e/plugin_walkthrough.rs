@@ -3,15 +3,13 @@
 //! test it with no daemon, push it to a daemon and release a candidate it
 //! judges.
 
-mod common;
-
-use common::BIN;
+use crate::common::BIN;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The shell block between the walk-through markers, exactly as printed.
 fn walkthrough() -> &'static str {

@@ -6,13 +6,10 @@
 //! same through a service's admin API, retrying a restarting service and
 //! failing closed on a dead one.
 
-mod common;
-mod loopback;
-
-use common::*;
+use crate::common::*;
+use crate::loopback::{AdminApi, Outage, model_endpoint};
 use gatehouse::plugins::builtin::{ADAPTER_HTTP_PATH, GOLDEN_EVAL_FULL_PATH, LATENCY_FULL_PATH};
 use gatehouse::proto::{self, ReleasePhase};
-use loopback::{AdminApi, Outage, model_endpoint};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

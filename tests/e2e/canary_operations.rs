@@ -6,11 +6,8 @@
 //! production unless forced; an operator's abort takes a running canary out
 //! of traffic.
 
-mod canary_service;
-mod common;
-
-use canary_service::{Behaviour, HEALTHY, Service};
-use common::*;
+use crate::canary_service::{Behaviour, HEALTHY, Service};
+use crate::common::*;
 use gatehouse::client::Client;
 use gatehouse::proto::{self, ReleasePhase};
 use std::sync::Arc;

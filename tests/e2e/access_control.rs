@@ -1,8 +1,6 @@
 //! Every RPC checks the caller's token and role.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::api::auth::{generate_token, hash_token};
 use gatehouse::client::Client;
 use gatehouse::proto;

@@ -2,9 +2,9 @@
 //! adapter-file, someone edits the environment by hand, and the daemon's own
 //! periodic check, `CheckDrift` and `gatehouse drift` all see it.
 
-mod common;
-
-use common::{BIN, Daemon, candidate, events, finished, grant_file_adapter, phase, submit, write};
+use crate::common::{
+    BIN, Daemon, candidate, events, finished, grant_file_adapter, phase, submit, write,
+};
 use gatehouse::client::Client;
 use gatehouse::digest::Digest;
 use gatehouse::proto::{self, DriftStatus, ReleasePhase};

@@ -2,9 +2,7 @@
 //! promotion, gate failure with its reason, approvals, deduplication,
 //! rollback seen by config watchers, and bad input.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::proto::{self, ReleasePhase};
 use std::time::Duration;
 use tonic::Code;
@@ -677,7 +675,7 @@ fn connection_errors_read_as_one_sentence_and_a_closed_pipe_is_quiet() {
         "{refused}"
     );
 
-    // https:// is reached over TLS (tests/access_control.rs); nothing
+    // https:// is reached over TLS (tests/e2e/access_control.rs); nothing
     // listening reads the same as over plaintext.
     let (code, tls) = run("https://127.0.0.1:1");
     assert_eq!(code, Some(1), "{tls}");
@@ -1018,7 +1016,7 @@ fn version_names_commit_and_wasmtime_and_completions_print() {
         .output()
         .unwrap();
     let version = String::from_utf8_lossy(&out.stdout);
-    let lock = include_str!("../Cargo.lock");
+    let lock = include_str!("../../Cargo.lock");
     let wasmtime = lock
         .split("[[package]]")
         .find(|p| p.contains("\nname = \"wasmtime\"\n"))

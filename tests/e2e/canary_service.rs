@@ -4,7 +4,6 @@
 //! requests to both arms (same request key), and reports what each arm did
 //! through `ReportObservations`. How a configuration behaves (errors,
 //! latency, answers) is chosen per candidate `revision` by the test.
-#![allow(dead_code)]
 
 use gatehouse::client::{Client, fnv1a64, routes_to_canary};
 use gatehouse::proto;

@@ -3,15 +3,12 @@
 //! there to show, with no daemon (adapter-http's talks to an admin API the
 //! test serves on 127.0.0.1).
 
-mod common;
-mod loopback;
-
-use common::BIN;
+use crate::common::BIN;
+use crate::loopback::AdminApi;
 use gatehouse::plugins::builtin::{
     ADAPTER_FILE_PATH, ADAPTER_HTTP_PATH, CONFIG_LINT_PATH, COST_ESTIMATOR_PATH, DRIFT_PATH,
     GOLDEN_EVAL_PATH, LATENCY_PATH,
 };
-use loopback::AdminApi;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -88,7 +85,7 @@ fn the_file_adapters_example_request_places_the_candidate() {
     let deploy = dir.path().join("deploy");
     std::fs::create_dir_all(&deploy).unwrap();
     let manifest = dir.path().join("adapter-file.toml");
-    std::fs::write(&manifest, common::file_adapter_manifest(&deploy)).unwrap();
+    std::fs::write(&manifest, crate::common::file_adapter_manifest(&deploy)).unwrap();
     let (code, text) = plugin_test(
         ADAPTER_FILE_PATH,
         "adapter-file.json",

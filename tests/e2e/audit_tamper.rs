@@ -1,8 +1,6 @@
 //! Altering one stored audit event makes `audit verify` fail, naming it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::proto::{self, ReleasePhase};
 use gatehouse::store::Store;
 

@@ -6,11 +6,8 @@
 //! audit log says which metric and why. The same traffic promotes a clean
 //! candidate.
 
-mod canary_service;
-mod common;
-
-use canary_service::{Behaviour, HEALTHY, Service};
-use common::*;
+use crate::canary_service::{Behaviour, HEALTHY, Service};
+use crate::common::*;
 use gatehouse::client::Client;
 use gatehouse::proto::{self, ReleasePhase};
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! restart, and the release finishes exactly once; releases that meet at
 //! one environment take it in turn, across a SIGKILL too.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::client::Client;
 use gatehouse::proto::{self, ReleasePhase};
 use std::collections::BTreeSet;

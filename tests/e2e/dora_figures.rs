@@ -2,9 +2,7 @@
 //! daemon, an operator rolls one back, and `GetDora`, `gatehouse dora` and
 //! `gatehouse dora --file` of the exported log all tell the same story.
 
-mod common;
-
-use common::{BIN, Daemon, candidate, finished, phase, submit, write};
+use crate::common::{BIN, Daemon, candidate, finished, phase, submit, write};
 use gatehouse::proto::{self, ReleasePhase};
 use std::process::Command;
 use std::time::Instant;

@@ -5,7 +5,6 @@
 //! size and time, and each service stops by itself after `LIFETIME` or
 //! `MAX_CONNECTIONS` connections, whichever comes first, so a test that
 //! fails half-way leaves nothing listening.
-#![allow(dead_code)]
 
 use gatehouse::digest::Digest;
 use std::collections::{BTreeMap, HashMap};

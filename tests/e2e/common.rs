@@ -1,6 +1,5 @@
 //! Shared by the end-to-end tests: a real `gatehouse serve` process on
 //! 127.0.0.1 with its own data directory, and pipelines written for a test.
-#![allow(dead_code)]
 
 use gatehouse::client::{self, Client};
 use gatehouse::proto;
@@ -307,7 +306,7 @@ impl Daemon {
 
 /// A Python with `tests/python/requirements.txt` installed from PyPI, in a
 /// virtual environment under the target directory, made once and shared by
-/// every test binary (a file lock keeps two from building it at once).
+/// every run built there (a file lock keeps two from building it at once).
 /// Panics with what failed: a test that needs it never skips.
 pub fn python() -> PathBuf {
     let requirements =

@@ -14,9 +14,7 @@
 //! directory, an adapter's apply, `plugin test`): each ends at its deadline,
 //! and a flood of sleepers holds up neither a healthy release nor the audit.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::proto::{self, ReleasePhase};
 use std::io::{Read, Write};
 use std::net::TcpListener;

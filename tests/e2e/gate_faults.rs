@@ -1,9 +1,7 @@
 //! A plugin that traps, loops, allocates without end or refuses fails its gate closed with a precise
 //! reason, while the daemon goes on serving other releases.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::proto::ReleasePhase;
 
 fn pipeline(name: &str, params: &str, timeout_ms: u64) -> String {

@@ -4,9 +4,7 @@
 //! when another is activated meanwhile, a restart keeps the active version,
 //! a watched directory is a push, and signing is enforced when required.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse::client::Client;
 use gatehouse::digest::Digest;
 use gatehouse::plugins::builtin::{CHAOS_GATE_PATH, LEGACY_GATE_PATH, NOOP_GATE_PATH};

@@ -1,0 +1,36 @@
+//! The end-to-end tests, as one test binary: a real `gatehouse` daemon, its
+//! CLI and real plugins, driven from outside. Each module below is one area
+//! (`release_flow`, `crash_recovery`, ...), and a test is named by its
+//! module: `cargo test --release -p gatehouse --test e2e release_flow::`
+//! runs one area. One binary because every test links wasmtime, tonic and
+//! sled: as one binary they are linked once, and the shared modules built
+//! once, instead of once per area. Its tests run side by side on the
+//! harness's threads (one per core unless `--test-threads` says otherwise),
+//! so each keeps to its own temporary directory, data directory and
+//! loopback ports, and changes nothing process-wide (environment, current
+//! directory, signal handlers). Only the README walk-through's daemon
+//! listens on the default port, as the README's lines say.
+//!
+//! Shared by the areas: `common` (a daemon process, pipelines, candidates),
+//! `canary_service` (a serving service simulated on loopback) and
+//! `loopback` (small HTTP services on 127.0.0.1 that plugins call).
+
+mod canary_service;
+mod common;
+mod loopback;
+
+mod access_control;
+mod audit_tamper;
+mod canary_operations;
+mod canary_rollback;
+mod config_drift;
+mod crash_recovery;
+mod dora_figures;
+mod example_requests;
+mod gate_faults;
+mod hostile_plugins;
+mod plugin_registry;
+mod plugin_walkthrough;
+mod release_flow;
+mod shutdown;
+mod standard_plugins;
