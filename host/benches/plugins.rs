@@ -19,7 +19,7 @@
 use gatehouse::digest::Digest;
 use gatehouse::plugins::builtin::NOOP_GATE_PATH;
 use gatehouse::plugins::manifest::Manifest;
-use gatehouse::plugins::registry::{ActiveRecord, Origin, PluginRecord};
+use gatehouse::plugins::registry::{ActiveRecord, Origin, PluginRecord, PluginWrites};
 use gatehouse::plugins::sandbox::Limits;
 use gatehouse::plugins::{
     CALL_MEMORY_LIMIT, CandidateView, DEFAULT_FUEL, GateInput, Plugin, Plugins,

@@ -6,28 +6,29 @@
 
 mod canary;
 mod drift;
-pub mod effects;
 mod operate;
 pub mod params;
 mod start;
+mod streams;
 mod submit;
 
 pub use canary::{DRILL_WEIGHT_PERCENT, DrillReport, JudgementFeed};
 pub use drift::{DriftReport, DriftStatus, Placement};
 pub use start::{BUNDLED_PIPELINE, catalog, load_pipelines};
+pub use streams::Judged;
 
-use crate::canary::live::Board;
-use crate::configstore::{self, ConfigStore, LiveConfig};
+use crate::configstore::{self, LiveConfig};
+use crate::ids::DAEMON;
 use crate::pipeline::attachment::AttachmentError;
 use crate::pipeline::candidate::CandidateError;
 use crate::pipeline::definition::{self, Pipeline};
-use crate::pipeline::executor::{self, DAEMON};
-use crate::pipeline::release::{Phase, Release, ReleaseId};
+use crate::pipeline::executor::{self, Runtime};
+use crate::pipeline::release::{Phase, Release, ReleaseId, ReleaseReads};
+use crate::plugins;
 use crate::plugins::registry::Registry;
 use crate::plugins::signing::SigningSettings;
-use crate::plugins::{self, Plugins};
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
-use crate::store::{self, Refusal, Store};
+use crate::store::{self, Refusal};
 use crate::telemetry::dora::{self, Dora, Window};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -121,14 +122,10 @@ pub enum Error {
 }
 
 pub struct Daemon {
-    pub store: Store,
-    pub plugins: Arc<Plugins>,
-    pub registry: Arc<Registry>,
-    pub configstore: ConfigStore,
-    /// Canaries running now, fed by serving services' reports.
-    pub canaries: Board,
-    /// Turns for the adapter calls on each environment.
-    pub effects: effects::Effects,
+    /// What the executor drives releases with; the daemon's own actions
+    /// use the same parts.
+    rt: Arc<Runtime>,
+    registry: Arc<Registry>,
     pipelines: BTreeMap<String, Pipeline>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
@@ -184,7 +181,7 @@ impl Daemon {
     }
 
     pub fn release(&self, id: ReleaseId) -> Result<Release, Error> {
-        self.store.release(id)?.ok_or_else(|| not_found(id))
+        self.rt.store.release(id)?.ok_or_else(|| not_found(id))
     }
 
     /// The latest releases, newest first; of one pipeline, which must be one
@@ -193,7 +190,7 @@ impl Daemon {
         if let Some(name) = pipeline {
             self.pipeline(name)?;
         }
-        Ok(self.store.releases(pipeline, limit)?)
+        Ok(self.rt.store.releases(pipeline, limit)?)
     }
 
     /// A served pipeline, or an error naming those there are.
@@ -212,26 +209,31 @@ impl Daemon {
     }
 
     pub fn config(&self, env: &str) -> Result<Arc<LiveConfig>, Error> {
-        Ok(self.configstore.get(env)?)
+        Ok(self.rt.configstore.get(env)?)
     }
 
     pub fn watch_config(&self, env: &str) -> Result<watch::Receiver<Arc<LiveConfig>>, Error> {
-        Ok(self.configstore.watch(env)?)
+        Ok(self.rt.configstore.watch(env)?)
     }
 
     pub fn environments(&self) -> Result<Vec<Arc<LiveConfig>>, Error> {
-        self.configstore
+        self.rt
+            .configstore
             .names()
             .iter()
-            .map(|n| Ok(self.configstore.get(n)?))
+            .map(|n| Ok(self.rt.configstore.get(n)?))
             .collect()
     }
 
     /// DORA figures of `env` over the `days` before now, from the audit log.
     pub fn dora(&self, env: &str, days: u32) -> Result<Dora, Error> {
         // An unknown name is an error that lists the known ones.
-        self.configstore.get(env)?;
-        let events = self.store.events_from(1).collect::<Result<Vec<_>, _>>()?;
+        self.rt.configstore.get(env)?;
+        let events = self
+            .rt
+            .store
+            .events_from(1)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(dora::figures(
             &events,
             &Window::last_days(env, days, store::now_ms()),
@@ -239,17 +241,22 @@ impl Daemon {
     }
 
     pub fn verify_audit(&self) -> Result<Verification, Error> {
-        Ok(self.store.verify_audit()?)
+        Ok(self.rt.store.verify_audit()?)
     }
 
     pub fn events_of(&self, id: ReleaseId) -> Result<Vec<AuditEvent>, Error> {
         self.release(id)?;
-        Ok(self.store.events_of(id)?)
+        Ok(self.rt.store.events_of(id)?)
     }
 
     async fn resume(self: &Arc<Self>, id: ReleaseId) -> Result<(), Error> {
         // An operator may have ended it between the start and now.
-        let Some(r) = self.store.release(id)?.filter(|r| !r.phase.is_terminal()) else {
+        let Some(r) = self
+            .rt
+            .store
+            .release(id)?
+            .filter(|r| !r.phase.is_terminal())
+        else {
             return Ok(());
         };
         let mut message = format!(
@@ -272,7 +279,8 @@ impl Daemon {
             }
             _ => {}
         }
-        self.store
+        self.rt
+            .store
             .commit(|tx| {
                 tx.append(
                     Draft::new(EventKind::ReleaseResumed, DAEMON, message.clone())
@@ -284,6 +292,8 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts the release's executor task unless one runs; the task leaves
+    /// the running set when the executor returns.
     fn spawn(self: &Arc<Self>, id: ReleaseId) {
         let fresh = self
             .running
@@ -291,16 +301,73 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id);
         if fresh {
-            tokio::spawn(executor::drive(self.clone(), id));
+            let daemon = self.clone();
+            tokio::spawn(async move {
+                executor::drive(daemon.rt.clone(), id).await;
+                daemon
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            });
         }
     }
 
-    /// Called by the executor when a release's task ends.
-    pub(crate) fn finished(&self, id: ReleaseId) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+    /// The plugin registry: push, activate, list.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Audit events, announced once durable.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<AuditEvent>> {
+        self.rt.store.subscribe()
+    }
+
+    /// Events with `seq >= from`, in order.
+    pub fn events_from(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<AuditEvent, Error>> + Send + '_ {
+        self.rt
+            .store
+            .events_from(from)
+            .map(|e| e.map_err(Error::from))
+    }
+
+    /// The version of plugin `name` that runs now.
+    pub fn active_plugin(&self, name: &str) -> Option<Arc<plugins::Plugin>> {
+        self.rt.plugins.active(name)
+    }
+
+    /// Appends one event to the audit log: for what the server does beside
+    /// the domain (a token reload).
+    pub async fn audit(&self, draft: Draft) -> Result<(), Error> {
+        self.rt.store.commit(|tx| tx.append(draft.clone())).await?;
+        Ok(())
+    }
+
+    /// A small setting the daemon keeps by key (the generated admin
+    /// token's hash).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.rt.store.meta(key)?)
+    }
+
+    /// Keeps a setting and the event that says so, in one commit.
+    pub async fn put_setting(&self, key: &str, value: &[u8], draft: Draft) -> Result<(), Error> {
+        self.rt
+            .store
+            .commit(|tx| {
+                tx.put_meta(key, value)?;
+                tx.append(draft.clone())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Holds the store's failure once a write to disk failed (see
+    /// [`Store::stopped`]).
+    pub fn stopped(&self) -> watch::Receiver<Option<store::Failure>> {
+        self.rt.store.stopped()
     }
 }
 

@@ -9,11 +9,15 @@ pub mod client;
 pub mod configstore;
 pub mod daemon;
 pub mod digest;
+pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod pipeline;
 pub mod plugins;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod verdict;
 
 /// The public gRPC API, generated from `proto/gatehouse/v1`.
 pub mod proto {

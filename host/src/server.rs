@@ -3,7 +3,7 @@
 
 use crate::api::{self, auth};
 use crate::daemon::{self, Daemon, Setup};
-use crate::pipeline::executor::DAEMON;
+use crate::ids::DAEMON;
 use crate::plugins::builtin;
 use crate::plugins::manifest::Manifest;
 use crate::plugins::signing::SigningSettings;
@@ -381,19 +381,15 @@ impl Reloader {
             .map(|c| serde_json::json!({ "name": c.name, "role": c.role }))
             .collect();
         self.daemon
-            .store
-            .commit(|tx| {
-                tx.append(
-                    Draft::new(
-                        EventKind::TokensReloaded,
-                        DAEMON,
-                        format!("tokens reloaded: {} accepted", callers.len()),
-                    )
-                    .detail(serde_json::json!({ "tokens": callers })),
+            .audit(
+                Draft::new(
+                    EventKind::TokensReloaded,
+                    DAEMON,
+                    format!("tokens reloaded: {} accepted", callers.len()),
                 )
-            })
-            .await
-            .map_err(daemon::Error::from)?;
+                .detail(serde_json::json!({ "tokens": callers })),
+            )
+            .await?;
         self.tokens.replace(&fresh);
         Ok(generated)
     }
@@ -407,12 +403,7 @@ async fn tokens(
     daemon: &Daemon,
 ) -> Result<(auth::Tokens, Option<String>), Error> {
     if let Some(configured) = configured {
-        if daemon
-            .store
-            .meta(GENERATED_ADMIN_KEY)
-            .map_err(daemon::Error::from)?
-            .is_some()
-        {
+        if daemon.setting(GENERATED_ADMIN_KEY)?.is_some() {
             tracing::warn!(
                 configured = settings.tokens.len(),
                 "the admin token generated on the first start is no longer accepted: tokens in the config replace it; add an admin token there (`gatehouse token new --role admin`) to keep admin access"
@@ -420,30 +411,24 @@ async fn tokens(
         }
         return Ok((configured, None));
     }
-    let generated = daemon
-        .store
-        .meta(GENERATED_ADMIN_KEY)
-        .map_err(daemon::Error::from)?;
+    let generated = daemon.setting(GENERATED_ADMIN_KEY)?;
     let (hash, fresh) = match generated {
         Some(hash) => (hex::encode(hash), None),
         None => {
             let token = auth::generate_token().map_err(|e| Error::Random(e.to_string()))?;
             let hash = auth::hash_token(&token);
             daemon
-                .store
-                .commit(|tx| {
-                    tx.put_meta(GENERATED_ADMIN_KEY, &hash)?;
-                    tx.append(
-                        Draft::new(
-                            EventKind::AdminTokenGenerated,
-                            DAEMON,
-                            "no tokens configured: generated an admin token (shown once)",
-                        )
-                        .detail(serde_json::json!({ "sha256": hex::encode(hash) })),
+                .put_setting(
+                    GENERATED_ADMIN_KEY,
+                    &hash,
+                    Draft::new(
+                        EventKind::AdminTokenGenerated,
+                        DAEMON,
+                        "no tokens configured: generated an admin token (shown once)",
                     )
-                })
-                .await
-                .map_err(daemon::Error::from)?;
+                    .detail(serde_json::json!({ "sha256": hex::encode(hash) })),
+                )
+                .await?;
             (hex::encode(hash), Some(token))
         }
     };

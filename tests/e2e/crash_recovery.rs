@@ -183,7 +183,7 @@ fn lined_up(events: &[proto::Event]) -> Vec<u64> {
         .collect()
 }
 
-const ADAPTER_DEBUG: (&str, &str) = ("GATEHOUSE_LOG", "warn,gatehouse::daemon::effects=debug");
+const ADAPTER_DEBUG: (&str, &str) = ("GATEHOUSE_LOG", "warn,gatehouse::plugins::adapter=debug");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_queued_for_one_environment_resume_after_sigkill_in_turn() {

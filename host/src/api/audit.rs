@@ -28,8 +28,8 @@ impl AuditService for AuditApi {
         Ok(Response::new(async_stream(
             &self.daemon,
             move |tx| async move {
-                for e in daemon.store.events_from(from) {
-                    let item = e.map(|e| convert::event(&e)).map_err(|e| status(e.into()));
+                for e in daemon.events_from(from) {
+                    let item = e.map(|e| convert::event(&e)).map_err(status);
                     let stop = item.is_err();
                     if tx.send(item).await.is_err() || stop {
                         return;

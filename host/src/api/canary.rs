@@ -6,15 +6,15 @@
 //! map lookup, one lock and one interim look.
 
 use super::auth::{Permission, caller};
-use super::{async_stream, errors::status};
+use super::errors::status;
 use crate::canary::live::{Ingested, Mode, Snapshot};
 use crate::canary::{Arm, Decision, Look, Observation};
-use crate::daemon::{Daemon, JudgementFeed};
+use crate::daemon::Daemon;
 use crate::pipeline::release::ReleaseId;
 use crate::proto::{self, canary_service_server::CanaryService};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 pub struct CanaryApi {
@@ -68,47 +68,13 @@ impl CanaryService for CanaryApi {
     ) -> Result<Response<Self::WatchJudgementStream>, Status> {
         caller(&req)?.require(Permission::Read)?;
         let id = ReleaseId(req.get_ref().release_id);
-        let mut rx = match self.daemon.judgement_feed(id).map_err(status)? {
-            JudgementFeed::Live(rx) => rx,
-            JudgementFeed::Ended(last) => {
-                let last = match last {
-                    Some(s) => s,
-                    None => self.daemon.judgement(id).map_err(status)?,
-                };
-                let once = tokio_stream::once(Ok(judgement(&last)));
-                return Ok(Response::new(Box::pin(once)));
-            }
-        };
-        let daemon = self.daemon.clone();
-        Ok(Response::new(async_stream(
-            &self.daemon,
-            move |tx| async move {
-                let mut sent_at = None;
-                loop {
-                    let current = rx.borrow_and_update().clone();
-                    if let Some(s) = current {
-                        sent_at = Some(s.at_ms);
-                        if tx.send(Ok(judgement(&s))).await.is_err() || s.last {
-                            return;
-                        }
-                    }
-                    // A watcher that falls behind gets the newest judgement:
-                    // each one stands on its own.
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
-                // The canary ended without handing over its last judgement
-                // (an abort, an operator's rollback): the log has it.
-                if let Ok(Some(s)) = daemon.recorded_judgement(id)
-                    && sent_at != Some(s.at_ms)
-                {
-                    let mut last = judgement(&s);
-                    last.r#final = true;
-                    let _ = tx.send(Ok(last)).await;
-                }
-            },
-        )))
+        let judged = self.daemon.watch_judgement(id).map_err(status)?;
+        let stream = judged.map(|j| {
+            let mut shown = judgement(&j.snapshot);
+            shown.r#final |= j.recorded_final;
+            Ok(shown)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn run_drill(

@@ -46,7 +46,7 @@ fn store_status(e: store::Error) -> Status {
         store::Error::Refused(Refusal::NotFound(_)) => Status::not_found(message),
         store::Error::Refused(Refusal::Precondition(_)) => Status::failed_precondition(message),
         store::Error::Refused(Refusal::Stale(_)) => Status::aborted(format!("{message}; retry")),
-        store::Error::Storage(e) if store::is_full_disk(&e) => Status::resource_exhausted(format!(
+        store::Error::Storage(e) if e.full_disk => Status::resource_exhausted(format!(
             "the data directory's disk is full ({e}); free at least {} MiB there, nothing was changed",
             store::SPACE_NEEDED_MIB
         )),

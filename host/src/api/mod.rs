@@ -41,7 +41,7 @@ pub async fn routes(
     let ready = health.clone();
     let installing = daemon.clone();
     tokio::spawn(async move {
-        installing.registry.installed().await;
+        installing.registry().installed().await;
         ready
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -148,14 +148,13 @@ impl PluginApi {
     /// The registry, once the daemon's start has installed its plugins: a
     /// first start serves while it compiles them.
     async fn registry(&self) -> &Arc<Registry> {
-        self.daemon.registry.installed().await;
-        &self.daemon.registry
+        self.daemon.registry().installed().await;
+        self.daemon.registry()
     }
 
     fn is_active(&self, record: &PluginRecord) -> bool {
         self.daemon
-            .plugins
-            .active(&record.description.name)
+            .active_plugin(&record.description.name)
             .is_some_and(|p| p.digest == record.digest)
     }
 }

@@ -1,14 +1,13 @@
 //! `ReleaseService`: submit, inspect, watch, approve, abort.
 
 use super::auth::{Permission, caller};
-use super::{async_stream, convert, errors::status};
+use super::{convert, errors::status};
 use crate::daemon::Daemon;
 use crate::pipeline::release::ReleaseId;
 use crate::proto::{self, release_service_server::ReleaseService};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 /// What one ListReleases answer may hold, below the clients' 4 MiB limit.
@@ -103,46 +102,9 @@ impl ReleaseService for ReleaseApi {
     ) -> Result<Response<Self::WatchReleaseStream>, Status> {
         caller(&req)?.require(Permission::Read)?;
         let id = ReleaseId(req.get_ref().id);
-        let daemon = self.daemon.clone();
-        // Subscribe before replaying, so nothing falls between the two.
-        let mut bus = daemon.store.subscribe();
-        let past = daemon.events_of(id).map_err(status)?;
-        let stream = async_stream(&self.daemon, move |tx| async move {
-            let mut last = 0;
-            for e in past {
-                last = e.seq;
-                let end = ends_release(&e);
-                if tx.send(Ok(convert::event(&e))).await.is_err() || end {
-                    return;
-                }
-            }
-            if daemon.release(id).is_ok_and(|r| r.phase.is_terminal()) {
-                return;
-            }
-            loop {
-                let batch = match bus.recv().await {
-                    Ok(e) if e.release == Some(id.0) && e.seq > last => vec![(*e).clone()],
-                    Ok(_) => continue,
-                    // Fell behind the bus: catch up from the store.
-                    Err(RecvError::Lagged(_)) => match daemon.events_of(id) {
-                        Ok(all) => all.into_iter().filter(|e| e.seq > last).collect(),
-                        Err(e) => {
-                            let _ = tx.send(Err(status(e))).await;
-                            return;
-                        }
-                    },
-                    Err(RecvError::Closed) => return,
-                };
-                for e in batch {
-                    last = e.seq;
-                    let end = ends_release(&e);
-                    if tx.send(Ok(convert::event(&e))).await.is_err() || end {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Response::new(stream))
+        let events = self.daemon.watch_release(id).map_err(status)?;
+        let stream = events.map(|e| e.map(|e| convert::event(&e)).map_err(status));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn approve_stage(
@@ -183,9 +145,4 @@ impl ReleaseService for ReleaseApi {
         let pipelines = self.daemon.pipelines().map(convert::pipeline).collect();
         Ok(Response::new(proto::ListPipelinesResponse { pipelines }))
     }
-}
-
-fn ends_release(e: &crate::store::audit::AuditEvent) -> bool {
-    use crate::pipeline::release::PhaseName::*;
-    matches!(e.phase, Some(Succeeded | Failed | RolledBack | Aborted))
 }

@@ -194,7 +194,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     // releases can go ahead.
     let daemon = running.daemon.clone();
     tokio::spawn(async move {
-        daemon.registry.installed().await;
+        daemon.registry().installed().await;
         if daemon.is_misconfigured() {
             return;
         }
@@ -204,7 +204,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "gatehouse ready: plugins installed").and_then(|()| out.flush());
     });
-    let mut stopped = running.daemon.store.stopped();
+    let mut stopped = running.daemon.stopped();
     let store_failed = async move {
         let _ = stopped.wait_for(Option::is_some).await;
         // Let the calls that met the failure get their answers out.

@@ -9,12 +9,15 @@
 //! applying its digest (the canary is cleared), and rolling back while one
 //! runs takes the canary down and leaves the active deployment serving.
 
+mod storage;
+
 use crate::digest::Digest;
-use crate::pipeline::release::ReleaseId;
+use crate::ids::ReleaseId;
 use crate::store::{self, Refusal, Store, Tx, TxResult, refuse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+pub use storage::{ENVIRONMENTS, EnvReads, EnvWrites};
 use tokio::sync::watch;
 
 /// How many earlier deployments an environment remembers for rollback.

@@ -11,7 +11,7 @@
 //! rollback decision until a watcher of the environment holds the restored
 //! configuration is recorded in the audit log.
 
-use super::{Daemon, Error, effects};
+use super::{Daemon, Error};
 use crate::canary::Observation;
 use crate::canary::live::{Ingested, Snapshot};
 use crate::configstore::ConfigStore;
@@ -64,12 +64,12 @@ impl Daemon {
         I: IntoIterator<Item = Result<Observation, String>>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.canaries.ingest(environment, release, batch).await
+        self.rt.board.ingest(environment, release, batch).await
     }
 
     /// The latest judgement of `id`'s canary.
     pub fn judgement(&self, id: ReleaseId) -> Result<Arc<Snapshot>, Error> {
-        if let Some(s) = self.canaries.feed(id.0).and_then(|rx| rx.borrow().clone()) {
+        if let Some(s) = self.rt.board.feed(id.0).and_then(|rx| rx.borrow().clone()) {
             return Ok(s);
         }
         let r = self.release(id)?;
@@ -91,7 +91,7 @@ impl Daemon {
     /// `id`'s judgements: live while its canary runs, else the last one.
     pub fn judgement_feed(&self, id: ReleaseId) -> Result<JudgementFeed, Error> {
         self.release(id)?;
-        Ok(match self.canaries.feed(id.0) {
+        Ok(match self.rt.board.feed(id.0) {
             Some(rx) => JudgementFeed::Live(rx),
             None => JudgementFeed::Ended(self.recorded_judgement(id)?),
         })
@@ -101,7 +101,7 @@ impl Daemon {
     pub fn recorded_judgement(&self, id: ReleaseId) -> Result<Option<Arc<Snapshot>>, Error> {
         let r = self.release(id)?;
         let running = matches!(r.phase, Phase::Canary { .. } | Phase::Promoted { .. });
-        for e in self.store.events_of(id)?.iter().rev() {
+        for e in self.rt.store.events_of(id)?.iter().rev() {
             let Some(v) = e.detail.get("canary") else {
                 continue;
             };
@@ -124,7 +124,7 @@ impl Daemon {
                 "is production; a drill sends {DRILL_WEIGHT_PERCENT}% of its traffic to a copy of the live configuration and takes it down again; pass --force if that is meant"
             )));
         }
-        let live = self.configstore.get(env)?;
+        let live = self.rt.configstore.get(env)?;
         let Some(active) = live.state.active.clone() else {
             return Err(refused(
                 "has nothing live; a drill restores the live configuration, so deploy one first"
@@ -142,6 +142,7 @@ impl Daemon {
         // and a restart lets go of it.
         let holder = active.release;
         let took = self
+            .rt
             .store
             .commit(|tx| ConfigStore::take_if_free_in(tx, env, holder))
             .await?;
@@ -151,7 +152,8 @@ impl Daemon {
             )));
         }
         let drilled = self.drill_holding(actor, env, live, active).await;
-        self.store
+        self.rt
+            .store
             .commit(|tx| ConfigStore::let_go_in(tx, env, holder))
             .await?;
         drilled
@@ -188,12 +190,14 @@ impl Daemon {
                 weight_percent: DRILL_WEIGHT_PERCENT as u8,
             };
             effect = Some(
-                effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+                self.rt
+                    .adapters
+                    .call(&spec.adapter, spec.adapter_timeout, call)
                     .await
                     .map_err(adapter_failed)?,
             );
         }
-        let placed = self
+        let placed = self.rt
             .store
             .commit(|tx| {
                 let Some(state) = ConfigStore::place_canary_in(
@@ -229,9 +233,9 @@ impl Daemon {
                 Ok(state)
             })
             .await;
-        effects::settle(self, effect).await;
-        self.configstore.publish(placed?)?;
-        let mut watcher = self.configstore.watch(env)?;
+        self.rt.adapters.settle(effect).await;
+        self.rt.configstore.publish(placed?)?;
+        let mut watcher = self.rt.configstore.watch(env)?;
         watcher.borrow_and_update();
 
         // 2. The rollback decision, then the path a failed canary takes.
@@ -243,14 +247,19 @@ impl Daemon {
                     params: spec.adapter_params.clone(),
                     restore: Some(view),
                 };
-                match effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call).await {
+                match self
+                    .rt
+                    .adapters
+                    .call(&spec.adapter, spec.adapter_timeout, call)
+                    .await
+                {
                     Ok(effect) => (Ok(()), Some(effect)),
                     Err(e) => (Err(e), None),
                 }
             }
             None => (Ok(()), None),
         };
-        let restored = self
+        let restored = self.rt
             .store
             .commit(|tx| {
                 let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, env)? else {
@@ -282,13 +291,13 @@ impl Daemon {
         let restored = match restored {
             Ok(state) => state,
             Err(e) => {
-                effects::settle(self, effect).await;
+                self.rt.adapters.settle(effect).await;
                 return Err(e.into());
             }
         };
         let generation = restored.generation;
-        let published = self.configstore.publish(restored);
-        effects::settle(self, effect).await;
+        let published = self.rt.configstore.publish(restored);
+        self.rt.adapters.settle(effect).await;
         published?;
         adapter_result.map_err(adapter_failed)?;
 
@@ -311,7 +320,7 @@ impl Daemon {
 
         // 4. Recorded.
         let ms = recovery.as_secs_f64() * 1e3;
-        self.store
+        self.rt.store
             .commit(|tx| {
                 tx.append(
                     Draft::new(

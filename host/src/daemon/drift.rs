@@ -14,10 +14,12 @@
 //! drifted and when it is seen back in sync, not on every check.
 
 use super::{Daemon, Error};
+use crate::configstore::EnvReads;
 use crate::configstore::{EnvState, LiveConfig};
 use crate::digest::Digest;
+use crate::ids::DAEMON;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, Environment};
-use crate::pipeline::executor::DAEMON;
+use crate::pipeline::release::ReleaseReads;
 use crate::plugins::{AdapterCall, LiveState};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::now_ms;
@@ -125,10 +127,10 @@ impl Daemon {
     /// order. `actor` is who asked, for the audit log.
     pub async fn check_drift(&self, actor: &str, env: &str) -> Result<Vec<DriftReport>, Error> {
         let names = if env.is_empty() {
-            self.configstore.names()
+            self.rt.configstore.names()
         } else {
             // An unknown name is an error that lists the known ones.
-            self.configstore.get(env)?;
+            self.rt.configstore.get(env)?;
             vec![env.to_string()]
         };
         let mut reports = Vec::with_capacity(names.len());
@@ -141,7 +143,7 @@ impl Daemon {
     }
 
     async fn check_one(&self, env: &str) -> Result<DriftReport, Error> {
-        let before = self.configstore.get(env)?;
+        let before = self.rt.configstore.get(env)?;
         let expected = Placement::recorded(&before.state);
         let report = |adapter: &str, status, live, differences, detail: String| DriftReport {
             environment: env.to_string(),
@@ -166,7 +168,10 @@ impl Daemon {
             environment: env.to_string(),
             params: spec.adapter_params.clone(),
         };
-        let answer = super::effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+        let answer = self
+            .rt
+            .adapters
+            .call(&spec.adapter, spec.adapter_timeout, call)
             .await
             .and_then(|read| {
                 read.live
@@ -188,7 +193,7 @@ impl Daemon {
         let found = differences(&expected, &live);
         let status = if found.is_empty() {
             DriftStatus::InSync
-        } else if self.configstore.get(env)?.state.generation != before.state.generation
+        } else if self.rt.configstore.get(env)?.state.generation != before.state.generation
             || self.acting_ahead(env, &expected, &live)?
         {
             DriftStatus::Changing
@@ -228,10 +233,10 @@ impl Daemon {
         expected: &Placement,
         live: &Placement,
     ) -> Result<bool, Error> {
-        let Some(holder) = self.store.environment(env)?.and_then(|s| s.holder) else {
+        let Some(holder) = self.rt.store.environment(env)?.and_then(|s| s.holder) else {
             return Ok(false);
         };
-        let Some(release) = self.store.release(holder)? else {
+        let Some(release) = self.rt.store.release(holder)? else {
             return Ok(false);
         };
         let candidate = release.candidate.hex();
@@ -276,6 +281,7 @@ impl Daemon {
         };
         let detail = serde_json::to_value(report).unwrap_or_default();
         let recorded = self
+            .rt
             .store
             .commit(|tx| {
                 tx.append(

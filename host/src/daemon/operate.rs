@@ -6,13 +6,14 @@
 //! plugin first, then in the same transaction as the record), and the
 //! baseline keeps serving.
 
-use super::{Daemon, Error, effects};
+use super::{Daemon, Error};
 use crate::configstore::{ConfigStore, LiveConfig};
 use crate::digest::Digest;
 use crate::pipeline::definition::{self, BUILTIN_ADAPTER};
 use crate::pipeline::executor;
 use crate::pipeline::holds;
-use crate::pipeline::release::{CanaryHold, Phase, Release, ReleaseId};
+use crate::pipeline::release::machine::{Event, transition};
+use crate::pipeline::release::{Phase, Release, ReleaseId, ReleaseReads, ReleaseWrites};
 use crate::plugins::{self, CandidateView};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{Refusal, Tx, TxResult, refuse};
@@ -30,49 +31,19 @@ impl Daemon {
         comment: &str,
     ) -> Result<Release, Error> {
         let r = self
+            .rt
             .store
             .commit(|tx| {
                 let mut r = tx.release(id)?;
-                let stage = match r.phase {
-                    Phase::AwaitingApproval { stage }
-                    | Phase::Canary {
-                        stage,
-                        hold: CanaryHold::Paused,
-                        ..
-                    } => stage,
-                    _ => {
-                        return refuse(Refusal::Precondition(format!(
-                            "release {id} is not waiting for approval (it is {}{})",
-                            r.phase.name(),
-                            r.current_environment()
-                                .map(|e| format!(" in {e}"))
-                                .unwrap_or_default()
-                        )));
-                    }
+                let approved = Event::Approved {
+                    environment: env,
+                    by: actor,
                 };
-                if r.environment(stage) != env {
-                    return refuse(Refusal::Precondition(format!(
-                        "release {id} waits for approval of {}, not {env}",
-                        r.environment(stage)
-                    )));
+                let next = transition(&r, &approved)?;
+                if let Phase::Canary { .. } = r.phase {
+                    return approve_paused_canary(tx, r, next, actor, comment);
                 }
-                if r.pipeline.four_eyes && r.submitted_by == actor {
-                    return refuse(Refusal::Precondition(format!(
-                        "{actor} submitted release {id}, and pipeline {} asks for four eyes: someone else must approve it",
-                        r.pipeline.name
-                    )));
-                }
-                if let Phase::Canary {
-                    step, extensions, ..
-                } = r.phase
-                {
-                    return approve_paused_canary(tx, r, actor, comment, step, extensions);
-                }
-                if r.stages[stage].approved_by.iter().any(|a| a == actor) {
-                    return refuse(Refusal::Precondition(format!(
-                        "{actor} already approved {env} for release {id}; another operator must approve"
-                    )));
-                }
+                let stage = r.phase.stage().unwrap_or_default();
                 r.stages[stage].approved_by.push(actor.to_string());
                 r.updated_at_ms = tx.now_ms();
                 holds::put_release(tx, &r)?;
@@ -107,23 +78,20 @@ impl Daemon {
             _ => None,
         };
         let committed = self
+            .rt
             .store
             .commit(|tx| {
                 let mut r = tx.release(id)?;
-                if r.phase.is_terminal() {
-                    return refuse(Refusal::Precondition(format!(
-                        "release {id} has already ended ({}); there is nothing to abort",
-                        r.phase.name()
-                    )));
-                }
                 let canary_stage = match r.phase {
                     Phase::Canary { stage, .. } => Some(stage),
                     _ => None,
                 };
-                r.phase = Phase::Aborted {
-                    stage: r.phase.stage(),
-                    reason: reason.clone(),
-                };
+                r.phase = transition(
+                    &r,
+                    &Event::Aborted {
+                        reason: reason.clone(),
+                    },
+                )?;
                 r.updated_at_ms = tx.now_ms();
                 holds::put_release(tx, &r)?;
                 tx.append(
@@ -144,10 +112,10 @@ impl Daemon {
         // An abort that lands while the release's own adapter call is in
         // flight is caught here or by that call's settling: either way the
         // adapter is told the record again.
-        effects::settle(self, effect).await;
+        self.rt.adapters.settle(effect).await;
         let (r, withdrawn) = committed?;
         if let Some(state) = withdrawn {
-            self.configstore.publish(state)?;
+            self.rt.configstore.publish(state)?;
         }
         Ok(r)
     }
@@ -162,7 +130,7 @@ impl Daemon {
         env: &str,
         reason: &str,
     ) -> Result<(Arc<LiveConfig>, Digest), Error> {
-        let live = self.configstore.get(env)?;
+        let live = self.rt.configstore.get(env)?;
         // An environment placed by an adapter plugin is restored through
         // it first; the record changes only once the adapter has done so.
         let mut effect = None;
@@ -184,7 +152,9 @@ impl Daemon {
                 restore,
             };
             effect = Some(
-                effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+                self.rt
+                    .adapters
+                    .call(&spec.adapter, spec.adapter_timeout, call)
                     .await
                     .map_err(|detail| Error::Adapter {
                         environment: env.to_string(),
@@ -193,6 +163,7 @@ impl Daemon {
             );
         }
         let committed = self
+            .rt
             .store
             .commit(|tx| {
                 let (state, down) = ConfigStore::rollback_in(tx, env)?;
@@ -223,10 +194,12 @@ impl Daemon {
                 }));
                 let mut release = tx.release(down.release).ok();
                 if let Some(r) = release.as_mut().filter(|r| !r.phase.is_terminal()) {
-                    r.phase = Phase::RolledBack {
-                        stage: r.phase.stage(),
-                        reason: format!("{env} was rolled back by {actor}: {why}"),
-                    };
+                    r.phase = transition(
+                        r,
+                        &Event::RolledBack {
+                            reason: format!("{env} was rolled back by {actor}: {why}"),
+                        },
+                    )?;
                     r.updated_at_ms = tx.now_ms();
                     holds::put_release(tx, r)?;
                 }
@@ -237,10 +210,10 @@ impl Daemon {
                 Ok((state, down))
             })
             .await;
-        effects::settle(self, effect).await;
+        self.rt.adapters.settle(effect).await;
         let (state, down) = committed?;
-        self.configstore.publish(state)?;
-        Ok((self.configstore.get(env)?, down.digest))
+        self.rt.configstore.publish(state)?;
+        Ok((self.rt.configstore.get(env)?, down.digest))
     }
 
     /// How the environment's live candidate was placed: the environment as
@@ -252,7 +225,7 @@ impl Daemon {
         let Some(active) = &live.state.active else {
             return Ok(None);
         };
-        Ok(self.store.release(active.release)?.and_then(|r| {
+        Ok(self.rt.store.release(active.release)?.and_then(|r| {
             r.pipeline
                 .environment(&live.state.name)
                 .map(|(_, e)| e.clone())
@@ -262,7 +235,7 @@ impl Daemon {
     pub(super) fn candidate_view(&self, digest: Digest) -> Result<CandidateView, Error> {
         Ok(CandidateView {
             digest,
-            bytes: Arc::new(self.store.candidate(&digest)?.unwrap_or_default()),
+            bytes: Arc::new(self.rt.store.candidate(&digest)?.unwrap_or_default()),
             metadata: Vec::new(),
         })
     }
@@ -274,12 +247,12 @@ impl Daemon {
         &self,
         release: &Release,
         stage: usize,
-    ) -> Result<Option<effects::Effect>, Error> {
+    ) -> Result<Option<crate::plugins::adapter::Effect>, Error> {
         let spec = &release.pipeline.environments[stage];
         if spec.adapter == BUILTIN_ADAPTER {
             return Ok(None);
         }
-        let live = self.configstore.get(&spec.name)?;
+        let live = self.rt.configstore.get(&spec.name)?;
         let restore = match &live.state.active {
             Some(d) => Some(self.candidate_view(d.digest)?),
             None => None,
@@ -289,7 +262,9 @@ impl Daemon {
             params: spec.adapter_params.clone(),
             restore,
         };
-        effects::call_adapter(self, &spec.adapter, spec.adapter_timeout, call)
+        self.rt
+            .adapters
+            .call(&spec.adapter, spec.adapter_timeout, call)
             .await
             .map(Some)
             .map_err(|detail| Error::Adapter {
@@ -303,19 +278,19 @@ impl Daemon {
 fn approve_paused_canary(
     tx: &Tx<'_>,
     mut r: Release,
+    next: Phase,
     actor: &str,
     comment: &str,
-    step: usize,
-    extensions: u32,
 ) -> TxResult<Release> {
     let stage = r.phase.stage().unwrap_or_default();
     let env = r.environment(stage).to_string();
-    r.phase = Phase::Canary {
-        stage,
-        step,
-        extensions,
-        hold: CanaryHold::Approved,
+    let Phase::Canary { step, .. } = next else {
+        return refuse(Refusal::Precondition(format!(
+            "release {} has no paused canary step to approve",
+            r.id
+        )));
     };
+    r.phase = next;
     r.updated_at_ms = tx.now_ms();
     holds::put_release(tx, &r)?;
     tx.append(

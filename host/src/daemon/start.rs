@@ -3,13 +3,17 @@
 //! the embedded plugins installed, the pipelines' parameters checked by
 //! their plugins, and the releases a stop left open resumed.
 
-use super::{Daemon, Error, Setup, drift, effects, params};
+use super::{Daemon, Error, Setup, drift, params};
 use crate::canary::live::Board;
 use crate::configstore::ConfigStore;
+use crate::ids::DAEMON;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, Catalog, Pipeline, Source};
-use crate::pipeline::executor::DAEMON;
+use crate::pipeline::executor::Runtime;
 use crate::pipeline::holds;
 use crate::pipeline::release::ReleaseId;
+use crate::pipeline::release::ReleaseReads;
+use crate::plugins::adapter::Adapters;
+use crate::plugins::registry::PluginReads;
 use crate::plugins::registry::Registry;
 use crate::plugins::signing::Trust;
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
@@ -144,13 +148,16 @@ impl Daemon {
             }
         }
         let configstore = ConfigStore::open(store.clone(), env_names)?;
+        let adapters = Adapters::new(store.clone(), plugins.clone(), registry.clone());
         let daemon = Arc::new(Daemon {
-            store,
-            plugins,
+            rt: Arc::new(Runtime {
+                store,
+                plugins,
+                configstore,
+                board: Board::default(),
+                adapters,
+            }),
             registry,
-            configstore,
-            canaries: Board::default(),
-            effects: effects::Effects::default(),
             pipelines,
             running: Mutex::new(HashSet::new()),
             drifted: Mutex::new(BTreeSet::new()),
@@ -158,10 +165,10 @@ impl Daemon {
             misconfigured: watch::channel(None).0,
         });
 
-        crate::telemetry::log::spawn(daemon.store.subscribe(), daemon.closed());
+        crate::telemetry::log::spawn(daemon.rt.store.subscribe(), daemon.closed());
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
-        let envs = daemon.configstore.names();
-        daemon
+        let envs = daemon.rt.configstore.names();
+        daemon.rt
             .store
             .commit(|tx| {
                 holds::settle_at_start(tx, &envs, &unfinished)?;
@@ -207,7 +214,7 @@ impl Daemon {
             let Some(source) = rest.sources.get(&p.name) else {
                 continue;
             };
-            let checked = params::check(p, source, &self.plugins).await;
+            let checked = params::check(p, source, &self.rt.plugins).await;
             for note in checked.unchecked {
                 tracing::warn!(pipeline = %p.name, "parameters not checked at load: {note}");
             }
@@ -227,7 +234,7 @@ impl Daemon {
             "plugins installed; submits go ahead"
         );
         for p in self.pipelines.values() {
-            for m in missing_plugins(p, &self.plugins) {
+            for m in missing_plugins(p, &self.rt.plugins) {
                 tracing::warn!(pipeline = %p.name, user = %m.user, plugin = %m.plugin, "plugin is {}; releases of this pipeline are refused until it is pushed", m.problem);
             }
         }

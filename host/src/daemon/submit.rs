@@ -7,7 +7,7 @@ use super::{Daemon, Error};
 use crate::pipeline::attachment;
 use crate::pipeline::candidate;
 use crate::pipeline::holds;
-use crate::pipeline::release::{Release, ReleaseId};
+use crate::pipeline::release::{Release, ReleaseId, ReleaseReads, ReleaseWrites};
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{Refusal, refuse};
 use std::collections::BTreeMap;
@@ -51,7 +51,10 @@ impl Daemon {
         let pipeline = self.pipeline(pipeline)?;
         check_metadata(&metadata)?;
         self.registry.installed().await;
-        if let Some(m) = missing_plugins(pipeline, &self.plugins).into_iter().next() {
+        if let Some(m) = missing_plugins(pipeline, &self.rt.plugins)
+            .into_iter()
+            .next()
+        {
             return Err(Error::MissingPlugin {
                 pipeline: pipeline.name.clone(),
                 user: m.user,
@@ -62,16 +65,20 @@ impl Daemon {
         let candidate = candidate::validate(bytes)?;
         let attachments = attachment::validate(attachments)?;
         let known = self
+            .rt
             .store
             .put_candidate(&candidate.digest, &candidate.bytes)?;
         for (reference, bytes) in &attachments {
-            self.store.put_attachment(&reference.digest, bytes)?;
+            self.rt.store.put_attachment(&reference.digest, bytes)?;
         }
         let attached: Vec<_> = attachments.into_iter().map(|(r, _)| r).collect();
         // The check for an unfinished release of the same bytes and the
         // creation of a new one are one transaction, so two CI retries racing
         // each other still start a single release.
+        // Read before the commit: used only where the id counter is absent.
+        let floor = self.rt.store.release_id_floor()?;
         let (release, deduplicated) = self
+            .rt
             .store
             .commit(|tx| {
                 let keyed = idempotency_key.map(|k| format!("{IDEMPOTENCY_PREFIX}{k}"));
@@ -102,7 +109,7 @@ impl Daemon {
                     remember(existing)?;
                     return Ok((tx.release(existing)?, true));
                 }
-                let id = tx.next_release_id()?;
+                let id = tx.next_release_id(floor)?;
                 remember(id)?;
                 let mut r = Release::new(
                     id,

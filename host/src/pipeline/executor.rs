@@ -4,8 +4,10 @@
 //! the next phase only if the release is still in the phase we read
 //! (compare-and-set) — an abort or rollback that landed meanwhile wins, and
 //! this task stops. A phase is always durable before its effect starts.
-//! The canary stage (steps, judgements, automatic rollback, the watch after
-//! promotion) lives in [`canary`].
+//! The executor takes a narrow [`Runtime`] (the store, the plugins, the
+//! built-in environment, the canary board and the adapter calls), never the
+//! daemon that owns it. The canary stage (steps, judgements, automatic
+//! rollback, the watch after promotion) lives in [`canary`].
 
 mod apply;
 mod canary;
@@ -15,37 +17,51 @@ mod watch;
 use apply::{apply, apply_now};
 pub use takedown::withdraw_canary_of;
 
-use crate::daemon::Daemon;
+use crate::canary::live::Board;
+use crate::configstore::ConfigStore;
+pub use crate::ids::DAEMON;
 use crate::pipeline::definition::ParamSite;
 use crate::pipeline::holds;
+use crate::pipeline::release::machine::{Event, transition};
 use crate::pipeline::release::{
-    CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId,
+    CanaryHold, GateRecord, Outcome, Phase, PhaseName, Release, ReleaseId, ReleaseReads,
+    ReleaseWrites,
 };
+use crate::plugins::adapter::Adapters;
 use crate::plugins::params::Unasked;
 use crate::plugins::sandbox::Limits;
-use crate::plugins::{Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput, PluginKind};
+use crate::plugins::{
+    Attachments, CALL_MEMORY_LIMIT, CandidateView, GateInput, PluginKind, Plugins,
+};
 use crate::store::audit::{Draft, EventKind};
-use crate::store::{self, Refusal, Tx, TxResult, refuse};
+use crate::store::{self, Refusal, Store, Tx, TxResult, refuse};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// Who the log names as the actor of what the executor does.
-pub const DAEMON: &str = "daemon";
+/// What driving a release needs, and nothing more.
+pub struct Runtime {
+    pub store: Store,
+    pub plugins: Arc<Plugins>,
+    pub configstore: ConfigStore,
+    /// Canaries running now, fed by serving services' reports.
+    pub board: Board,
+    /// Adapter calls, one environment's at a time.
+    pub adapters: Adapters,
+}
 
-/// Runs the release until it is terminal or this daemon stops.
-pub async fn drive(daemon: Arc<Daemon>, id: ReleaseId) {
+/// Runs the release until it is terminal, and returns then. A failing store
+/// (a full disk, say) leaves the release in its last durable phase and is
+/// tried again after a back-off; the daemon stops the task by dropping it.
+pub async fn drive(rt: Arc<Runtime>, id: ReleaseId) {
     let span = tracing::info_span!("release", release_id = id.0);
-    let driver = daemon.clone();
     async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match step(&driver, id).await {
+            match step(&rt, id).await {
                 Ok(Flow::Continue) => backoff = Duration::from_millis(100),
                 Ok(Flow::Done) => break,
                 Err(e) => {
-                    // The store failed (disk full, say). The release stays in
-                    // its last durable phase; try again later.
                     tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "release step failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -55,7 +71,6 @@ pub async fn drive(daemon: Arc<Daemon>, id: ReleaseId) {
     }
     .instrument(span)
     .await;
-    daemon.finished(id);
 }
 
 enum Flow {
@@ -63,37 +78,38 @@ enum Flow {
     Done,
 }
 
-async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error> {
-    let Some(release) = daemon.store.release(id)? else {
+async fn step(rt: &Arc<Runtime>, id: ReleaseId) -> Result<Flow, store::Error> {
+    let Some(release) = rt.store.release(id)? else {
         return Ok(Flow::Done);
     };
     let outcome = match release.phase.clone() {
         p if p.is_terminal() => {
             // An abort or an operator's rollback may have ended a canary
             // this task was running; stop feeding it.
-            daemon.canaries.end(id.0, None);
+            rt.board.end(id.0, None);
             return Ok(Flow::Done);
         }
         Phase::Pending => {
-            advance(daemon, &release, Phase::Gating { stage: 0 }, |_, _| Ok(())).await
+            let next = decide(&release, Event::Started)?;
+            advance(rt, &release, next, |_, _| Ok(())).await
         }
-        Phase::Gating { stage } => run_gates(daemon, &release, stage).await,
-        Phase::AwaitingApproval { stage } => {
-            let next = release.after_gates(stage);
+        Phase::Gating { stage } => run_gates(rt, &release, stage).await,
+        Phase::AwaitingApproval { .. } => {
+            let next = decide(&release, Event::ApprovalsCounted)?;
             if next == release.phase {
-                wait_for_news(daemon, id).await;
+                wait_for_news(rt, id).await;
                 return Ok(Flow::Continue);
             }
-            advance(daemon, &release, next, |_, _| Ok(())).await
+            advance(rt, &release, next, |_, _| Ok(())).await
         }
-        Phase::Applying { stage } => apply(daemon, &release, stage).await,
+        Phase::Applying { stage } => apply(rt, &release, stage).await,
         Phase::Canary {
             stage,
             step,
             extensions,
             hold,
-        } => canary::run(daemon, &release, stage, step, extensions, hold).await,
-        Phase::Promoted { stage } => watch::after_promotion(daemon, &release, stage).await,
+        } => canary::run(rt, &release, stage, step, extensions, hold).await,
+        Phase::Promoted { stage } => watch::after_promotion(rt, &release, stage).await,
         // Terminal phases returned above.
         _ => return Ok(Flow::Done),
     };
@@ -101,6 +117,13 @@ async fn step(daemon: &Arc<Daemon>, id: ReleaseId) -> Result<Flow, store::Error>
         Ok(_) | Err(store::Error::Refused(Refusal::Stale(_))) => Ok(Flow::Continue),
         Err(e) => Err(e),
     }
+}
+
+/// The phase the state machine moves `release` to on `event`. Asked only
+/// where the executor knows the phase allows the event; a refusal would be
+/// a bug, and leaves the release where it is.
+fn decide(release: &Release, event: Event<'_>) -> Result<Phase, store::Error> {
+    Ok(transition(release, &event)?)
 }
 
 /// What a transition's phase event says beyond the phase: its own words,
@@ -113,17 +136,17 @@ pub(crate) struct Note {
 /// Commits `next` if the release is still as read, with `extra` adding its
 /// own changes and events to the same transaction.
 async fn advance(
-    daemon: &Daemon,
+    rt: &Runtime,
     read: &Release,
     next: Phase,
     extra: impl Fn(&Tx<'_>, &mut Release) -> TxResult<()>,
 ) -> Result<Release, store::Error> {
-    advance_noted(daemon, read, next, None, extra).await
+    advance_noted(rt, read, next, None, extra).await
 }
 
 /// [`advance`], with the phase event worded and enriched by `note`.
 async fn advance_noted(
-    daemon: &Daemon,
+    rt: &Runtime,
     read: &Release,
     next: Phase,
     note: Option<Note>,
@@ -139,8 +162,7 @@ async fn advance_noted(
     {
         map.extend(more);
     }
-    daemon
-        .store
+    rt.store
         .commit(|tx| {
             let mut r = still_as_read(tx, read)?;
             r.phase = next.clone();
@@ -207,10 +229,10 @@ fn describe_phase(r: &Release, next: &Phase) -> String {
 
 /// Waits until something may have changed for this release: an event about
 /// it (approval, abort), or a while, whichever comes first.
-async fn wait_for_news(daemon: &Daemon, id: ReleaseId) {
+async fn wait_for_news(rt: &Runtime, id: ReleaseId) {
     // The periodic re-read covers an event that landed between reading the
     // release and subscribing.
-    wait_for_news_on(daemon.store.subscribe(), id, None).await
+    wait_for_news_on(rt.store.subscribe(), id, None).await
 }
 
 /// [`wait_for_news`] on a bus subscribed earlier, waking also on any event
@@ -239,7 +261,7 @@ async fn wait_for_news_on(
 /// pipeline's fault and fails the release as such, never as a gate's
 /// verdict on the candidate. Returns the gate at fault (if a gate) and why.
 async fn misconfiguration(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
 ) -> Option<(Option<String>, String)> {
@@ -256,7 +278,7 @@ async fn misconfiguration(
             Some(g) => format!("gate {g}"),
             None => "the adapter".to_string(),
         };
-        let (problem, fix) = match daemon.plugins.refusal(kind, plugin, params).await {
+        let (problem, fix) = match rt.plugins.refusal(kind, plugin, params).await {
             Ok(None) | Err(Unasked::Predates(_)) => continue,
             Ok(Some((_, problem))) => (
                 format!("{who} (plugin {plugin}) refuses {problem}"),
@@ -279,25 +301,17 @@ async fn misconfiguration(
 }
 
 async fn run_gates(
-    daemon: &Arc<Daemon>,
+    rt: &Arc<Runtime>,
     release: &Release,
     stage: usize,
 ) -> Result<Release, store::Error> {
     let env = release.environment(stage).to_string();
     let spec = &release.pipeline.environments[stage];
-    if let Some((gate, reason)) = misconfiguration(daemon, release, stage).await {
-        let failed = Phase::Failed {
-            stage: Some(stage),
-            gate,
-            reason,
-            misconfigured: true,
-        };
-        return advance(daemon, release, failed, |_, _| Ok(())).await;
+    if let Some((gate, reason)) = misconfiguration(rt, release, stage).await {
+        let failed = decide(release, Event::Misconfigured { gate, reason })?;
+        return advance(rt, release, failed, |_, _| Ok(())).await;
     }
-    let candidate_bytes = daemon
-        .store
-        .candidate(&release.candidate)?
-        .unwrap_or_default();
+    let candidate_bytes = rt.store.candidate(&release.candidate)?.unwrap_or_default();
     let candidate = CandidateView {
         digest: release.candidate,
         bytes: Arc::new(candidate_bytes),
@@ -307,11 +321,11 @@ async fn run_gates(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     };
-    let live = daemon.configstore.get(&env).ok();
+    let live = rt.configstore.get(&env).ok();
     let incumbent_release = live
         .as_ref()
         .and_then(|l| l.state.active.as_ref())
-        .map(|active| daemon.store.release(active.release))
+        .map(|active| rt.store.release(active.release))
         .transpose()?
         .flatten();
     let incumbent = live.and_then(|l| {
@@ -323,24 +337,23 @@ async fn run_gates(
         })
     });
     let attachments = Arc::new(Attachments {
-        candidate: attached_files(daemon, release)?,
+        candidate: attached_files(rt, release)?,
         incumbent: match &incumbent_release {
-            Some(r) => attached_files(daemon, r)?,
+            Some(r) => attached_files(rt, r)?,
             None => Default::default(),
         },
     });
 
     // Every plugin call slot may be taken by other releases' calls: then
     // this stage's calls wait in order of arrival, and the log says so.
-    let free = daemon.plugins.free_gate_slots();
+    let free = rt.plugins.free_gate_slots();
     if free < spec.gates.len() {
         let message = format!(
             "release {} waits in {env} for gate call slots: {free} free, {} gates to run",
             release.id,
             spec.gates.len()
         );
-        daemon
-            .store
+        rt.store
             .commit(|tx| {
                 tx.append(
                     Draft::new(EventKind::ReleaseWaiting, DAEMON, message.clone())
@@ -359,7 +372,7 @@ async fn run_gates(
     // Gates of a stage are independent: run them side by side.
     let mut calls = Vec::with_capacity(spec.gates.len());
     for gate in &spec.gates {
-        let daemon = daemon.clone();
+        let rt = rt.clone();
         let gate = gate.clone();
         let input = GateInput {
             candidate: candidate.clone(),
@@ -374,7 +387,7 @@ async fn run_gates(
             let started = Instant::now();
             // The version active now judges, to the end of this call, even
             // if another is activated meanwhile.
-            let plugin = daemon.plugins.gate(&gate.plugin);
+            let plugin = rt.plugins.gate(&gate.plugin);
             let limits = Limits {
                 timeout: gate.timeout,
                 fuel: gate.fuel,
@@ -382,7 +395,7 @@ async fn run_gates(
             };
             let result = match &plugin {
                 Err(e) => Err(e.clone()),
-                Ok(p) => daemon.plugins.evaluate(p, &input, limits).await,
+                Ok(p) => rt.plugins.evaluate(p, &input, limits).await,
             };
             let duration_us = started.elapsed().as_micros() as u64;
             let plugin_digest = plugin.as_ref().ok().map(|p| p.digest);
@@ -447,23 +460,8 @@ async fn run_gates(
         }
     }
 
-    let stopper = records
-        .iter()
-        .find(|g| g.blocking && !g.outcome.lets_through());
-    let next = match stopper {
-        Some(g) => Phase::Failed {
-            stage: Some(stage),
-            gate: Some(g.gate.clone()),
-            reason: format!("gate {} failed in {env}: {}", g.gate, g.reason),
-            misconfigured: false,
-        },
-        None => {
-            let mut with_verdicts = release.clone();
-            with_verdicts.stages[stage].gates = records.clone();
-            with_verdicts.after_gates(stage)
-        }
-    };
-    advance(daemon, release, next.clone(), |tx, r| {
+    let next = decide(release, Event::GatesJudged { records: &records })?;
+    advance(rt, release, next, |tx, r| {
         r.stages[stage].gates = records.clone();
         for g in &records {
             let message = format!("{env}: gate {} → {}: {}", g.gate, g.outcome, g.reason);
@@ -481,14 +479,14 @@ async fn run_gates(
 
 /// The files attached to `release`'s submission, by name.
 fn attached_files(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
 ) -> Result<crate::plugins::capabilities::attachments::Files, store::Error> {
     let mut files = std::collections::BTreeMap::new();
     for a in &release.attachments {
         // Stored before the release that names it; a file gone missing
         // reads as absent, and the gate that needs it says so.
-        if let Some(bytes) = daemon.store.attachment(&a.digest)? {
+        if let Some(bytes) = rt.store.attachment(&a.digest)? {
             files.insert(a.name.clone(), Arc::new(bytes));
         }
     }

@@ -18,8 +18,9 @@
 //!   aborted leaves the line, and a restart finds holder and line as they
 //!   were committed.
 
+use crate::configstore::EnvWrites;
 use crate::configstore::{ConfigStore, Turn};
-use crate::pipeline::release::{Phase, Release, ReleaseId};
+use crate::pipeline::release::{Phase, Release, ReleaseId, ReleaseWrites};
 use crate::store::{Tx, TxResult};
 
 /// The environment `phase` holds, if any.
@@ -105,6 +106,7 @@ pub fn claim(tx: &Tx<'_>, release: &mut Release) -> TxResult<Turn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configstore::EnvReads;
     use crate::digest::Digest;
     use crate::pipeline::Pipeline;
     use crate::pipeline::definition::tests::fixed_catalog;

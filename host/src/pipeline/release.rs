@@ -13,22 +13,18 @@
 //! canary enters `Canary` only when something is live to compare against;
 //! `Promoted` may hold a watch after full promotion (see the executor).
 
+pub mod machine;
+mod storage;
+
 use super::attachment::AttachmentRef;
 use super::definition::{CanarySpec, Pipeline};
 use crate::canary::ArmSummary;
 use crate::digest::Digest;
+pub use crate::ids::{PhaseName, ReleaseId};
+pub use crate::verdict::{GateRecord, Measurement, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReleaseId(pub u64);
-
-impl fmt::Display for ReleaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use storage::{OPEN_RELEASES, RELEASES, ReleaseReads, ReleaseWrites};
 
 /// Where a release stands. `stage` indexes the pipeline's environments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,91 +138,6 @@ pub enum CanaryHold {
     Paused,
     /// An operator approved the paused step; the executor promotes it.
     Approved,
-}
-
-/// A phase without its data, for events and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhaseName {
-    Pending,
-    Gating,
-    AwaitingApproval,
-    Applying,
-    Canary,
-    Promoted,
-    Succeeded,
-    Failed,
-    RolledBack,
-    Aborted,
-}
-
-impl fmt::Display for PhaseName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            PhaseName::Pending => "Pending",
-            PhaseName::Gating => "Gating",
-            PhaseName::AwaitingApproval => "AwaitingApproval",
-            PhaseName::Applying => "Applying",
-            PhaseName::Canary => "Canary",
-            PhaseName::Promoted => "Promoted",
-            PhaseName::Succeeded => "Succeeded",
-            PhaseName::Failed => "Failed",
-            PhaseName::RolledBack => "RolledBack",
-            PhaseName::Aborted => "Aborted",
-        };
-        f.write_str(s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Pass,
-    Warn,
-    Fail,
-    Inconclusive,
-}
-
-impl Outcome {
-    /// Gates fail closed: only pass and warn let a blocking gate through.
-    pub fn lets_through(self) -> bool {
-        matches!(self, Outcome::Pass | Outcome::Warn)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Pass => "pass",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "fail",
-            Outcome::Inconclusive => "inconclusive",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measurement {
-    pub name: String,
-    pub value: f64,
-    pub unit: String,
-}
-
-/// One gate's verdict on the candidate, with the plugin version that gave it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateRecord {
-    pub gate: String,
-    pub plugin: String,
-    pub plugin_digest: Option<Digest>,
-    pub outcome: Outcome,
-    pub score: f64,
-    pub measurements: Vec<Measurement>,
-    pub reason: String,
-    pub blocking: bool,
-    pub duration_us: u64,
-    /// Instructions the evaluation used; none when it produced no verdict.
-    #[serde(default)]
-    pub fuel_used: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 //! Activating a version swaps an `Arc`, so calls in flight finish on the
 //! version they started with.
 
+pub mod adapter;
 pub mod builtin;
 mod call;
 pub mod capabilities;

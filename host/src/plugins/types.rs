@@ -9,7 +9,7 @@ use super::manifest::Manifest;
 use super::sandbox::Callee;
 use super::world::latest::gatehouse::plugin::types as wit;
 use crate::digest::Digest;
-use crate::pipeline::release::{Measurement, Outcome};
+use crate::verdict::{Measurement, Outcome};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -3,7 +3,7 @@
 
 use super::world::latest::gatehouse::plugin::types as wit;
 use super::{GateError, MAX_TEXT_BYTES, Verdict};
-use crate::pipeline::release::{Measurement, Outcome};
+use crate::verdict::{Measurement, Outcome};
 
 const MAX_MEASUREMENTS: usize = 64;
 

@@ -5,7 +5,7 @@
 //! sequence and the next event's link; removing the newest breaks the agreement
 //! with the head the store keeps beside the log.
 
-use crate::pipeline::release::PhaseName;
+use crate::ids::PhaseName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 

@@ -1,13 +1,14 @@
 //! Placing a candidate: applying it through the environment's adapter (or
 //! entering its canary), and calling adapter plugins with retries.
 
-use super::{DAEMON, Note, advance, advance_noted, canary, still_as_read, wait_for_news_on};
+use super::{
+    DAEMON, Note, Runtime, advance, advance_noted, canary, decide, still_as_read, wait_for_news_on,
+};
 use crate::configstore::{ConfigStore, Turn};
-use crate::daemon::Daemon;
-use crate::daemon::effects::{call_adapter, settle};
 use crate::pipeline::definition::BUILTIN_ADAPTER;
 use crate::pipeline::holds;
-use crate::pipeline::release::{Phase, PhaseName, Release};
+use crate::pipeline::release::machine::Event;
+use crate::pipeline::release::{PhaseName, Release};
 use crate::plugins::{AdapterCall, CandidateView};
 use crate::store;
 use crate::store::audit::{Draft, EventKind};
@@ -18,14 +19,14 @@ use std::sync::Arc;
 /// something live to compare against, the candidate enters its first canary
 /// step; otherwise it is applied directly (saying why a canary was skipped).
 pub(super) async fn apply(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
 ) -> Result<Release, store::Error> {
     // Subscribed before the claim, so a let-go that lands just after it
     // still wakes this release.
-    let bus = daemon.store.subscribe();
-    if let Turn::Waiting { .. } = take_turn(daemon, release).await? {
+    let bus = rt.store.subscribe();
+    if let Turn::Waiting { .. } = take_turn(rt, release).await? {
         // Any event about the environment may be its let-go.
         wait_for_news_on(bus, release.id, holds::held_by(release)).await;
         return Ok(release.clone());
@@ -33,8 +34,8 @@ pub(super) async fn apply(
     let mut note = None;
     if release.canary_spec(stage).is_some() {
         let env = release.environment(stage);
-        match canary::baseline(daemon, env, release.candidate) {
-            Ok(()) => return canary::enter(daemon, release, stage, 0, None).await,
+        match canary::baseline(rt, env, release.candidate) {
+            Ok(()) => return canary::enter(rt, release, stage, 0, None).await,
             Err(why) => {
                 note = Some(Note {
                     message: format!("{env}: promoted (canary skipped: {why})"),
@@ -43,14 +44,13 @@ pub(super) async fn apply(
             }
         }
     }
-    apply_now(daemon, release, stage, note, None).await
+    apply_now(rt, release, stage, note, None).await
 }
 
 /// Claims the release's environment in the store; joining the line is
 /// audited with the holder and the place.
-async fn take_turn(daemon: &Daemon, read: &Release) -> Result<Turn, store::Error> {
-    daemon
-        .store
+async fn take_turn(rt: &Runtime, read: &Release) -> Result<Turn, store::Error> {
+    rt.store
         .commit(|tx| {
             let mut r = still_as_read(tx, read)?;
             let turn = holds::claim(tx, &mut r)?;
@@ -90,7 +90,7 @@ async fn take_turn(daemon: &Daemon, read: &Release) -> Result<Turn, store::Error
 /// built-in config store needs no call, its record is the environment.
 /// `watch_baseline` keeps a canary's baseline statistics for the watch.
 pub(super) async fn apply_now(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     note: Option<Note>,
@@ -101,10 +101,7 @@ pub(super) async fn apply_now(
     let mut adapter_digest = None;
     let mut effect = None;
     if spec.adapter != BUILTIN_ADAPTER {
-        let bytes = daemon
-            .store
-            .candidate(&release.candidate)?
-            .unwrap_or_default();
+        let bytes = rt.store.candidate(&release.candidate)?.unwrap_or_default();
         let call = AdapterCall::Apply {
             environment: env.clone(),
             params: spec.adapter_params.clone(),
@@ -114,28 +111,29 @@ pub(super) async fn apply_now(
                 metadata: Vec::new(),
             },
         };
-        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+        match rt
+            .adapters
+            .call(&spec.adapter, spec.adapter_timeout, call)
+            .await
+        {
             Ok(done) => {
                 adapter_digest = Some(done.plugin);
                 effect = Some(done);
             }
             Err(reason) => {
-                let failed = Phase::Failed {
-                    stage: Some(stage),
-                    gate: None,
-                    reason: format!(
-                        "adapter {} could not apply {} to {env}: {reason}",
-                        spec.adapter,
-                        release.candidate.short()
-                    ),
-                    misconfigured: false,
-                };
-                return advance(daemon, release, failed, |_, _| Ok(())).await;
+                let reason = format!(
+                    "adapter {} could not apply {} to {env}: {reason}",
+                    spec.adapter,
+                    release.candidate.short()
+                );
+                let failed = decide(release, Event::EffectFailed { reason })?;
+                return advance(rt, release, failed, |_, _| Ok(())).await;
             }
         }
     }
     let applied = std::sync::Mutex::new(None);
-    let r = advance_noted(daemon, release, Phase::Promoted { stage }, note, |tx, r| {
+    let placed = decide(release, Event::Placed { canary: false })?;
+    let r = advance_noted(rt, release, placed, note, |tx, r| {
         let changed = ConfigStore::apply_in(tx, &env, r.candidate, r.id)?;
         if let Some(state) = &changed {
             tx.append(
@@ -164,11 +162,11 @@ pub(super) async fn apply_now(
         Ok(())
     })
     .await;
-    settle(daemon, effect).await;
+    rt.adapters.settle(effect).await;
     let r = r?;
     let state = applied.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(state) = state
-        && let Err(e) = daemon.configstore.publish(state)
+        && let Err(e) = rt.configstore.publish(state)
     {
         tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
     }

@@ -25,14 +25,13 @@
 //!   canary out of traffic in [`super::takedown`].
 
 use super::takedown::{evidence, publish, take_down, withdraw};
-use super::{DAEMON, Note, advance, advance_noted, apply_now, wait_for_news};
+use super::{DAEMON, Note, Runtime, advance, advance_noted, apply_now, decide, wait_for_news};
 use crate::canary::Decision;
 use crate::canary::live::{Mode, Position, RunningCanary, Snapshot};
 use crate::configstore::ConfigStore;
-use crate::daemon::Daemon;
-use crate::daemon::effects::{call_adapter, settle};
 use crate::digest::Digest;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, CanarySpec, InconclusiveAction};
+use crate::pipeline::release::machine::{Event, Step};
 use crate::pipeline::release::{CanaryHold, Phase, Release};
 use crate::plugins::{AdapterCall, CandidateView};
 use crate::store::audit::{Draft, EventKind};
@@ -41,8 +40,8 @@ use std::sync::{Arc, Mutex};
 
 /// Whether `env` runs something a canary of `candidate` can be compared
 /// with; if not, why the canary is skipped.
-pub(super) fn baseline(daemon: &Daemon, env: &str, candidate: Digest) -> Result<(), String> {
-    let live = daemon.configstore.get(env).map_err(|e| e.to_string())?;
+pub(super) fn baseline(rt: &Runtime, env: &str, candidate: Digest) -> Result<(), String> {
+    let live = rt.configstore.get(env).map_err(|e| e.to_string())?;
     match &live.state.active {
         None => Err(format!("nothing is live in {env} to compare against")),
         Some(a) if a.digest == candidate => {
@@ -55,7 +54,7 @@ pub(super) fn baseline(daemon: &Daemon, env: &str, candidate: Digest) -> Result<
 /// Places the candidate at `step`'s weight and commits `Canary { stage,
 /// step }` with it.
 pub(super) async fn enter(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     step: usize,
@@ -71,17 +70,21 @@ pub(super) async fn enter(
         .and_then(|c| c.steps.get(step).copied())
     else {
         let reason = format!("{env} has no canary step {}", step + 1);
-        return fail(daemon, release, stage, reason).await;
+        return fail(rt, release, reason).await;
     };
     let mut effect = None;
     if spec.adapter != BUILTIN_ADAPTER {
         let call = AdapterCall::SetTraffic {
             environment: env.clone(),
             params: spec.adapter_params.clone(),
-            canary: candidate_view(daemon, release.candidate)?,
+            canary: candidate_view(rt, release.candidate)?,
             weight_percent: weight.min(100) as u8,
         };
-        match call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call).await {
+        match rt
+            .adapters
+            .call(&spec.adapter, spec.adapter_timeout, call)
+            .await
+        {
             Ok(done) => effect = Some(done),
             Err(e) => {
                 let reason = format!(
@@ -90,21 +93,22 @@ pub(super) async fn enter(
                     release.candidate.short()
                 );
                 return if step == 0 {
-                    fail(daemon, release, stage, reason).await
+                    fail(rt, release, reason).await
                 } else {
-                    take_down(daemon, release, stage, None, reason).await
+                    take_down(rt, release, stage, None, reason).await
                 };
             }
         }
     }
     let placed = Mutex::new(None);
-    let next = Phase::Canary {
-        stage,
-        step,
-        extensions: 0,
-        hold: CanaryHold::Observing,
+    // The first step is placed from `Applying`; each next one follows the
+    // step before it, which passed.
+    let next = match release.phase {
+        Phase::Applying { .. } => decide(release, Event::Placed { canary: true })?,
+        _ => decide(release, Event::StepJudged(Step::Passed))?,
     };
-    let committed = advance_noted(daemon, release, next, note, |tx, r| {
+    debug_assert!(matches!(next, Phase::Canary { step: s, .. } if s == step));
+    let committed = advance_noted(rt, release, next, note, |tx, r| {
         let state = ConfigStore::place_canary_in(tx, &env, r.candidate, r.id, weight)?;
         if let Some(state) = &state {
             tx.append(
@@ -135,24 +139,24 @@ pub(super) async fn enter(
     .await;
     match committed {
         Ok(r) => {
-            settle(daemon, effect).await;
+            rt.adapters.settle(effect).await;
             // Ready for observations before any service hears of the step.
             // (Settings that cannot be used are reported by `run`.)
             if let Some(spec) = r.canary_spec(stage) {
-                let _ = open_step(daemon, &r, stage, step, spec);
+                let _ = open_step(rt, &r, stage, step, spec);
             }
-            publish(daemon, placed);
+            publish(rt, placed);
             Ok(r)
         }
         // What was live went away since it was checked: nothing to compare.
         // The release lets go first, so the traffic it set is repaired.
         Err(store::Error::Refused(Refusal::Precondition(why))) => {
-            let failed = fail(daemon, release, stage, why).await;
-            settle(daemon, effect).await;
+            let failed = fail(rt, release, why).await;
+            rt.adapters.settle(effect).await;
             failed
         }
         Err(e) => {
-            settle(daemon, effect).await;
+            rt.adapters.settle(effect).await;
             Err(e)
         }
     }
@@ -161,7 +165,7 @@ pub(super) async fn enter(
 /// One turn of a canary step: wait for a regression, the end of the step,
 /// or news about the release (an approval, an abort).
 pub(super) async fn run(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     step: usize,
@@ -171,48 +175,48 @@ pub(super) async fn run(
     let env = release.environment(stage).to_string();
     let Some(spec) = release.canary_spec(stage).cloned() else {
         let reason = format!("the pipeline this release runs has no canary for {env}");
-        return fail(daemon, release, stage, reason).await;
+        return fail(rt, release, reason).await;
     };
     if spec.steps.get(step).is_none() {
         let reason = format!("{env} has no canary step {}", step + 1);
-        return take_down(daemon, release, stage, None, reason).await;
+        return take_down(rt, release, stage, None, reason).await;
     }
-    let running = match open_step(daemon, release, stage, step, &spec) {
+    let running = match open_step(rt, release, stage, step, &spec) {
         Ok(r) => r,
         Err(e) => {
             let reason = format!("the canary settings cannot be used: {e}");
-            return take_down(daemon, release, stage, None, reason).await;
+            return take_down(rt, release, stage, None, reason).await;
         }
     };
     if let Some(fired) = running.fired() {
-        return take_down(daemon, release, stage, Some(fired), String::new()).await;
+        return take_down(rt, release, stage, Some(fired), String::new()).await;
     }
     if hold == CanaryHold::Approved {
         let judged = match running.latest() {
             Some(s) => s,
             None => match running.look_final().await {
                 Ok(s) => s,
-                Err(e) => return take_down(daemon, release, stage, None, e).await,
+                Err(e) => return take_down(rt, release, stage, None, e).await,
             },
         };
-        return promote(daemon, release, stage, step, &spec, &running, judged, true).await;
+        return promote(rt, release, stage, step, &spec, &running, judged, true).await;
     }
     let observing = hold == CanaryHold::Observing;
     tokio::select! {
         biased;
         fired = running.triggered() => {
-            take_down(daemon, release, stage, Some(fired), String::new()).await
+            take_down(rt, release, stage, Some(fired), String::new()).await
         }
         _ = tokio::time::sleep_until(running.deadline()), if observing => {
-            step_end(daemon, release, stage, step, extensions, &spec, &running).await
+            step_end(rt, release, stage, step, extensions, &spec, &running).await
         }
-        _ = wait_for_news(daemon, release.id) => Ok(release.clone()),
+        _ = wait_for_news(rt, release.id) => Ok(release.clone()),
     }
 }
 
 /// The running canary of a step, started if it is not running yet.
 fn open_step(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     step: usize,
@@ -227,15 +231,15 @@ fn open_step(
         mode: Mode::Step,
     };
     let config = spec.judge_config()?;
-    Ok(daemon
-        .canaries
+    Ok(rt
+        .board
         .open(position, config, None, spec.step_duration())
         .0)
 }
 
 /// The final look of a step, and what it decides.
 async fn step_end(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     step: usize,
@@ -245,18 +249,18 @@ async fn step_end(
 ) -> Result<Release, store::Error> {
     let judged = match running.look_final().await {
         Ok(s) => s,
-        Err(e) => return take_down(daemon, release, stage, None, e).await,
+        Err(e) => return take_down(rt, release, stage, None, e).await,
     };
     // An interim look may have fired while the final one ran: it wins.
     if let Some(fired) = running.fired() {
-        return take_down(daemon, release, stage, Some(fired), String::new()).await;
+        return take_down(rt, release, stage, Some(fired), String::new()).await;
     }
     let action = match judged.judgement.decision {
         Decision::Promote => {
-            return promote(daemon, release, stage, step, spec, running, judged, false).await;
+            return promote(rt, release, stage, step, spec, running, judged, false).await;
         }
         Decision::RollBack => {
-            return take_down(daemon, release, stage, Some(judged), String::new()).await;
+            return take_down(rt, release, stage, Some(judged), String::new()).await;
         }
         // The judge's own rule asked for more data.
         Decision::Continue => InconclusiveAction::Extend,
@@ -292,13 +296,8 @@ async fn step_end(
                 ),
                 detail: evidence(Some(&judged)),
             };
-            let next = Phase::Canary {
-                stage,
-                step,
-                extensions: extensions + 1,
-                hold: CanaryHold::Observing,
-            };
-            let r = advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await?;
+            let next = decide(release, Event::StepJudged(Step::Extended))?;
+            let r = advance_noted(rt, release, next, Some(note), |_, _| Ok(())).await?;
             running.extend(spec.step_duration());
             Ok(r)
         }
@@ -307,7 +306,7 @@ async fn step_end(
                 "still undecided after {} extension(s): {reason}; a canary is never promoted without evidence",
                 spec.max_extensions
             );
-            take_down(daemon, release, stage, Some(judged), why).await
+            take_down(rt, release, stage, Some(judged), why).await
         }
         InconclusiveAction::Pause => {
             let note = Note {
@@ -317,17 +316,12 @@ async fn step_end(
                 ),
                 detail: evidence(Some(&judged)),
             };
-            let next = Phase::Canary {
-                stage,
-                step,
-                extensions,
-                hold: CanaryHold::Paused,
-            };
-            advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await
+            let next = decide(release, Event::StepJudged(Step::Paused))?;
+            advance_noted(rt, release, next, Some(note), |_, _| Ok(())).await
         }
         InconclusiveAction::Fail => {
             let why = format!("undecided, and on_inconclusive is fail: {reason}");
-            take_down(daemon, release, stage, Some(judged), why).await
+            take_down(rt, release, stage, Some(judged), why).await
         }
     }
 }
@@ -336,7 +330,7 @@ async fn step_end(
 /// promotion after the last.
 #[allow(clippy::too_many_arguments)]
 async fn promote(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     step: usize,
@@ -360,7 +354,7 @@ async fn promote(
             ),
             detail: evidence(Some(&judged)),
         };
-        return enter(daemon, release, stage, step + 1, Some(note)).await;
+        return enter(rt, release, stage, step + 1, Some(note)).await;
     }
     let kept = match spec.watch_duration() {
         Some(_) => Some(running.baseline().await),
@@ -370,39 +364,26 @@ async fn promote(
         message: format!("{env}: promoted after its canary ({why})"),
         detail: evidence(Some(&judged)),
     };
-    let r = apply_now(daemon, release, stage, Some(note), kept).await?;
+    let r = apply_now(rt, release, stage, Some(note), kept).await?;
     if r.phase.is_terminal() {
         // The adapter could not make it active: take the canary down too.
-        withdraw(daemon, release, stage).await;
+        withdraw(rt, release, stage).await;
     }
     if kept.is_none() || r.phase.is_terminal() {
-        daemon.canaries.end(release.id.0, Some((*judged).clone()));
+        rt.board.end(release.id.0, Some((*judged).clone()));
     }
     Ok(r)
 }
 
-async fn fail(
-    daemon: &Daemon,
-    release: &Release,
-    stage: usize,
-    reason: String,
-) -> Result<Release, store::Error> {
-    let failed = Phase::Failed {
-        stage: Some(stage),
-        gate: None,
-        reason,
-        misconfigured: false,
-    };
-    advance(daemon, release, failed, |_, _| Ok(())).await
+async fn fail(rt: &Runtime, release: &Release, reason: String) -> Result<Release, store::Error> {
+    let failed = decide(release, Event::EffectFailed { reason })?;
+    advance(rt, release, failed, |_, _| Ok(())).await
 }
 
-pub(super) fn candidate_view(
-    daemon: &Daemon,
-    digest: Digest,
-) -> Result<CandidateView, store::Error> {
+pub(super) fn candidate_view(rt: &Runtime, digest: Digest) -> Result<CandidateView, store::Error> {
     Ok(CandidateView {
         digest,
-        bytes: Arc::new(daemon.store.candidate(&digest)?.unwrap_or_default()),
+        bytes: Arc::new(rt.store.candidate(&digest)?.unwrap_or_default()),
         metadata: Vec::new(),
     })
 }

@@ -4,15 +4,17 @@
 //! watchers.
 
 use super::canary::candidate_view;
-use super::{DAEMON, Note, advance, advance_noted, describe_phase};
+use super::{DAEMON, Note, Runtime, advance, advance_noted, decide, describe_phase};
 use crate::canary::live::Snapshot;
+use crate::configstore::EnvWrites;
 use crate::configstore::{ConfigStore, EnvState};
-use crate::daemon::Daemon;
-use crate::daemon::effects::{Effect, call_adapter, settle};
 use crate::digest::Digest;
 use crate::pipeline::definition::BUILTIN_ADAPTER;
-use crate::pipeline::release::{Phase, Release};
+use crate::pipeline::release::Release;
+use crate::pipeline::release::ReleaseWrites;
+use crate::pipeline::release::machine::Event;
 use crate::plugins::AdapterCall;
+use crate::plugins::adapter::Effect;
 use crate::store::audit::{Draft, EventKind};
 use crate::store::{self, Tx, TxResult};
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,7 @@ use std::sync::{Arc, Mutex};
 /// the release ends RolledBack and the record drops the canary, in one
 /// transaction with the evidence.
 pub(super) async fn take_down(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     judged: Option<Arc<Snapshot>>,
@@ -35,43 +37,46 @@ pub(super) async fn take_down(
     let reason = format!("canary in {env} rolled back automatically: {why}");
     let detail = evidence(judged.as_deref());
     let last = judged.as_deref().cloned();
-    let effect = match adapter_rollback(daemon, release, stage, false).await {
+    let effect = match adapter_rollback(rt, release, stage, false).await {
         Ok(effect) => effect,
         Err(e) => {
-            daemon.canaries.end(release.id.0, last);
-            let failed = Phase::Failed {
-                stage: Some(stage),
-                gate: None,
-                reason: format!(
-                    "{reason}; but the adapter could not take the canary down: {e}; it may still serve: roll back by hand with `gatehouse rollback {env}`"
-                ),
-                misconfigured: false,
-            };
-            return advance(daemon, release, failed, |_, _| Ok(())).await;
+            rt.board.end(release.id.0, last);
+            let failed = decide(
+                release,
+                Event::EffectFailed {
+                    reason: format!(
+                        "{reason}; but the adapter could not take the canary down: {e}; it may still serve: roll back by hand with `gatehouse rollback {env}`"
+                    ),
+                },
+            )?;
+            return advance(rt, release, failed, |_, _| Ok(())).await;
         }
     };
     let withdrawn = Mutex::new(None);
-    let next = Phase::RolledBack {
-        stage: Some(stage),
-        reason: reason.clone(),
-    };
+    let next = decide(
+        release,
+        Event::RolledBack {
+            reason: reason.clone(),
+        },
+    )?;
     let note = Note {
         message: describe_phase(release, &next),
         detail: detail.clone(),
     };
-    let r = advance_noted(daemon, release, next, Some(note), |tx, r| {
-        let ours = tx
-            .environment(&env)?
-            .and_then(|s| s.canary)
-            .is_some_and(|c| c.release == r.id);
-        if ours && let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, &env)? {
-            let serving = state.active.as_ref().map(|a| a.digest);
-            tx.append(
+    let r =
+        advance_noted(rt, release, next, Some(note), |tx, r| {
+            let ours = tx
+                .environment(&env)?
+                .and_then(|s| s.canary)
+                .is_some_and(|c| c.release == r.id);
+            if ours && let Some((state, down)) = ConfigStore::withdraw_canary_in(tx, &env)? {
+                let serving = state.active.as_ref().map(|a| a.digest);
+                tx.append(
                 Draft::new(
                     EventKind::EnvRolledBack,
                     DAEMON,
                     format!(
-                        "{env}: canary {} taken out of traffic by the daemon; {} serves alone: {why}",
+                        "{env}: canary {} taken out of traffic by the rt; {} serves alone: {why}",
                         down.digest.short(),
                         serving.map(|d| d.short()).unwrap_or_default()
                     ),
@@ -80,39 +85,39 @@ pub(super) async fn take_down(
                 .environment(&env)
                 .detail(rollback_detail(&down.digest, serving, &state, &reason, &detail)),
             )?;
-            *lock(&withdrawn) = Some(state);
-        }
-        Ok(())
-    })
-    .await;
-    settle(daemon, effect).await;
+                *lock(&withdrawn) = Some(state);
+            }
+            Ok(())
+        })
+        .await;
+    rt.adapters.settle(effect).await;
     let r = r?;
-    publish(daemon, withdrawn);
-    daemon.canaries.end(release.id.0, last);
+    publish(rt, withdrawn);
+    rt.board.end(release.id.0, last);
     Ok(r)
 }
 
 /// Takes a canary down after its release failed for another reason (the
 /// adapter could not promote it); the failure is already recorded.
-pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
+pub(super) async fn withdraw(rt: &Runtime, release: &Release, stage: usize) {
     let env = release.environment(stage).to_string();
-    let effect = match adapter_rollback(daemon, release, stage, false).await {
+    let effect = match adapter_rollback(rt, release, stage, false).await {
         Ok(effect) => effect,
         Err(e) => {
             tracing::error!(environment = %env, error = %e, "cannot take the canary down through the adapter");
             return;
         }
     };
-    let done = daemon
+    let done = rt
         .store
         .commit(|tx| {
             let r = tx.release(release.id)?;
             withdraw_canary_of(tx, &r, stage, DAEMON, "failed")
         })
         .await;
-    settle(daemon, effect).await;
+    rt.adapters.settle(effect).await;
     match done {
-        Ok(state) => publish(daemon, Mutex::new(state)),
+        Ok(state) => publish(rt, Mutex::new(state)),
         Err(e) => {
             tracing::error!(environment = %env, error = %e, "cannot record the canary's removal")
         }
@@ -124,7 +129,7 @@ pub(super) async fn withdraw(daemon: &Daemon, release: &Release, stage: usize) {
 /// deployment before the candidate. The call's effect is the caller's to
 /// settle once it has committed.
 pub(super) async fn adapter_rollback(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     previous: bool,
@@ -133,17 +138,14 @@ pub(super) async fn adapter_rollback(
     if spec.adapter == BUILTIN_ADAPTER {
         return Ok(None);
     }
-    let live = daemon
-        .configstore
-        .get(&spec.name)
-        .map_err(|e| e.to_string())?;
+    let live = rt.configstore.get(&spec.name).map_err(|e| e.to_string())?;
     let restore = if previous {
         live.state.history.last()
     } else {
         live.state.active.as_ref()
     };
     let restore = match restore {
-        Some(d) => Some(candidate_view(daemon, d.digest).map_err(|e| e.to_string())?),
+        Some(d) => Some(candidate_view(rt, d.digest).map_err(|e| e.to_string())?),
         None => None,
     };
     let call = AdapterCall::Rollback {
@@ -151,7 +153,8 @@ pub(super) async fn adapter_rollback(
         params: spec.adapter_params.clone(),
         restore,
     };
-    call_adapter(daemon, &spec.adapter, spec.adapter_timeout, call)
+    rt.adapters
+        .call(&spec.adapter, spec.adapter_timeout, call)
         .await
         .map(Some)
 }
@@ -181,11 +184,11 @@ pub(super) fn rollback_detail(
     })
 }
 
-pub(super) fn publish(daemon: &Daemon, state: Mutex<Option<EnvState>>) {
+pub(super) fn publish(rt: &Runtime, state: Mutex<Option<EnvState>>) {
     let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(state) = state {
         let env = state.name.clone();
-        if let Err(e) = daemon.configstore.publish(state) {
+        if let Err(e) = rt.configstore.publish(state) {
             tracing::error!(error = %e, environment = %env, "cannot publish the new configuration to watchers");
         }
     }

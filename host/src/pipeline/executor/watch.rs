@@ -7,12 +7,12 @@
 //! full load, not for a subtle one.
 
 use super::takedown::{adapter_rollback, evidence, publish, rollback_detail};
-use super::{DAEMON, Note, advance, advance_noted, describe_phase, wait_for_news};
+use super::{DAEMON, Note, Runtime, advance, advance_noted, decide, describe_phase, wait_for_news};
 use crate::canary::live::{Mode, Position, Snapshot};
 use crate::configstore::ConfigStore;
-use crate::daemon::Daemon;
-use crate::daemon::effects::settle;
-use crate::pipeline::release::{Phase, Release};
+use crate::configstore::EnvWrites;
+use crate::pipeline::release::Release;
+use crate::pipeline::release::machine::Event;
 use crate::store;
 use crate::store::audit::{Draft, EventKind};
 use std::sync::{Arc, Mutex};
@@ -20,18 +20,18 @@ use std::sync::{Arc, Mutex};
 /// After promotion: the watch, if the stage has one and a canary ran, then
 /// the next stage.
 pub(super) async fn after_promotion(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
 ) -> Result<Release, store::Error> {
-    let next = release.after_promotion(stage);
+    let next = decide(release, Event::Watched)?;
     let spec = release.canary_spec(stage);
     let (Some(spec), Some(period), Some(kept)) = (
         spec,
         spec.and_then(|s| s.watch_duration()),
         release.stages[stage].watch_baseline,
     ) else {
-        return advance(daemon, release, next, |_, _| Ok(())).await;
+        return advance(rt, release, next, |_, _| Ok(())).await;
     };
     let env = release.environment(stage).to_string();
     let config = match spec.judge_config() {
@@ -43,7 +43,7 @@ pub(super) async fn after_promotion(
                 ),
                 detail: serde_json::json!({}),
             };
-            return advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await;
+            return advance_noted(rt, release, next, Some(note), |_, _| Ok(())).await;
         }
     };
     let position = Position {
@@ -54,13 +54,13 @@ pub(super) async fn after_promotion(
         weight_percent: 100,
         mode: Mode::Watch,
     };
-    let (running, _) = daemon.canaries.open(position, config, Some(&kept), period);
+    let (running, _) = rt.board.open(position, config, Some(&kept), period);
     if let Some(fired) = running.fired() {
-        return restore_previous(daemon, release, stage, fired).await;
+        return restore_previous(rt, release, stage, fired).await;
     }
     tokio::select! {
         biased;
-        fired = running.triggered() => restore_previous(daemon, release, stage, fired).await,
+        fired = running.triggered() => restore_previous(rt, release, stage, fired).await,
         _ = tokio::time::sleep_until(running.deadline()) => {
             let last = running.latest();
             let seen = match &last {
@@ -73,17 +73,17 @@ pub(super) async fn after_promotion(
                 ),
                 detail: evidence(last.as_deref()),
             };
-            let r = advance_noted(daemon, release, next, Some(note), |_, _| Ok(())).await?;
-            daemon.canaries.end(release.id.0, last.as_deref().cloned());
+            let r = advance_noted(rt, release, next, Some(note), |_, _| Ok(())).await?;
+            rt.board.end(release.id.0, last.as_deref().cloned());
             Ok(r)
         }
-        _ = wait_for_news(daemon, release.id) => Ok(release.clone()),
+        _ = wait_for_news(rt, release.id) => Ok(release.clone()),
     }
 }
 
 /// The watch found a regression: the previous deployment serves again.
 async fn restore_previous(
-    daemon: &Daemon,
+    rt: &Runtime,
     release: &Release,
     stage: usize,
     judged: Arc<Snapshot>,
@@ -92,31 +92,33 @@ async fn restore_previous(
     let why = judged.judgement.reason.clone();
     let reason = format!("the watch after promotion in {env} found a regression: {why}");
     let detail = evidence(Some(&judged));
-    let effect = match adapter_rollback(daemon, release, stage, true).await {
+    let effect = match adapter_rollback(rt, release, stage, true).await {
         Ok(effect) => effect,
         Err(e) => {
-            daemon.canaries.end(release.id.0, Some((*judged).clone()));
-            let failed = Phase::Failed {
-                stage: Some(stage),
-                gate: None,
-                reason: format!(
-                    "{reason}; but the adapter could not restore the previous deployment: {e}; roll back by hand with `gatehouse rollback {env}`"
-                ),
-                misconfigured: false,
-            };
-            return advance(daemon, release, failed, |_, _| Ok(())).await;
+            rt.board.end(release.id.0, Some((*judged).clone()));
+            let failed = decide(
+                release,
+                Event::EffectFailed {
+                    reason: format!(
+                        "{reason}; but the adapter could not restore the previous deployment: {e}; roll back by hand with `gatehouse rollback {env}`"
+                    ),
+                },
+            )?;
+            return advance(rt, release, failed, |_, _| Ok(())).await;
         }
     };
     let restored = Mutex::new(None);
-    let next = Phase::RolledBack {
-        stage: Some(stage),
-        reason: reason.clone(),
-    };
+    let next = decide(
+        release,
+        Event::RolledBack {
+            reason: reason.clone(),
+        },
+    )?;
     let note = Note {
         message: describe_phase(release, &next),
         detail: detail.clone(),
     };
-    let r = advance_noted(daemon, release, next, Some(note), |tx, r| {
+    let r = advance_noted(rt, release, next, Some(note), |tx, r| {
         let ours = tx
             .environment(&env)?
             .and_then(|s| s.active)
@@ -129,7 +131,7 @@ async fn restore_previous(
                     EventKind::EnvRolledBack,
                     DAEMON,
                     format!(
-                        "{env}: rolled back from {} to {} by the daemon: {why}",
+                        "{env}: rolled back from {} to {} by the rt: {why}",
                         down.digest.short(),
                         serving.map(|d| d.short()).unwrap_or_default()
                     ),
@@ -149,10 +151,10 @@ async fn restore_previous(
         Ok(())
     })
     .await;
-    settle(daemon, effect).await;
+    rt.adapters.settle(effect).await;
     let r = r?;
-    publish(daemon, restored);
-    daemon.canaries.end(release.id.0, Some((*judged).clone()));
+    publish(rt, restored);
+    rt.board.end(release.id.0, Some((*judged).clone()));
     Ok(r)
 }
 

@@ -26,12 +26,13 @@
 //!   environment at all is decided in the store before any call (see
 //!   `pipeline::holds`), so it holds across restarts too.
 
-use super::Daemon;
-use crate::configstore::EnvState;
+use super::registry::Registry;
+use super::sandbox::Limits;
+use super::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState, Plugins};
+use crate::configstore::{EnvReads, EnvState};
 use crate::digest::Digest;
-use crate::pipeline::executor::DAEMON;
-use crate::plugins::sandbox::Limits;
-use crate::plugins::{AdapterCall, CALL_MEMORY_LIMIT, CandidateView, LiveState};
+use crate::ids::DAEMON;
+use crate::store::Store;
 use crate::store::audit::{Draft, EventKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,8 +43,18 @@ use tracing::Instrument;
 /// Attempts at an adapter call before it is given up.
 const ADAPTER_ATTEMPTS: u32 = 3;
 
+/// The adapter calls of a daemon: the plugins that answer them, the store
+/// that records what they did, and each environment's turn.
+pub struct Adapters {
+    store: Store,
+    plugins: Arc<Plugins>,
+    registry: Arc<Registry>,
+    turns: Turns,
+}
+
+/// Each environment's turn, with what its adapter was last told.
 #[derive(Default)]
-pub struct Effects {
+pub struct Turns {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Told>>>>,
 }
 
@@ -142,7 +153,7 @@ impl Told {
     }
 }
 
-impl Effects {
+impl Turns {
     /// Waits for `env`'s turn; the environment is this caller's until the
     /// guard drops.
     pub async fn turn(&self, env: &str) -> OwnedMutexGuard<Told> {
@@ -169,80 +180,98 @@ pub struct Effect {
     pub live: Option<LiveState>,
 }
 
-/// Runs one adapter call in its environment's turn, retrying a failed one
-/// after a back-off with full jitter (a random wait up to 200 ms, then up to
-/// 400 ms), so calls that failed together do not retry together; returns
-/// the call's [`Effect`], or the last failure.
-pub async fn call_adapter(
-    daemon: &Daemon,
-    adapter: &str,
-    timeout: Duration,
-    call: AdapterCall,
-) -> Result<Effect, String> {
-    daemon.registry.installed().await;
-    let mut backoff = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=ADAPTER_ATTEMPTS {
-        let mut turn = daemon.effects.turn(call.environment()).await;
-        match attempt_call(daemon, adapter, timeout, &call, attempt).await {
-            Ok((plugin, live)) => {
-                *turn = turn.after(&call, live.as_ref());
-                let (environment, params) = match &call {
-                    AdapterCall::Apply {
-                        environment,
-                        params,
-                        ..
-                    }
-                    | AdapterCall::Current {
-                        environment,
-                        params,
-                    }
-                    | AdapterCall::SetTraffic {
-                        environment,
-                        params,
-                        ..
-                    }
-                    | AdapterCall::Rollback {
-                        environment,
-                        params,
-                        ..
-                    } => (environment.clone(), params.clone()),
-                };
-                return Ok(Effect {
-                    turn,
-                    environment,
-                    adapter: adapter.to_string(),
-                    params,
-                    timeout,
-                    plugin,
-                    live,
-                });
-            }
-            Err(e) => {
-                *turn = Told::default();
-                last = e;
-            }
-        }
-        drop(turn);
-        tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
-        if attempt < ADAPTER_ATTEMPTS {
-            tokio::time::sleep(backoff.mul_f64(fastrand::f64())).await;
-            backoff *= 2;
+impl Adapters {
+    pub fn new(store: Store, plugins: Arc<Plugins>, registry: Arc<Registry>) -> Adapters {
+        Adapters {
+            store,
+            plugins,
+            registry,
+            turns: Turns::default(),
         }
     }
-    Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
+
+    /// Runs one adapter call in its environment's turn, retrying a failed one
+    /// after a back-off with full jitter (a random wait up to 200 ms, then up to
+    /// 400 ms), so calls that failed together do not retry together; returns
+    /// the call's [`Effect`], or the last failure.
+    pub async fn call(
+        &self,
+        adapter: &str,
+        timeout: Duration,
+        call: AdapterCall,
+    ) -> Result<Effect, String> {
+        self.registry.installed().await;
+        let mut backoff = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 1..=ADAPTER_ATTEMPTS {
+            let mut turn = self.turns.turn(call.environment()).await;
+            match attempt_call(self, adapter, timeout, &call, attempt).await {
+                Ok((plugin, live)) => {
+                    *turn = turn.after(&call, live.as_ref());
+                    let (environment, params) = match &call {
+                        AdapterCall::Apply {
+                            environment,
+                            params,
+                            ..
+                        }
+                        | AdapterCall::Current {
+                            environment,
+                            params,
+                        }
+                        | AdapterCall::SetTraffic {
+                            environment,
+                            params,
+                            ..
+                        }
+                        | AdapterCall::Rollback {
+                            environment,
+                            params,
+                            ..
+                        } => (environment.clone(), params.clone()),
+                    };
+                    return Ok(Effect {
+                        turn,
+                        environment,
+                        adapter: adapter.to_string(),
+                        params,
+                        timeout,
+                        plugin,
+                        live,
+                    });
+                }
+                Err(e) => {
+                    *turn = Told::default();
+                    last = e;
+                }
+            }
+            drop(turn);
+            tracing::warn!(adapter, attempt, error = %last, "adapter call failed");
+            if attempt < ADAPTER_ATTEMPTS {
+                tokio::time::sleep(backoff.mul_f64(fastrand::f64())).await;
+                backoff *= 2;
+            }
+        }
+        Err(format!("{last} (after {ADAPTER_ATTEMPTS} attempts)"))
+    }
+
+    /// Settles `effect` if there is one (none for the built-in config store).
+    pub async fn settle(&self, effect: Option<Effect>) {
+        if let Some(effect) = effect {
+            effect.settle(self).await;
+        }
+    }
 }
 
 /// One attempt, the caller holding the environment's turn. The version of
 /// the plugin active now answers, to the end of this call.
 async fn attempt_call(
-    daemon: &Daemon,
+    adapters: &Adapters,
     adapter: &str,
     timeout: Duration,
     call: &AdapterCall,
     attempt: u32,
 ) -> Result<(Digest, Option<LiveState>), String> {
-    let plugin = daemon
+    let plugin = adapters
         .plugins
         .adapter(adapter)
         .map_err(|e| format!("plugin {adapter} {e}"))?;
@@ -260,7 +289,7 @@ async fn attempt_call(
         attempt,
         "adapter call started"
     );
-    let answer = daemon
+    let answer = adapters
         .plugins
         .adapt(&plugin, call.clone(), limits)
         .instrument(span)
@@ -281,9 +310,9 @@ impl Effect {
     /// Checks, once the caller has committed, that what the adapter was told
     /// is what the store records (or that a holder will act again), and
     /// repairs a breach; see the module rules. Lets the turn go.
-    pub async fn settle(mut self, daemon: &Daemon) {
+    pub async fn settle(mut self, adapters: &Adapters) {
         let env = self.environment.clone();
-        let state = match daemon.store.environment(&env) {
+        let state = match adapters.store.environment(&env) {
             Ok(state) => state.unwrap_or_else(|| EnvState::empty(&env)),
             Err(e) => {
                 tracing::warn!(environment = %env, error = %e, "cannot read the record to check what the adapter was told");
@@ -299,7 +328,7 @@ impl Effect {
             tracing::debug!(environment = %env, holder = holder.0, "the adapter is ahead of the record; its holder acts again");
             return;
         }
-        let repaired = self.repair(daemon, &state).await;
+        let repaired = self.repair(adapters, &state).await;
         let (message, outcome) = match &repaired {
             Ok(()) => (
                 format!(
@@ -331,7 +360,7 @@ impl Effect {
             "generation": state.generation,
             "outcome": outcome,
         });
-        let audited = daemon
+        let audited = adapters
             .store
             .commit(|tx| {
                 tx.append(
@@ -347,12 +376,12 @@ impl Effect {
     }
 
     /// Tells the adapter the record: its active deployment, then its canary.
-    async fn repair(&mut self, daemon: &Daemon, state: &EnvState) -> Result<(), String> {
+    async fn repair(&mut self, adapters: &Adapters, state: &EnvState) -> Result<(), String> {
         let view = |digest: Digest| -> Result<CandidateView, String> {
             Ok(CandidateView {
                 digest,
                 bytes: Arc::new(
-                    daemon
+                    adapters
                         .store
                         .candidate(&digest)
                         .map_err(|e| e.to_string())?
@@ -381,7 +410,7 @@ impl Effect {
             });
         }
         for call in calls {
-            match attempt_call(daemon, &self.adapter, self.timeout, &call, 1).await {
+            match attempt_call(adapters, &self.adapter, self.timeout, &call, 1).await {
                 Ok((_, live)) => *self.turn = self.turn.after(&call, live.as_ref()),
                 Err(e) => {
                     *self.turn = Told::default();
@@ -393,13 +422,6 @@ impl Effect {
     }
 }
 
-/// Settles `effect` if there is one (none for the built-in config store).
-pub async fn settle(daemon: &Daemon, effect: Option<Effect>) {
-    if let Some(effect) = effect {
-        effect.settle(daemon).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +429,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_to_one_environment_never_overlap_and_others_run_beside() {
-        let effects = Arc::new(Effects::default());
+        let effects = Arc::new(Turns::default());
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut calls = Vec::new();
