@@ -115,7 +115,7 @@ pub async fn routes(
 }
 
 /// A response stream fed by a task; the task stops when the client goes away
-/// or the daemon is stopping.
+/// or the daemon is stopping (see [`Daemon::feed`]).
 fn async_stream<T, F, Fut>(
     daemon: &Daemon,
     body: F,
@@ -125,14 +125,5 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let feed = body(tx);
-    let closed = daemon.closed();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = feed => {}
-            _ = closed => {}
-        }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    Box::pin(daemon.feed(body))
 }

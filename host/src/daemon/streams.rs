@@ -126,7 +126,7 @@ impl Daemon {
 
     /// A stream fed by a task; the task stops when the watcher goes away or
     /// the daemon is stopping.
-    fn feed<T, F, Fut>(&self, body: F) -> ReceiverStream<T>
+    pub fn feed<T, F, Fut>(&self, body: F) -> ReceiverStream<T>
     where
         T: Send + 'static,
         F: FnOnce(mpsc::Sender<T>) -> Fut,
