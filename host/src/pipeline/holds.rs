@@ -5,7 +5,7 @@
 //! - A release holds the environment of its stage while it is `Applying`
 //!   or in its `Canary` there; no other release calls that environment's
 //!   adapter meanwhile (operators' rollbacks and drills excepted: they are
-//!   ordered by the environment's turns, `daemon::effects`).
+//!   ordered by the environment's turns, `plugins::adapter`).
 //! - A release that finds the environment held **waits in line**, in order
 //!   of arrival, and is never superseded: each release is judged and
 //!   applied on its own merits, against whatever is live when its turn

@@ -39,7 +39,7 @@ pub enum EventKind {
     #[serde(rename = "env.in_sync")]
     EnvInSync,
     /// An adapter found ahead of the record with no release to repair it
-    /// was told the record again (`daemon::effects`).
+    /// was told the record again (`plugins::adapter`).
     #[serde(rename = "env.repaired")]
     EnvRepaired,
     #[serde(rename = "daemon.started")]
