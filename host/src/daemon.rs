@@ -30,6 +30,7 @@ use crate::plugins::signing::SigningSettings;
 use crate::store::audit::{AuditEvent, Draft, EventKind, Verification};
 use crate::store::{self, Refusal};
 use crate::telemetry::dora::{self, Dora, Window};
+use crate::telemetry::metrics::{self as figures, Metrics};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -119,6 +120,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error(transparent)]
+    Metrics(#[from] figures::Error),
 }
 
 pub struct Daemon {
@@ -127,6 +130,8 @@ pub struct Daemon {
     rt: Arc<Runtime>,
     registry: Arc<Registry>,
     pipelines: BTreeMap<String, Pipeline>,
+    /// Figures for `/metrics`, kept from the audit log.
+    metrics: Arc<Metrics>,
     /// Releases with a running executor task.
     running: Mutex<HashSet<ReleaseId>>,
     /// Environments last seen drifted, so the audit log records a change of
@@ -311,6 +316,11 @@ impl Daemon {
                     .remove(&id);
             });
         }
+    }
+
+    /// The figures for `/metrics`, in Prometheus' text format.
+    pub fn metrics_text(&self) -> Result<String, figures::Error> {
+        self.metrics.render(&self.rt.configstore.watchers())
     }
 
     /// The plugin registry: push, activate, list.

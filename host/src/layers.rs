@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pipeline::executor", 3),
     ("daemon", 4),
     ("api", 5),
+    ("http", 5),
     ("server", 5),
     ("client", 5),
     ("proto", 5),

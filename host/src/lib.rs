@@ -9,6 +9,7 @@ pub mod client;
 pub mod configstore;
 pub mod daemon;
 pub mod digest;
+pub mod http;
 pub mod ids;
 #[cfg(test)]
 mod layers;

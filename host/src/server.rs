@@ -66,6 +66,11 @@ pub struct Settings {
     /// PEM CA certificates: with them, only clients presenting a certificate
     /// one of them signed may connect (mutual TLS). Needs `tls_cert`.
     pub client_ca: Option<PathBuf>,
+    /// Where the HTTP surface (`GET /metrics`) listens. By default beside
+    /// `listen`, on the next port (7444 beside 7443), or on an ephemeral
+    /// port when `listen`'s is 0. Not served while TLS is on: the HTTP
+    /// surface speaks plaintext only so far.
+    pub http_listen: Option<SocketAddr>,
     /// Serve a non-loopback address without TLS. Bearer tokens then cross
     /// the network in clear: only behind a proxy that terminates TLS.
     #[serde(default)]
@@ -106,6 +111,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            http_listen: None,
             allow_plaintext: false,
         }
     }
@@ -135,6 +141,8 @@ pub enum Error {
     Plaintext { addr: SocketAddr },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Http(String),
     #[error("cannot set up the gRPC services: {0}")]
     Services(String),
     #[error("cannot generate a token: {0}")]
@@ -251,6 +259,8 @@ fn server_builder(settings: &Settings) -> Result<(tonic::transport::Server, bool
 /// A daemon serving gRPC.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the HTTP surface (`/metrics`) listens, when it does.
+    pub http_addr: Option<SocketAddr>,
     /// Whether it serves TLS.
     pub tls: bool,
     /// Set only on the first start without configured tokens: shown once.
@@ -295,6 +305,29 @@ impl Running {
     }
 }
 
+/// Where the HTTP surface listens (see [`Settings::http_listen`]), if at all.
+fn http_address(settings: &Settings, grpc: SocketAddr) -> Result<Option<SocketAddr>, Error> {
+    if settings.tls_cert.is_some() {
+        if settings.http_listen.is_some() {
+            tracing::warn!(
+                "http_listen is ignored while TLS is on: the HTTP surface speaks plaintext only"
+            );
+        }
+        return Ok(None);
+    }
+    let addr = settings.http_listen.unwrap_or_else(|| {
+        let port = match grpc.port() {
+            0 => 0,
+            p => p.wrapping_add(1),
+        };
+        SocketAddr::new(grpc.ip(), port)
+    });
+    if !addr.ip().is_loopback() && !settings.allow_plaintext {
+        return Err(Error::Plaintext { addr });
+    }
+    Ok(Some(addr))
+}
+
 pub async fn start(settings: &Settings) -> Result<Running, Error> {
     // What a person can get wrong is checked first, so a typo in a token or
     // a taken port fails in milliseconds, not after the plugins compile;
@@ -315,6 +348,11 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         addr: settings.listen,
         source,
     })?;
+    let http = match http_address(settings, settings.listen)? {
+        Some(a) => Some(crate::http::bind(a).await.map_err(Error::Http)?),
+        None => None,
+    };
+    let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
     let daemon = Daemon::open(&Setup {
         data_dir: settings.data_dir.clone(),
         pipelines: settings.pipelines.clone(),
@@ -344,9 +382,18 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
             let _ = rx.await;
         },
     ));
-    tracing::info!(%addr, tls, "gatehouse serving");
+    if let Some(listener) = http {
+        let (daemon, tokens) = (daemon.clone(), tokens.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, daemon, tokens).await {
+                tracing::error!(error = %e, "the HTTP surface stopped");
+            }
+        });
+    }
+    tracing::info!(%addr, tls, ?http_addr, "gatehouse serving");
     Ok(Running {
         addr,
+        http_addr,
         tls,
         generated_admin_token,
         daemon,

@@ -17,6 +17,8 @@ pub struct Daemon {
     pub addr: String,
     /// The token printed on first start, if it printed one.
     pub generated_token: Option<String>,
+    /// Where it serves `/metrics`, as it said.
+    pub metrics: Option<String>,
 }
 
 impl Daemon {
@@ -268,6 +270,7 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut token = None;
         let mut addr = None;
+        let mut metrics = None;
         loop {
             let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
@@ -280,6 +283,9 @@ impl Daemon {
                 .and_then(|_| line.split("): ").nth(1))
             {
                 token = Some(t.trim().to_string());
+            }
+            if let Some(m) = line.strip_prefix("gatehouse metrics on ") {
+                metrics = Some(m.trim().to_string());
             }
             if let Some(a) = line.strip_prefix("gatehouse listening on ") {
                 let a = a.trim();
@@ -298,6 +304,7 @@ impl Daemon {
                     child,
                     addr,
                     generated_token: token,
+                    metrics,
                 };
             }
         }
@@ -351,4 +358,58 @@ pub fn python() -> PathBuf {
         std::fs::write(&done, &pins).expect("mark the environment installed");
     }
     python
+}
+
+/// `prometheus` and `promtool`, installed from Debian's `prometheus`
+/// package when missing (as the README's test path says; it needs root),
+/// under a file lock so two tests never run apt at once. Panics with what
+/// failed: a test that needs them never skips.
+pub fn prometheus() -> (PathBuf, PathBuf) {
+    let find = |name: &str| -> Option<PathBuf> {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let found = || Some((find("prometheus")?, find("promtool")?));
+    if let Some(both) = found() {
+        return both;
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(root).expect("create the target's temporary directory");
+    let lock = std::fs::File::create(root.join("apt.lock")).expect("create the apt lock file");
+    lock.lock().expect("lock apt");
+    if let Some(both) = found() {
+        return both;
+    }
+    let uid = Command::new("id").arg("-u").output().expect("run id -u");
+    assert!(
+        String::from_utf8_lossy(&uid.stdout).trim() == "0",
+        "prometheus is not installed and this user cannot install it; run `apt-get install --no-install-recommends prometheus` as root"
+    );
+    for args in [
+        &["update", "-qq"][..],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "prometheus",
+        ][..],
+    ] {
+        let out = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .expect("run apt-get");
+        assert!(
+            out.status.success(),
+            "apt-get {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    found().expect("apt-get installed prometheus, yet prometheus or promtool is not on PATH")
 }

@@ -29,6 +29,7 @@ mod dora_figures;
 mod example_requests;
 mod gate_faults;
 mod hostile_plugins;
+mod metrics;
 mod plugin_registry;
 mod plugin_walkthrough;
 mod release_flow;

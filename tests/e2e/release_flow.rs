@@ -872,6 +872,12 @@ async fn a_first_start_serves_while_its_plugins_compile_and_submits_wait_for_the
         .expect("the admin token")
         .trim()
         .to_string();
+    let metrics = next_line();
+    assert!(
+        metrics.starts_with("gatehouse metrics on http://127.0.0.1:")
+            && metrics.ends_with("/metrics"),
+        "{metrics}"
+    );
     let addr = next_line();
     let addr = format!(
         "http://{}",

@@ -169,7 +169,8 @@ impl Tokens {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
-    fn check(&self, header: Option<&str>) -> Result<Caller, Status> {
+    /// Who the `authorization` header's bearer token admits.
+    pub fn check(&self, header: Option<&str>) -> Result<Caller, Status> {
         let Some(value) = header else {
             return Err(Status::unauthenticated(
                 "no token; send `authorization: Bearer <token>` (the CLI reads --token or GATEHOUSE_TOKEN)",

@@ -185,6 +185,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     if let Some(token) = &running.generated_admin_token {
         println!("admin token (shown once; store it, e.g. export GATEHOUSE_TOKEN=...): {token}");
     }
+    // The metrics line comes first: a script that stops reading at the
+    // address has read it.
+    if let Some(http) = running.http_addr {
+        println!("gatehouse metrics on http://{http}/metrics");
+    }
     if running.tls {
         println!("gatehouse listening on https://{}", running.addr);
     } else {

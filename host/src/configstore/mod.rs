@@ -360,6 +360,14 @@ impl ConfigStore {
             })
     }
 
+    /// How many services follow each environment's configuration now.
+    pub fn watchers(&self) -> Vec<(String, usize)> {
+        self.lock()
+            .iter()
+            .map(|(env, tx)| (env.clone(), tx.receiver_count()))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, watch::Sender<Arc<LiveConfig>>>> {
         // A poisoned map of channels is still a valid map of channels.
         self.channels.lock().unwrap_or_else(|p| p.into_inner())

@@ -20,6 +20,7 @@ use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
 use crate::store::Store;
 use crate::store::audit::{Draft, EventKind};
+use crate::telemetry::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -158,6 +159,10 @@ impl Daemon {
                 adapters,
             }),
             registry,
+            metrics: Arc::new(Metrics::new(
+                env!("CARGO_PKG_VERSION"),
+                env!("GATEHOUSE_WASMTIME"),
+            )?),
             pipelines,
             running: Mutex::new(HashSet::new()),
             drifted: Mutex::new(BTreeSet::new()),
@@ -166,6 +171,11 @@ impl Daemon {
         });
 
         crate::telemetry::log::spawn(daemon.rt.store.subscribe(), daemon.closed());
+        crate::telemetry::metrics::spawn(
+            daemon.metrics.clone(),
+            daemon.rt.store.clone(),
+            daemon.closed(),
+        );
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
         let envs = daemon.rt.configstore.names();
         daemon.rt

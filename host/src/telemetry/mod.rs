@@ -3,3 +3,4 @@
 
 pub mod dora;
 pub mod log;
+pub mod metrics;

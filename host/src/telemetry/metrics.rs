@@ -1,0 +1,348 @@
+//! The daemon's figures in Prometheus' text exposition format, for
+//! `GET /metrics`: releases by pipeline and phase, release outcomes, gate
+//! verdicts with their duration and fuel, gate calls that gave no verdict,
+//! rollbacks by cause, the audit log's length, config watchers and build
+//! information.
+//!
+//! Rules: every count comes from the audit log, the one record of what
+//! happened: the log is read once at start and then followed on the bus,
+//! so counters carry over a restart and agree with `gatehouse audit
+//! export`. Labels are bounded (pipelines, phases, gates, environments,
+//! outcomes, causes), never a release id or a digest, except on the info
+//! series. Written with the `prometheus` crate, whose text encoder writes
+//! the classic format that `promtool check metrics` and every Prometheus
+//! read.
+
+use crate::ids::{DAEMON, PhaseName};
+use crate::pipeline::release::ReleaseReads;
+use crate::store::Store;
+use crate::store::audit::{AuditEvent, EventKind};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The figures, updated from audit events.
+pub struct Metrics {
+    registry: Registry,
+    releases: IntGaugeVec,
+    outcomes: IntCounterVec,
+    verdicts: IntCounterVec,
+    gate_seconds: HistogramVec,
+    gate_fuel: HistogramVec,
+    no_verdict: IntCounterVec,
+    rollbacks: IntCounterVec,
+    audit_events: IntGauge,
+    watchers: IntGaugeVec,
+    /// Each release's pipeline and latest phase, for the releases gauge.
+    phases: Mutex<HashMap<u64, (String, PhaseName)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct Error(#[from] prometheus::Error);
+
+impl Metrics {
+    pub fn new(version: &str, wasmtime: &str) -> Result<Metrics, Error> {
+        let registry = Registry::new_custom(Some("gatehouse".into()), None)?;
+        let releases = IntGaugeVec::new(
+            Opts::new("releases", "Releases by pipeline and current phase."),
+            &["pipeline", "phase"],
+        )?;
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "release_outcomes_total",
+                "Releases that ended, by pipeline and how they ended.",
+            ),
+            &["pipeline", "outcome"],
+        )?;
+        let verdicts = IntCounterVec::new(
+            Opts::new("gate_verdicts_total", "Gate verdicts by gate and outcome."),
+            &["gate", "outcome"],
+        )?;
+        let gate_seconds = HistogramVec::new(
+            HistogramOpts::new("gate_duration_seconds", "Time a gate call took.")
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            &["gate"],
+        )?;
+        let gate_fuel = HistogramVec::new(
+            HistogramOpts::new(
+                "gate_fuel_instructions",
+                "WebAssembly instructions a gate's evaluation used.",
+            )
+            .buckets(prometheus::exponential_buckets(1e4, 10.0, 8)?),
+            &["gate"],
+        )?;
+        let no_verdict = IntCounterVec::new(
+            Opts::new(
+                "gate_calls_without_verdict_total",
+                "Gate calls that gave no verdict (trap, timeout, malformed answer, missing plugin) and so failed closed.",
+            ),
+            &["gate"],
+        )?;
+        let rollbacks = IntCounterVec::new(
+            Opts::new(
+                "rollbacks_total",
+                "Rollbacks by environment and cause (automatic: the canary judge or the watch after promotion; operator).",
+            ),
+            &["environment", "cause"],
+        )?;
+        let audit_events = IntGauge::new("audit_events", "Events in the audit log.")?;
+        let watchers = IntGaugeVec::new(
+            Opts::new(
+                "config_watchers",
+                "Services following an environment's configuration now.",
+            ),
+            &["environment"],
+        )?;
+        let build = IntGaugeVec::new(
+            Opts::new("build_info", "The daemon's version and its wasmtime."),
+            &["version", "wasmtime"],
+        )?;
+        build.with_label_values(&[version, wasmtime]).set(1);
+        registry.register(Box::new(releases.clone()))?;
+        registry.register(Box::new(outcomes.clone()))?;
+        registry.register(Box::new(verdicts.clone()))?;
+        registry.register(Box::new(gate_seconds.clone()))?;
+        registry.register(Box::new(gate_fuel.clone()))?;
+        registry.register(Box::new(no_verdict.clone()))?;
+        registry.register(Box::new(rollbacks.clone()))?;
+        registry.register(Box::new(audit_events.clone()))?;
+        registry.register(Box::new(watchers.clone()))?;
+        registry.register(Box::new(build))?;
+        Ok(Metrics {
+            registry,
+            releases,
+            outcomes,
+            verdicts,
+            gate_seconds,
+            gate_fuel,
+            no_verdict,
+            rollbacks,
+            audit_events,
+            watchers,
+            phases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts what one audit event says. `store` names a release's
+    /// pipeline the first time the release is seen.
+    pub fn observe(&self, e: &AuditEvent, store: &Store) {
+        self.audit_events
+            .set(i64::try_from(e.seq).unwrap_or(i64::MAX));
+        if let (Some(id), Some(phase)) = (e.release, e.phase) {
+            self.release_phase(id, phase, store);
+        }
+        match e.kind {
+            EventKind::GateVerdict => self.verdict(e),
+            EventKind::EnvRolledBack => {
+                let env = e.environment.as_deref().unwrap_or_default();
+                self.rollbacks.with_label_values(&[env, "operator"]).inc();
+            }
+            EventKind::ReleasePhase
+                if e.phase == Some(PhaseName::RolledBack) && e.actor == DAEMON =>
+            {
+                let env = e.environment.as_deref().unwrap_or_default();
+                self.rollbacks.with_label_values(&[env, "automatic"]).inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn release_phase(&self, id: u64, phase: PhaseName, store: &Store) {
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        let (pipeline, before) = match phases.get(&id) {
+            Some((pipeline, before)) => (pipeline.clone(), Some(*before)),
+            None => {
+                let pipeline = store
+                    .release(crate::ids::ReleaseId(id))
+                    .ok()
+                    .flatten()
+                    .map(|r| r.pipeline.name)
+                    .unwrap_or_default();
+                (pipeline, None)
+            }
+        };
+        if let Some(before) = before {
+            if before == phase {
+                return;
+            }
+            self.releases
+                .with_label_values(&[&pipeline, phase_label(before)])
+                .dec();
+        }
+        self.releases
+            .with_label_values(&[&pipeline, phase_label(phase)])
+            .inc();
+        let ended = matches!(
+            phase,
+            PhaseName::Succeeded | PhaseName::Failed | PhaseName::RolledBack | PhaseName::Aborted
+        );
+        if ended {
+            self.outcomes
+                .with_label_values(&[&pipeline, phase_label(phase)])
+                .inc();
+        }
+        phases.insert(id, (pipeline, phase));
+    }
+
+    fn verdict(&self, e: &AuditEvent) {
+        let text = |key: &str| e.detail.get(key).and_then(|v| v.as_str()).unwrap_or("?");
+        let gate = text("gate");
+        self.verdicts
+            .with_label_values(&[gate, text("outcome")])
+            .inc();
+        if let Some(us) = e.detail.get("duration_us").and_then(|v| v.as_u64()) {
+            self.gate_seconds
+                .with_label_values(&[gate])
+                .observe(us as f64 / 1e6);
+        }
+        match e.detail.get("fuel_used").and_then(|v| v.as_u64()) {
+            Some(fuel) => self
+                .gate_fuel
+                .with_label_values(&[gate])
+                .observe(fuel as f64),
+            None => self.no_verdict.with_label_values(&[gate]).inc(),
+        }
+    }
+
+    /// The exposition, with the gauges read at scrape time set first.
+    pub fn render(&self, watchers: &[(String, usize)]) -> Result<String, Error> {
+        for (env, n) in watchers {
+            self.watchers
+                .with_label_values(&[env])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        Ok(TextEncoder::new().encode_to_string(&self.registry.gather())?)
+    }
+}
+
+fn phase_label(p: PhaseName) -> &'static str {
+    match p {
+        PhaseName::Pending => "pending",
+        PhaseName::Gating => "gating",
+        PhaseName::AwaitingApproval => "awaiting_approval",
+        PhaseName::Applying => "applying",
+        PhaseName::Canary => "canary",
+        PhaseName::Promoted => "promoted",
+        PhaseName::Succeeded => "succeeded",
+        PhaseName::Failed => "failed",
+        PhaseName::RolledBack => "rolled_back",
+        PhaseName::Aborted => "aborted",
+    }
+}
+
+/// Reads the audit log into `metrics`, then follows the bus until the
+/// daemon stops. Subscribes first, so an event committed meanwhile is
+/// counted once: from the log or from the bus, by its sequence number.
+pub fn spawn(
+    metrics: std::sync::Arc<Metrics>,
+    store: Store,
+    closed: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let mut bus = store.subscribe();
+    tokio::spawn(async move {
+        let mut last = 0;
+        let catch_up = |last: &mut u64| {
+            for e in store.events_from(*last + 1) {
+                match e {
+                    Ok(e) => {
+                        metrics.observe(&e, &store);
+                        *last = e.seq;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "metrics cannot read the audit log");
+                        break;
+                    }
+                }
+            }
+        };
+        catch_up(&mut last);
+        let follow = async {
+            loop {
+                match bus.recv().await {
+                    Ok(e) if e.seq > last => {
+                        // A gap (an event announced before its predecessor
+                        // was read) is read from the log.
+                        if e.seq > last + 1 {
+                            catch_up(&mut last);
+                        }
+                        if e.seq > last {
+                            metrics.observe(&e, &store);
+                            last = e.seq;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => catch_up(&mut last),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        };
+        tokio::select! {
+            () = follow => {}
+            () = closed => {}
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::Draft;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verdicts_and_rollbacks_are_counted_with_bounded_labels_and_pass_the_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = Metrics::new("0.1.0", "48").unwrap();
+        let verdict = |fuel: serde_json::Value| {
+            Draft::new(EventKind::GateVerdict, DAEMON, "dev: gate lint → pass")
+                .release(1, PhaseName::Gating)
+                .environment("dev")
+                .detail(serde_json::json!({
+                    "gate": "lint", "outcome": "pass", "duration_us": 2500, "fuel_used": fuel
+                }))
+        };
+        for draft in [
+            verdict(serde_json::json!(120_000)),
+            verdict(serde_json::Value::Null),
+            Draft::new(EventKind::ReleasePhase, DAEMON, "rolled back")
+                .release(1, PhaseName::RolledBack)
+                .environment("prod"),
+            Draft::new(EventKind::EnvRolledBack, "alice", "prod: rolled back").environment("prod"),
+        ] {
+            let e = store.commit(|tx| tx.append(draft.clone())).await.unwrap();
+            m.observe(&e, &store);
+        }
+        let text = m.render(&[("prod".into(), 3)]).unwrap();
+        for line in [
+            "gatehouse_gate_verdicts_total{gate=\"lint\",outcome=\"pass\"} 2",
+            "gatehouse_gate_duration_seconds_count{gate=\"lint\"} 2",
+            "gatehouse_gate_fuel_instructions_count{gate=\"lint\"} 1",
+            "gatehouse_gate_calls_without_verdict_total{gate=\"lint\"} 1",
+            "gatehouse_rollbacks_total{cause=\"automatic\",environment=\"prod\"} 1",
+            "gatehouse_rollbacks_total{cause=\"operator\",environment=\"prod\"} 1",
+            "gatehouse_audit_events 4",
+            "gatehouse_config_watchers{environment=\"prod\"} 3",
+            "gatehouse_build_info{version=\"0.1.0\",wasmtime=\"48\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        // A release seen in one phase and then another counts once, in
+        // the latest phase.
+        for line in [
+            "gatehouse_releases{phase=\"gating\",pipeline=\"\"} 0",
+            "gatehouse_releases{phase=\"rolled_back\",pipeline=\"\"} 1",
+            "gatehouse_release_outcomes_total{outcome=\"rolled_back\",pipeline=\"\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+    }
+}
