@@ -76,7 +76,7 @@ pub(super) async fn take_down(
                     EventKind::EnvRolledBack,
                     DAEMON,
                     format!(
-                        "{env}: canary {} taken out of traffic by the rt; {} serves alone: {why}",
+                        "{env}: canary {} taken out of traffic by the daemon; {} serves alone: {why}",
                         down.digest.short(),
                         serving.map(|d| d.short()).unwrap_or_default()
                     ),

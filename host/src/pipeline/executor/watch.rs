@@ -131,7 +131,7 @@ async fn restore_previous(
                     EventKind::EnvRolledBack,
                     DAEMON,
                     format!(
-                        "{env}: rolled back from {} to {} by the rt: {why}",
+                        "{env}: rolled back from {} to {} by the daemon: {why}",
                         down.digest.short(),
                         serving.map(|d| d.short()).unwrap_or_default()
                     ),
