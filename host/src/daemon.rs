@@ -320,7 +320,8 @@ impl Daemon {
 
     /// The figures for `/metrics`, in Prometheus' text format.
     pub fn metrics_text(&self) -> Result<String, figures::Error> {
-        self.metrics.render(&self.rt.configstore.watchers())
+        self.metrics
+            .render(&self.rt.configstore.watchers(), &self.rt.board.all())
     }
 
     /// The plugin registry: push, activate, list.

@@ -42,10 +42,10 @@ name = \"production\"
 const BASELINE: u32 = 1;
 const CANDIDATE: u32 = 2;
 
-struct Scene {
+pub(crate) struct Scene {
     _root: tempfile::TempDir,
-    daemon: Daemon,
-    token: String,
+    pub(crate) daemon: Daemon,
+    pub(crate) token: String,
     client: Client,
     service: Service,
     baseline: String,
@@ -53,7 +53,7 @@ struct Scene {
 
 /// A daemon with the canary pipeline, the baseline live in production, and
 /// the service serving it.
-async fn scene(behaves: Behaviour) -> Scene {
+pub(crate) async fn scene(behaves: Behaviour) -> Scene {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "canary.toml", JUDGE);
     let pipeline = write(root.path(), "pipeline.toml", PIPELINE);
@@ -94,7 +94,7 @@ async fn scene(behaves: Behaviour) -> Scene {
 
 /// Submits the candidate, checks its canary served traffic, and waits for
 /// the release to end.
-async fn release_candidate(s: &mut Scene) -> proto::Release {
+pub(crate) async fn release_candidate(s: &mut Scene) -> proto::Release {
     let id = submit(&mut s.client, "canary", &candidate(CANDIDATE))
         .await
         .release
@@ -151,6 +151,11 @@ async fn assert_rolled_back_for(s: &mut Scene, done: &proto::Release, metric: &s
         .find(|e| e.kind == "env.rolled_back" && e.release_id == done.id)
         .expect("the rollback is audited");
     assert_eq!(down.actor, "daemon");
+    assert!(
+        down.message.contains("taken out of traffic by the daemon"),
+        "{}",
+        down.message
+    );
     let detail: serde_json::Value = serde_json::from_str(&down.detail_json).unwrap();
     assert_eq!(detail["automatic"], true);
     assert_eq!(detail["to"], serde_json::json!(s.baseline));

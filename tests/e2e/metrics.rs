@@ -1,8 +1,12 @@
 //! `GET /metrics` read by a real Prometheus: a daemon's releases, gate
-//! verdicts and an operator's rollback, scraped every second and asked back
-//! through Prometheus' own query API; the exposition passes `promtool check
-//! metrics`; and the endpoint refuses a request without a token.
+//! verdicts, an operator's rollback and a canary the daemon rolled back on
+//! its own, scraped every second and asked back through Prometheus' own
+//! query API; the exposition passes `promtool check metrics`; the running
+//! canary's step, weight and arms show while it runs and go when it ends;
+//! and the endpoint refuses a request without a token.
 
+use crate::canary_rollback::{release_candidate, scene};
+use crate::canary_service::{Behaviour, HEALTHY};
 use crate::common::*;
 use gatehouse::proto;
 use proto::ReleasePhase;
@@ -50,6 +54,55 @@ fn until(api: &str, query: &str, want: f64) {
     panic!("Prometheus read {query} as {last:?}, not {want}, within 60 s");
 }
 
+/// A Prometheus scraping `metrics` every second with `token`, its data
+/// under `root`; and the address of its HTTP API.
+fn scraping(
+    prometheus: &std::path::Path,
+    root: &std::path::Path,
+    metrics: &str,
+    token: &str,
+) -> (Prometheus, String) {
+    let target = metrics
+        .strip_prefix("http://")
+        .and_then(|t| t.strip_suffix("/metrics"))
+        .expect("an http:// address ending in /metrics");
+    let port = free_port();
+    let config = write(
+        root,
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gatehouse\n    scrape_interval: 1s\n    authorization:\n      credentials: {token}\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    );
+    let running = Prometheus(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                root.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let api = format!("http://127.0.0.1:{port}");
+    until(&api, "up{job=\"gatehouse\"}", 1.0);
+    (running, api)
+}
+
+/// The exposition as a reader sees it now.
+fn scrape(metrics: &str, token: &str) -> String {
+    ureq::get(metrics)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("scrape with the token")
+        .body_mut()
+        .read_to_string()
+        .expect("the exposition")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_them() {
     let (prometheus, promtool) = prometheus();
@@ -88,13 +141,7 @@ async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_
         matches!(refused, Err(ureq::Error::StatusCode(401))),
         "{refused:?}"
     );
-    let text = ureq::get(&metrics)
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("scrape with the token")
-        .body_mut()
-        .read_to_string()
-        .expect("the exposition");
+    let text = scrape(&metrics, &token);
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -116,33 +163,7 @@ async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_
         String::from_utf8_lossy(&checked.stderr)
     );
 
-    let target = metrics
-        .strip_prefix("http://")
-        .and_then(|t| t.strip_suffix("/metrics"))
-        .expect("an http:// address ending in /metrics");
-    let port = free_port();
-    let config = write(
-        root.path(),
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gatehouse\n    scrape_interval: 1s\n    authorization:\n      credentials: {token}\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    );
-    let _prometheus = Prometheus(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                root.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let api = format!("http://127.0.0.1:{port}");
-    until(&api, "up{job=\"gatehouse\"}", 1.0);
+    let (_prometheus, api) = scraping(&prometheus, root.path(), &metrics, &token);
     let outcome = |o: &str| {
         format!("gatehouse_release_outcomes_total{{pipeline=\"model-config\",outcome=\"{o}\"}}")
     };
@@ -176,4 +197,120 @@ async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_
         1.0,
     );
     until(&api, "count(gatehouse_build_info)", 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canaries_show_while_they_run_and_a_rollback_on_its_own_counts_once_it_ends() {
+    let (prometheus, _) = prometheus();
+    // The candidate of revision 2 spikes errors; any other serves well.
+    let mut s = scene(Behaviour {
+        error_rate: 0.25,
+        ..HEALTHY
+    })
+    .await;
+    let metrics = s
+        .daemon
+        .metrics
+        .clone()
+        .expect("the daemon serves /metrics");
+    let token = s.token.clone();
+    let mut c = s.daemon.client(Some(&token)).await;
+
+    // A clean candidate walks its two canary steps (1.2 s each) while
+    // /metrics is read: the first exposition showing both arms with
+    // samples is kept.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (metrics, token, stop) = (metrics.clone(), token.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let has = |text: &str, series: &str| {
+                text.lines().any(|l| {
+                    l.strip_prefix(series)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .is_some_and(|v| v > 0.0)
+                })
+            };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let text = scrape(&metrics, &token);
+                let arm = |a: &str| {
+                    format!("gatehouse_canary_samples{{arm=\"{a}\",environment=\"production\"}}")
+                };
+                if has(&text, &arm("baseline")) && has(&text, &arm("canary")) {
+                    return Some(text);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        })
+    };
+    let clean = submit(&mut c, "canary", &candidate(3))
+        .await
+        .release
+        .unwrap();
+    let clean = finished(&mut c, clean.id).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(phase(&clean), ReleasePhase::Succeeded, "{}", clean.reason);
+    let running = watcher
+        .join()
+        .expect("the scraper")
+        .expect("/metrics showed the running canary's arms with samples");
+    assert!(
+        running
+            .lines()
+            .any(|l| l.starts_with("gatehouse_canary_step{environment=\"production\"} ")),
+        "{running}"
+    );
+    let weight = running
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("gatehouse_canary_weight_percent{environment=\"production\"} ")
+        })
+        .unwrap_or_else(|| panic!("no canary weight in:\n{running}"));
+    assert!(["20", "50"].contains(&weight), "{weight}");
+    assert!(
+        running.lines().any(|l| l.starts_with(
+            "gatehouse_canary_metric_value{arm=\"canary\",environment=\"production\",metric=\"error_rate\"}"
+        )),
+        "{running}"
+    );
+    // Once it ended, its gauges are gone.
+    let after = scrape(&metrics, &token);
+    assert!(
+        !after.contains("gatehouse_canary_weight_percent{"),
+        "{after}"
+    );
+
+    // The regressed candidate: rolled back by the daemon on its own.
+    let done = release_candidate(&mut s).await;
+    assert_eq!(phase(&done), ReleasePhase::RolledBack, "{}", done.reason);
+
+    let root = tempfile::tempdir().unwrap();
+    let (_prometheus, api) = scraping(&prometheus, root.path(), &metrics, &token);
+    until(
+        &api,
+        "gatehouse_rollbacks_total{environment=\"production\",cause=\"automatic\"}",
+        1.0,
+    );
+    until(
+        &api,
+        "gatehouse_canary_judgements_total{environment=\"production\",decision=\"roll_back\"}",
+        1.0,
+    );
+    // Each of the clean candidate's two steps passed on a judgement.
+    until(
+        &api,
+        "gatehouse_canary_judgements_total{environment=\"production\",decision=\"promote\"}",
+        2.0,
+    );
+    let outcome = |o: &str| {
+        format!("gatehouse_release_outcomes_total{{pipeline=\"canary\",outcome=\"{o}\"}}")
+    };
+    until(&api, &outcome("rolled_back"), 1.0);
+    until(&api, &outcome("succeeded"), 2.0);
+    assert_eq!(
+        value(&api, "sum(gatehouse_rollbacks_total{cause=\"operator\"})"),
+        None,
+        "no operator rolled anything back"
+    );
 }

@@ -261,6 +261,13 @@ impl Board {
         self.read().get(environment).cloned()
     }
 
+    /// Every canary running now, by environment.
+    pub fn all(&self) -> Vec<Arc<RunningCanary>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.position.environment.cmp(&b.position.environment));
+        all
+    }
+
     /// The canary of `release`, wherever it runs.
     pub fn of_release(&self, release: u64) -> Option<Arc<RunningCanary>> {
         self.read()

@@ -1,8 +1,9 @@
 //! The daemon's figures in Prometheus' text exposition format, for
 //! `GET /metrics`: releases by pipeline and phase, release outcomes, gate
 //! verdicts with their duration and fuel, gate calls that gave no verdict,
-//! rollbacks by cause, the audit log's length, config watchers and build
-//! information.
+//! rollbacks by cause, canary judgements by decision, each running
+//! canary's step, weight, samples and judged values per arm, the audit
+//! log's length, config watchers and build information.
 //!
 //! Rules: every count comes from the audit log, the one record of what
 //! happened: the log is read once at start and then followed on the bus,
@@ -13,12 +14,14 @@
 //! the classic format that `promtool check metrics` and every Prometheus
 //! read.
 
+use crate::canary::live::RunningCanary;
 use crate::ids::{DAEMON, PhaseName};
 use crate::pipeline::release::ReleaseReads;
 use crate::store::Store;
 use crate::store::audit::{AuditEvent, EventKind};
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,6 +38,11 @@ pub struct Metrics {
     rollbacks: IntCounterVec,
     audit_events: IntGauge,
     watchers: IntGaugeVec,
+    judgements: IntCounterVec,
+    canary_step: IntGaugeVec,
+    canary_weight: IntGaugeVec,
+    canary_samples: IntGaugeVec,
+    canary_value: GaugeVec,
     /// Each release's pipeline and latest phase, for the releases gauge.
     phases: Mutex<HashMap<u64, (String, PhaseName)>>,
 }
@@ -96,6 +104,38 @@ impl Metrics {
             ),
             &["environment"],
         )?;
+        let judgements = IntCounterVec::new(
+            Opts::new(
+                "canary_judgements_total",
+                "Canary judgements that moved a release (a step passed, extended, paused or rolled back), by environment and decision.",
+            ),
+            &["environment", "decision"],
+        )?;
+        let canary_step = IntGaugeVec::new(
+            Opts::new("canary_step", "The running canary's step, counted from 1."),
+            &["environment"],
+        )?;
+        let canary_weight = IntGaugeVec::new(
+            Opts::new(
+                "canary_weight_percent",
+                "The share of requests the running canary gets.",
+            ),
+            &["environment"],
+        )?;
+        let canary_samples = IntGaugeVec::new(
+            Opts::new(
+                "canary_samples",
+                "Observations each arm of the running canary has reported at its latest look.",
+            ),
+            &["environment", "arm"],
+        )?;
+        let canary_value = GaugeVec::new(
+            Opts::new(
+                "canary_metric_value",
+                "What the latest look judged per metric and arm: error rate, latency (ms) mean, centre, p95 and p99, cost, divergence.",
+            ),
+            &["environment", "metric", "arm"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new("build_info", "The daemon's version and its wasmtime."),
             &["version", "wasmtime"],
@@ -110,6 +150,11 @@ impl Metrics {
         registry.register(Box::new(rollbacks.clone()))?;
         registry.register(Box::new(audit_events.clone()))?;
         registry.register(Box::new(watchers.clone()))?;
+        registry.register(Box::new(judgements.clone()))?;
+        registry.register(Box::new(canary_step.clone()))?;
+        registry.register(Box::new(canary_weight.clone()))?;
+        registry.register(Box::new(canary_samples.clone()))?;
+        registry.register(Box::new(canary_value.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -122,6 +167,11 @@ impl Metrics {
             rollbacks,
             audit_events,
             watchers,
+            judgements,
+            canary_step,
+            canary_weight,
+            canary_samples,
+            canary_value,
             phases: Mutex::new(HashMap::new()),
         })
     }
@@ -136,15 +186,16 @@ impl Metrics {
         }
         match e.kind {
             EventKind::GateVerdict => self.verdict(e),
+            EventKind::ReleasePhase if e.detail.get("canary").is_some() => self.judgement(e),
             EventKind::EnvRolledBack => {
+                // The daemon rolls back on its own (the canary's judge, the
+                // watch after promotion); anyone else is an operator.
+                let cause = match e.actor == DAEMON {
+                    true => "automatic",
+                    false => "operator",
+                };
                 let env = e.environment.as_deref().unwrap_or_default();
-                self.rollbacks.with_label_values(&[env, "operator"]).inc();
-            }
-            EventKind::ReleasePhase
-                if e.phase == Some(PhaseName::RolledBack) && e.actor == DAEMON =>
-            {
-                let env = e.environment.as_deref().unwrap_or_default();
-                self.rollbacks.with_label_values(&[env, "automatic"]).inc();
+                self.rollbacks.with_label_values(&[env, cause]).inc();
             }
             _ => {}
         }
@@ -207,8 +258,50 @@ impl Metrics {
         }
     }
 
-    /// The exposition, with the gauges read at scrape time set first.
-    pub fn render(&self, watchers: &[(String, usize)]) -> Result<String, Error> {
+    fn judgement(&self, e: &AuditEvent) {
+        let canary = &e.detail["canary"];
+        let env = canary["environment"].as_str().unwrap_or_default();
+        if let Some(decision) = canary["judgement"]["decision"]["kind"].as_str() {
+            self.judgements.with_label_values(&[env, decision]).inc();
+        }
+    }
+
+    /// The exposition, with the gauges read at scrape time set first:
+    /// watchers per environment, and the canaries running now (series of
+    /// a canary that ended are gone).
+    pub fn render(
+        &self,
+        watchers: &[(String, usize)],
+        canaries: &[std::sync::Arc<RunningCanary>],
+    ) -> Result<String, Error> {
+        self.canary_step.reset();
+        self.canary_weight.reset();
+        self.canary_samples.reset();
+        self.canary_value.reset();
+        for c in canaries {
+            let env = c.position.environment.as_str();
+            let step = i64::try_from(c.position.step + 1).unwrap_or(i64::MAX);
+            self.canary_step.with_label_values(&[env]).set(step);
+            self.canary_weight
+                .with_label_values(&[env])
+                .set(i64::from(c.position.weight_percent));
+            let Some(latest) = c.latest() else { continue };
+            let j = &latest.judgement;
+            for (arm, n) in [("baseline", j.baseline_n), ("canary", j.canary_n)] {
+                self.canary_samples
+                    .with_label_values(&[env, arm])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            for m in &j.metrics {
+                for (arm, v) in [("baseline", m.baseline), ("canary", m.canary)] {
+                    if let Some(v) = v.filter(|v| v.is_finite()) {
+                        self.canary_value
+                            .with_label_values(&[env, m.metric.name(), arm])
+                            .set(v);
+                    }
+                }
+            }
+        }
         for (env, n) in watchers {
             self.watchers
                 .with_label_values(&[env])
@@ -310,12 +403,13 @@ mod tests {
             Draft::new(EventKind::ReleasePhase, DAEMON, "rolled back")
                 .release(1, PhaseName::RolledBack)
                 .environment("prod"),
+            Draft::new(EventKind::EnvRolledBack, DAEMON, "prod: canary down").environment("prod"),
             Draft::new(EventKind::EnvRolledBack, "alice", "prod: rolled back").environment("prod"),
         ] {
             let e = store.commit(|tx| tx.append(draft.clone())).await.unwrap();
             m.observe(&e, &store);
         }
-        let text = m.render(&[("prod".into(), 3)]).unwrap();
+        let text = m.render(&[("prod".into(), 3)], &[]).unwrap();
         for line in [
             "gatehouse_gate_verdicts_total{gate=\"lint\",outcome=\"pass\"} 2",
             "gatehouse_gate_duration_seconds_count{gate=\"lint\"} 2",
@@ -323,7 +417,7 @@ mod tests {
             "gatehouse_gate_calls_without_verdict_total{gate=\"lint\"} 1",
             "gatehouse_rollbacks_total{cause=\"automatic\",environment=\"prod\"} 1",
             "gatehouse_rollbacks_total{cause=\"operator\",environment=\"prod\"} 1",
-            "gatehouse_audit_events 4",
+            "gatehouse_audit_events 5",
             "gatehouse_config_watchers{environment=\"prod\"} 3",
             "gatehouse_build_info{version=\"0.1.0\",wasmtime=\"48\"} 1",
         ] {
