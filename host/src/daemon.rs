@@ -320,8 +320,25 @@ impl Daemon {
 
     /// The figures for `/metrics`, in Prometheus' text format.
     pub fn metrics_text(&self) -> Result<String, figures::Error> {
-        self.metrics
-            .render(&self.rt.configstore.watchers(), &self.rt.board.all())
+        let drifted = self
+            .drifted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.metrics.render(&figures::Now {
+            watchers: self.rt.configstore.watchers(),
+            canaries: self.rt.board.all(),
+            drifted: self
+                .rt
+                .configstore
+                .names()
+                .into_iter()
+                .map(|env| {
+                    let is = drifted.contains(&env);
+                    (env, is)
+                })
+                .collect(),
+        })
     }
 
     /// The plugin registry: push, activate, list.

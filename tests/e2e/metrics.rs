@@ -308,6 +308,29 @@ async fn canaries_show_while_they_run_and_a_rollback_on_its_own_counts_once_it_e
     };
     until(&api, &outcome("rolled_back"), 1.0);
     until(&api, &outcome("succeeded"), 2.0);
+    // How long the rollback took, from the judgement to the restored
+    // configuration: once, and within a second.
+    until(
+        &api,
+        "gatehouse_rollback_seconds_count{environment=\"production\"}",
+        1.0,
+    );
+    until(
+        &api,
+        "gatehouse_rollback_seconds_bucket{environment=\"production\",le=\"1\"}",
+        1.0,
+    );
+    until(
+        &api,
+        "gatehouse_canary_observations_total{environment=\"production\",result=\"accepted\"} > bool 0",
+        1.0,
+    );
+    until(
+        &api,
+        "gatehouse_environment_drifted{environment=\"production\"}",
+        0.0,
+    );
+    until(&api, "gatehouse_audit_chain_intact", 1.0);
     assert_eq!(
         value(&api, "sum(gatehouse_rollbacks_total{cause=\"operator\"})"),
         None,

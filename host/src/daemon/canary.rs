@@ -64,7 +64,15 @@ impl Daemon {
         I: IntoIterator<Item = Result<Observation, String>>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.rt.board.ingest(environment, release, batch).await
+        let ingested = self.rt.board.ingest(environment, release, batch).await;
+        let known = self.rt.configstore.names().iter().any(|n| n == environment);
+        self.metrics.reported(
+            if known { environment } else { "unknown" },
+            ingested.accepted,
+            ingested.dropped,
+            ingested.rejected,
+        );
+        ingested
     }
 
     /// The latest judgement of `id`'s canary.

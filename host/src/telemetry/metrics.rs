@@ -1,9 +1,12 @@
 //! The daemon's figures in Prometheus' text exposition format, for
 //! `GET /metrics`: releases by pipeline and phase, release outcomes, gate
 //! verdicts with their duration and fuel, gate calls that gave no verdict,
-//! rollbacks by cause, canary judgements by decision, each running
-//! canary's step, weight, samples and judged values per arm, the audit
-//! log's length, config watchers and build information.
+//! rollbacks by cause and the time from the judgement that found a
+//! regression to the restored configuration, canary judgements by
+//! decision, each running canary's step, weight, samples and judged values
+//! per arm, observations reported, drift per environment, the audit log's
+//! length and whether its chain verifies, config watchers and build
+//! information.
 //!
 //! Rules: every count comes from the audit log, the one record of what
 //! happened: the log is read once at start and then followed on the bus,
@@ -18,7 +21,7 @@ use crate::canary::live::RunningCanary;
 use crate::ids::{DAEMON, PhaseName};
 use crate::pipeline::release::ReleaseReads;
 use crate::store::Store;
-use crate::store::audit::{AuditEvent, EventKind};
+use crate::store::audit::{AuditEvent, EventKind, Verification};
 use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -43,6 +46,10 @@ pub struct Metrics {
     canary_weight: IntGaugeVec,
     canary_samples: IntGaugeVec,
     canary_value: GaugeVec,
+    rollback_seconds: HistogramVec,
+    observations: IntCounterVec,
+    drifted: IntGaugeVec,
+    audit_intact: IntGauge,
     /// Each release's pipeline and latest phase, for the releases gauge.
     phases: Mutex<HashMap<u64, (String, PhaseName)>>,
 }
@@ -136,6 +143,32 @@ impl Metrics {
             ),
             &["environment", "metric", "arm"],
         )?;
+        let rollback_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "rollback_seconds",
+                "From the judgement that found a regression to the restored configuration committed, for rollbacks the daemon made on its own.",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            &["environment"],
+        )?;
+        let observations = IntCounterVec::new(
+            Opts::new(
+                "canary_observations_total",
+                "Observations serving services reported, by environment and what became of them (accepted, dropped for want of a matching canary, rejected).",
+            ),
+            &["environment", "result"],
+        )?;
+        let drifted = IntGaugeVec::new(
+            Opts::new(
+                "environment_drifted",
+                "1 while the environment's adapter reads back something other than what Gatehouse made live.",
+            ),
+            &["environment"],
+        )?;
+        let audit_intact = IntGauge::new(
+            "audit_chain_intact",
+            "1 when the audit log's hash chain verified at its last check, 0 when it did not.",
+        )?;
         let build = IntGaugeVec::new(
             Opts::new("build_info", "The daemon's version and its wasmtime."),
             &["version", "wasmtime"],
@@ -155,6 +188,10 @@ impl Metrics {
         registry.register(Box::new(canary_weight.clone()))?;
         registry.register(Box::new(canary_samples.clone()))?;
         registry.register(Box::new(canary_value.clone()))?;
+        registry.register(Box::new(rollback_seconds.clone()))?;
+        registry.register(Box::new(observations.clone()))?;
+        registry.register(Box::new(drifted.clone()))?;
+        registry.register(Box::new(audit_intact.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -172,6 +209,10 @@ impl Metrics {
             canary_weight,
             canary_samples,
             canary_value,
+            rollback_seconds,
+            observations,
+            drifted,
+            audit_intact,
             phases: Mutex::new(HashMap::new()),
         })
     }
@@ -196,6 +237,12 @@ impl Metrics {
                 };
                 let env = e.environment.as_deref().unwrap_or_default();
                 self.rollbacks.with_label_values(&[env, cause]).inc();
+                if let Some(judged_ms) = e.detail["canary"]["at_ms"].as_i64() {
+                    let seconds = (e.at_ms - judged_ms).max(0) as f64 / 1e3;
+                    self.rollback_seconds
+                        .with_label_values(&[env])
+                        .observe(seconds);
+                }
             }
             _ => {}
         }
@@ -266,14 +313,39 @@ impl Metrics {
         }
     }
 
+    /// Counts what became of a batch of observations for `environment`
+    /// (a configured one: names a client sends are not labels).
+    pub fn reported(&self, environment: &str, accepted: u64, dropped: u64, rejected: u64) {
+        for (result, n) in [
+            ("accepted", accepted),
+            ("dropped", dropped),
+            ("rejected", rejected),
+        ] {
+            if n > 0 {
+                self.observations
+                    .with_label_values(&[environment, result])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Whether the audit chain verified at its last check.
+    pub fn audit_verified(&self, intact: bool) {
+        self.audit_intact.set(i64::from(intact));
+    }
+
     /// The exposition, with the gauges read at scrape time set first:
     /// watchers per environment, and the canaries running now (series of
     /// a canary that ended are gone).
-    pub fn render(
-        &self,
-        watchers: &[(String, usize)],
-        canaries: &[std::sync::Arc<RunningCanary>],
-    ) -> Result<String, Error> {
+    pub fn render(&self, now: &Now) -> Result<String, Error> {
+        let Now {
+            watchers,
+            canaries,
+            drifted,
+        } = now;
+        for (env, is) in drifted {
+            self.drifted.with_label_values(&[env]).set(i64::from(*is));
+        }
         self.canary_step.reset();
         self.canary_weight.reset();
         self.canary_samples.reset();
@@ -311,6 +383,15 @@ impl Metrics {
     }
 }
 
+/// What `/metrics` reads of the daemon at scrape time.
+pub struct Now {
+    /// Services following each environment.
+    pub watchers: Vec<(String, usize)>,
+    pub canaries: Vec<std::sync::Arc<RunningCanary>>,
+    /// Whether each environment is drifted now.
+    pub drifted: Vec<(String, bool)>,
+}
+
 fn phase_label(p: PhaseName) -> &'static str {
     match p {
         PhaseName::Pending => "pending",
@@ -325,6 +406,10 @@ fn phase_label(p: PhaseName) -> &'static str {
         PhaseName::Aborted => "aborted",
     }
 }
+
+/// How often the audit chain is walked for `gatehouse_audit_chain_intact`:
+/// a walk reads every event, so not at every scrape.
+const AUDIT_CHECK: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reads the audit log into `metrics`, then follows the bus until the
 /// daemon stops. Subscribes first, so an event committed meanwhile is
@@ -352,6 +437,22 @@ pub fn spawn(
             }
         };
         catch_up(&mut last);
+        let verify = {
+            let (metrics, store) = (metrics.clone(), store.clone());
+            async move {
+                loop {
+                    let (m, s) = (metrics.clone(), store.clone());
+                    let checked = tokio::task::spawn_blocking(move || match s.verify_audit() {
+                        Ok(v) => m.audit_verified(matches!(v, Verification::Intact { .. })),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metrics cannot verify the audit chain")
+                        }
+                    });
+                    let _ = checked.await;
+                    tokio::time::sleep(AUDIT_CHECK).await;
+                }
+            }
+        };
         let follow = async {
             loop {
                 match bus.recv().await {
@@ -374,6 +475,7 @@ pub fn spawn(
         };
         tokio::select! {
             () = follow => {}
+            () = verify => {}
             () = closed => {}
         }
     });
@@ -403,13 +505,21 @@ mod tests {
             Draft::new(EventKind::ReleasePhase, DAEMON, "rolled back")
                 .release(1, PhaseName::RolledBack)
                 .environment("prod"),
-            Draft::new(EventKind::EnvRolledBack, DAEMON, "prod: canary down").environment("prod"),
+            Draft::new(EventKind::EnvRolledBack, DAEMON, "prod: canary down")
+                .environment("prod")
+                .detail(serde_json::json!({ "automatic": true, "canary": { "at_ms": 0 } })),
             Draft::new(EventKind::EnvRolledBack, "alice", "prod: rolled back").environment("prod"),
         ] {
             let e = store.commit(|tx| tx.append(draft.clone())).await.unwrap();
             m.observe(&e, &store);
         }
-        let text = m.render(&[("prod".into(), 3)], &[]).unwrap();
+        let text = m
+            .render(&Now {
+                watchers: vec![("prod".into(), 3)],
+                canaries: Vec::new(),
+                drifted: vec![("prod".into(), true)],
+            })
+            .unwrap();
         for line in [
             "gatehouse_gate_verdicts_total{gate=\"lint\",outcome=\"pass\"} 2",
             "gatehouse_gate_duration_seconds_count{gate=\"lint\"} 2",
@@ -419,6 +529,8 @@ mod tests {
             "gatehouse_rollbacks_total{cause=\"operator\",environment=\"prod\"} 1",
             "gatehouse_audit_events 5",
             "gatehouse_config_watchers{environment=\"prod\"} 3",
+            "gatehouse_environment_drifted{environment=\"prod\"} 1",
+            "gatehouse_rollback_seconds_count{environment=\"prod\"} 1",
             "gatehouse_build_info{version=\"0.1.0\",wasmtime=\"48\"} 1",
         ] {
             assert!(
