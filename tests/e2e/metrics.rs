@@ -197,6 +197,18 @@ async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_
         1.0,
     );
     until(&api, "count(gatehouse_build_info)", 1.0);
+    // DORA over the last 30 days: production was deployed to twice, and
+    // lead times were measured.
+    until(
+        &api,
+        "gatehouse_dora{environment=\"production\",figure=\"deployments_per_day\"} > bool 0",
+        1.0,
+    );
+    until(
+        &api,
+        "gatehouse_dora{environment=\"production\",figure=\"lead_time_median_seconds\"} >= bool 0",
+        1.0,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,9 @@
 //! rollbacks by cause and the time from the judgement that found a
 //! regression to the restored configuration, canary judgements by
 //! decision, each running canary's step, weight, samples and judged values
-//! per arm, observations reported, drift per environment, the audit log's
-//! length and whether its chain verifies, config watchers and build
-//! information.
+//! per arm, observations reported, drift per environment, DORA figures per
+//! environment over the last 30 days, the audit log's length and whether
+//! its chain verifies, config watchers and build information.
 //!
 //! Rules: every count comes from the audit log, the one record of what
 //! happened: the log is read once at start and then followed on the bus,
@@ -22,6 +22,7 @@ use crate::ids::{DAEMON, PhaseName};
 use crate::pipeline::release::ReleaseReads;
 use crate::store::Store;
 use crate::store::audit::{AuditEvent, EventKind, Verification};
+use crate::telemetry::dora::{self, Dora, Window};
 use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -50,6 +51,7 @@ pub struct Metrics {
     observations: IntCounterVec,
     drifted: IntGaugeVec,
     audit_intact: IntGauge,
+    dora: GaugeVec,
     /// Each release's pipeline and latest phase, for the releases gauge.
     phases: Mutex<HashMap<u64, (String, PhaseName)>>,
 }
@@ -169,6 +171,13 @@ impl Metrics {
             "audit_chain_intact",
             "1 when the audit log's hash chain verified at its last check, 0 when it did not.",
         )?;
+        let dora = GaugeVec::new(
+            Opts::new(
+                "dora",
+                "DORA figures per environment over the last 30 days, from the audit log: deployments_per_day, lead_time_median_seconds, lead_time_p90_seconds, change_failure_ratio, recovery_median_seconds (absent where there is nothing to measure).",
+            ),
+            &["environment", "figure"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new("build_info", "The daemon's version and its wasmtime."),
             &["version", "wasmtime"],
@@ -192,6 +201,7 @@ impl Metrics {
         registry.register(Box::new(observations.clone()))?;
         registry.register(Box::new(drifted.clone()))?;
         registry.register(Box::new(audit_intact.clone()))?;
+        registry.register(Box::new(dora.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -213,6 +223,7 @@ impl Metrics {
             observations,
             drifted,
             audit_intact,
+            dora,
             phases: Mutex::new(HashMap::new()),
         })
     }
@@ -329,6 +340,32 @@ impl Metrics {
         }
     }
 
+    /// Sets the DORA gauges from `figures`, one environment's.
+    pub fn dora(&self, figures: &Dora) {
+        let env = figures.environment.as_str();
+        let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1e3);
+        for (figure, value) in [
+            ("deployments_per_day", Some(figures.deployments_per_day)),
+            (
+                "lead_time_median_seconds",
+                seconds(figures.lead_time_median_ms),
+            ),
+            ("lead_time_p90_seconds", seconds(figures.lead_time_p90_ms)),
+            ("change_failure_ratio", figures.change_failure_rate),
+            (
+                "recovery_median_seconds",
+                seconds(figures.recovery_median_ms),
+            ),
+        ] {
+            match value {
+                Some(v) => self.dora.with_label_values(&[env, figure]).set(v),
+                None => {
+                    let _ = self.dora.remove_label_values(&[env, figure]);
+                }
+            }
+        }
+    }
+
     /// Whether the audit chain verified at its last check.
     pub fn audit_verified(&self, intact: bool) {
         self.audit_intact.set(i64::from(intact));
@@ -411,6 +448,41 @@ fn phase_label(p: PhaseName) -> &'static str {
 /// a walk reads every event, so not at every scrape.
 const AUDIT_CHECK: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Whether `e` changes a DORA figure: a deployment, a rollback, or a
+/// release's end.
+fn moves_dora(e: &AuditEvent) -> bool {
+    matches!(e.kind, EventKind::EnvApplied | EventKind::EnvRolledBack)
+        || matches!(
+            e.phase,
+            Some(PhaseName::Succeeded | PhaseName::Failed | PhaseName::RolledBack)
+        )
+}
+
+/// Recomputes every environment's DORA figures from the whole log, off the
+/// reactor (it reads every event).
+async fn refresh_dora(metrics: &std::sync::Arc<Metrics>, store: &Store) {
+    let (m, s) = (metrics.clone(), store.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        let events: Vec<AuditEvent> = match s.events_from(1).collect() {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics cannot read the audit log for DORA");
+                return;
+            }
+        };
+        let envs: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::EnvApplied | EventKind::EnvRolledBack))
+            .filter_map(|e| e.environment.as_deref())
+            .collect();
+        let now = crate::store::now_ms();
+        for env in envs {
+            m.dora(&dora::figures(&events, &Window::last_days(env, 30, now)));
+        }
+    });
+    let _ = done.await;
+}
+
 /// Reads the audit log into `metrics`, then follows the bus until the
 /// daemon stops. Subscribes first, so an event committed meanwhile is
 /// counted once: from the log or from the bus, by its sequence number.
@@ -437,6 +509,7 @@ pub fn spawn(
             }
         };
         catch_up(&mut last);
+        refresh_dora(&metrics, &store).await;
         let verify = {
             let (metrics, store) = (metrics.clone(), store.clone());
             async move {
@@ -465,6 +538,9 @@ pub fn spawn(
                         if e.seq > last {
                             metrics.observe(&e, &store);
                             last = e.seq;
+                        }
+                        if moves_dora(&e) {
+                            refresh_dora(&metrics, &store).await;
                         }
                     }
                     Ok(_) => {}
