@@ -360,6 +360,11 @@ impl ConfigStore {
             })
     }
 
+    /// Whether `env` is one of the environments served.
+    pub fn knows(&self, env: &str) -> bool {
+        self.lock().contains_key(env)
+    }
+
     /// How many services follow each environment's configuration now.
     pub fn watchers(&self) -> Vec<(String, usize)> {
         self.lock()

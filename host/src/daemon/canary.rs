@@ -65,7 +65,7 @@ impl Daemon {
         I::IntoIter: ExactSizeIterator,
     {
         let ingested = self.rt.board.ingest(environment, release, batch).await;
-        let known = self.rt.configstore.names().iter().any(|n| n == environment);
+        let known = self.rt.configstore.knows(environment);
         self.metrics.reported(
             if known { environment } else { "unknown" },
             ingested.accepted,

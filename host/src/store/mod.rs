@@ -382,7 +382,9 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Abort> {
         .map_err(|e| Abort::Fault(Fault::other(format!("cannot encode record: {e}"))))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, Error> {
+/// A stored record decoded; one that cannot be is named by `what` as
+/// corrupt.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         key: what(),
         detail: e.to_string(),

@@ -4,7 +4,7 @@
 
 use super::{Release, ReleaseId};
 use crate::digest::Digest;
-use crate::store::{self, Range, Refusal, Store, Table, Tx, TxResult, key_u64, refuse};
+use crate::store::{self, Range, Refusal, Store, Table, Tx, TxResult, decode, key_u64, refuse};
 
 /// id (big-endian) → release.
 pub const RELEASES: Table = Table("releases");
@@ -40,10 +40,7 @@ impl ReleaseReads for Store {
         let mut out = Vec::new();
         for item in self.rows(RELEASES, Range::All, true)? {
             let (key, bytes) = item?;
-            let r: Release = serde_json::from_slice(&bytes).map_err(|e| store::Error::Corrupt {
-                key: format!("release {}", key_u64(&key)),
-                detail: e.to_string(),
-            })?;
+            let r: Release = decode(&bytes, || format!("release {}", key_u64(&key)))?;
             if pipeline.is_none_or(|p| p == r.pipeline.name) {
                 out.push(r);
                 if out.len() >= limit {

@@ -7,7 +7,7 @@ use crate::digest::Digest;
 use crate::plugins::Description;
 use crate::plugins::manifest::Manifest;
 use crate::store::audit::{Draft, EventKind};
-use crate::store::{self, Range, Store, Table, Tx, TxResult};
+use crate::store::{self, Range, Store, Table, Tx, TxResult, decode};
 use serde::{Deserialize, Serialize};
 
 /// (name, 0, digest) → the pushed version's record.
@@ -70,16 +70,6 @@ fn version_key(name: &str, digest: &Digest) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(&digest.0);
     key
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    what: impl Fn() -> String,
-) -> Result<T, store::Error> {
-    serde_json::from_slice(bytes).map_err(|e| store::Error::Corrupt {
-        key: what(),
-        detail: e.to_string(),
-    })
 }
 
 /// Reading the registry's records outside a transaction.
