@@ -508,7 +508,8 @@ pub fn spawn(
                 }
             }
         };
-        catch_up(&mut last);
+        // Reading the whole log may take a while: off the reactor's turn.
+        tokio::task::block_in_place(|| catch_up(&mut last));
         refresh_dora(&metrics, &store).await;
         let verify = {
             let (metrics, store) = (metrics.clone(), store.clone());
@@ -533,7 +534,7 @@ pub fn spawn(
                         // A gap (an event announced before its predecessor
                         // was read) is read from the log.
                         if e.seq > last + 1 {
-                            catch_up(&mut last);
+                            tokio::task::block_in_place(|| catch_up(&mut last));
                         }
                         if e.seq > last {
                             metrics.observe(&e, &store);
@@ -544,7 +545,9 @@ pub fn spawn(
                         }
                     }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => catch_up(&mut last),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        tokio::task::block_in_place(|| catch_up(&mut last))
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
             }
