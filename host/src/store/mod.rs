@@ -348,6 +348,10 @@ impl Store {
 
     /// Walks the whole audit chain as stored.
     pub fn verify_audit(&self) -> Result<Verification, Error> {
+        // The head and the events are read as of one moment: with commits
+        // held off, so an event committed between the two reads is not
+        // taken for one appended behind the head's back.
+        let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         let head: Option<Head> = self.get(META, HEAD_KEY, || "audit head".into())?;
         let mut rows = Vec::new();
         for item in self.rows(EVENTS, Range::All, false)? {
@@ -483,6 +487,41 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Refused(Refusal::Precondition(_))));
         assert_eq!(store.events_from(1).count(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifying_while_events_are_committed_never_reports_a_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    store
+                        .commit(|tx| {
+                            tx.append(Draft::new(
+                                EventKind::DaemonStarted,
+                                "daemon",
+                                format!("start {i}"),
+                            ))
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut checks = 0;
+        while !writer.is_finished() {
+            let s = store.clone();
+            let v = tokio::task::spawn_blocking(move || s.verify_audit())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(matches!(v, Verification::Intact { .. }), "{v:?}");
+            checks += 1;
+        }
+        writer.await.unwrap();
+        assert!(checks > 0);
     }
 
     #[test]
