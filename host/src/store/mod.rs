@@ -414,6 +414,12 @@ mod tests {
     use super::*;
     use audit::{Draft, EventKind};
 
+    /// Commits one `daemon.started` event, the `i`th.
+    async fn append_start(store: &Store, i: usize) -> AuditEvent {
+        let draft = Draft::new(EventKind::DaemonStarted, "daemon", format!("start {i}"));
+        store.commit(|tx| tx.append(draft.clone())).await.unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn audit_time_never_goes_back_though_the_clock_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -449,16 +455,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             let mut bus = store.subscribe();
             for i in 0..3 {
-                store
-                    .commit(|tx| {
-                        tx.append(Draft::new(
-                            EventKind::DaemonStarted,
-                            "daemon",
-                            format!("start {i}"),
-                        ))
-                    })
-                    .await
-                    .unwrap();
+                append_start(&store, i).await;
             }
             assert_eq!(bus.recv().await.unwrap().seq, 1);
             store.close().expect("close");
@@ -497,16 +494,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..300 {
-                    store
-                        .commit(|tx| {
-                            tx.append(Draft::new(
-                                EventKind::DaemonStarted,
-                                "daemon",
-                                format!("start {i}"),
-                            ))
-                        })
-                        .await
-                        .unwrap();
+                    append_start(&store, i).await;
                 }
             })
         };
