@@ -56,6 +56,10 @@ pub struct Setup {
     /// What embedded plugins that reach out are granted, by name (see
     /// [`plugins::builtin`]).
     pub grants: BTreeMap<String, plugins::manifest::Manifest>,
+    /// Notification receivers, checked (see [`crate::telemetry::notify`]).
+    pub notify: Vec<crate::telemetry::notify::Receiver>,
+    /// Where the dashboard is, for links in notifications.
+    pub links: crate::telemetry::notify::Links,
 }
 
 impl Setup {
@@ -70,6 +74,8 @@ impl Setup {
             signing: SigningSettings::default(),
             compile_cache: plugins::compile_cache::default_dir(),
             grants: BTreeMap::new(),
+            notify: Vec::new(),
+            links: Default::default(),
         }
     }
 }
@@ -122,6 +128,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Metrics(#[from] figures::Error),
+    #[error(transparent)]
+    Notify(#[from] crate::telemetry::notify::Error),
 }
 
 pub struct Daemon {

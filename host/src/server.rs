@@ -8,6 +8,7 @@ use crate::plugins::builtin;
 use crate::plugins::manifest::Manifest;
 use crate::plugins::signing::SigningSettings;
 use crate::store::audit::{Draft, EventKind};
+use crate::telemetry::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -75,6 +76,14 @@ pub struct Settings {
     /// the network in clear: only behind a proxy that terminates TLS.
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Receivers told of release outcomes, held canaries, drift and a
+    /// broken audit chain, as `[[notify]]` entries (see the README,
+    /// "Notifications").
+    #[serde(default)]
+    pub notify: Vec<notify::Target>,
+    /// The dashboard's address as receivers should link to it, e.g. behind
+    /// a proxy; by default the HTTP surface's own address.
+    pub dashboard_url: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -113,6 +122,8 @@ impl Default for Settings {
             client_ca: None,
             http_listen: None,
             allow_plaintext: false,
+            notify: Vec::new(),
+            dashboard_url: None,
         }
     }
 }
@@ -147,6 +158,8 @@ pub enum Error {
     Services(String),
     #[error("cannot generate a token: {0}")]
     Random(String),
+    #[error("{0}")]
+    Notify(String),
 }
 
 impl Settings {
@@ -202,6 +215,10 @@ impl Settings {
             }
             grant.check().map_err(problem)?;
         }
+        notify::check(&s.notify).map_err(|message| Error::Config {
+            file: file.clone(),
+            message,
+        })?;
         Ok(s)
     }
 }
@@ -337,6 +354,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     } else {
         Some(auth::Tokens::new(&settings.tokens)?)
     };
+    let receivers = notify::check(&settings.notify).map_err(Error::Notify)?;
     let (server, tls) = server_builder(settings)?;
     let incoming = tonic::transport::server::TcpIncoming::bind(settings.listen)
         .map_err(|source| Error::Listen {
@@ -367,6 +385,13 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
             None => crate::plugins::compile_cache::default_dir(),
         },
         grants: settings.grants.clone(),
+        notify: receivers,
+        links: notify::Links {
+            dashboard: settings.dashboard_url.clone().or_else(|| {
+                let scheme = if tls { "https" } else { "http" };
+                http_addr.map(|a| format!("{scheme}://{a}"))
+            }),
+        },
     })
     .await?;
     let (tokens, generated_admin_token) = tokens(settings, configured, &daemon).await?;

@@ -55,4 +55,9 @@ pub struct GateRecord {
     /// Instructions the evaluation used; none when it produced no verdict.
     #[serde(default)]
     pub fuel_used: Option<u64>,
+    /// Why the call gave no verdict, as a short kind (`timeout`,
+    /// `fuel_exhausted`, `trap`, `malformed_verdict`, ...); none for a
+    /// verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }

@@ -80,4 +80,37 @@ async fn faulty_gates_fail_closed_with_their_reason_beside_a_healthy_release() {
     }
     let r = finished(&mut c, healthy).await;
     assert_eq!(phase(&r), ReleasePhase::Succeeded, "{}", r.reason);
+
+    // `/metrics` counts each call that gave no verdict by its reason (read
+    // from the audit log as it is followed: a moment behind at most).
+    let lines: Vec<String> = ["trap", "timeout", "out_of_memory", "plugin_error"]
+        .iter()
+        .map(|reason| {
+            format!(
+                "gatehouse_gate_calls_without_verdict_total{{gate=\"chaos-gate\",reason=\"{reason}\"}} 1"
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = ureq::get(daemon.metrics.as_deref().expect("/metrics"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("scrape")
+            .body_mut()
+            .read_to_string()
+            .expect("the exposition");
+        let missing: Vec<_> = lines
+            .iter()
+            .filter(|line| !text.lines().any(|l| l == line.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:?} missing in:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

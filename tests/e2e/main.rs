@@ -30,6 +30,7 @@ mod example_requests;
 mod gate_faults;
 mod hostile_plugins;
 mod metrics;
+mod notify;
 mod plugin_registry;
 mod plugin_walkthrough;
 mod release_flow;

@@ -25,7 +25,7 @@ pub fn status(e: Error) -> Status {
         | Error::MissingPlugin { .. }
         | Error::Adapter { .. } => Status::failed_precondition(message),
         Error::Registry(e) => registry_status(e),
-        Error::Metrics(_) => Status::internal(message),
+        Error::Metrics(_) | Error::Notify(_) => Status::internal(message),
     }
 }
 

@@ -171,11 +171,26 @@ impl Daemon {
         });
 
         crate::telemetry::log::spawn(daemon.rt.store.subscribe(), daemon.closed());
+        let chain = crate::telemetry::chain::spawn(
+            daemon.rt.store.clone(),
+            crate::telemetry::chain::EVERY,
+            daemon.closed(),
+        );
         crate::telemetry::metrics::spawn(
             daemon.metrics.clone(),
             daemon.rt.store.clone(),
+            chain.clone(),
             daemon.closed(),
         );
+        crate::telemetry::notify::spawn(
+            setup.notify.clone(),
+            daemon.rt.store.clone(),
+            &daemon.metrics,
+            chain,
+            setup.links.clone(),
+            daemon.closing.subscribe(),
+        )
+        .await?;
         let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
         let envs = daemon.rt.configstore.names();
         daemon.rt

@@ -420,9 +420,11 @@ async fn run_gates(
                     blocking: gate.blocking,
                     duration_us,
                     fuel_used: Some(v.fuel_used),
+                    failure: None,
                 },
                 Err(e) => GateRecord {
                     reason: format!("plugin {} {e}", gate.plugin),
+                    failure: Some(e.kind().to_string()),
                     gate: gate.name,
                     plugin: gate.plugin,
                     plugin_digest,
@@ -455,6 +457,7 @@ async fn run_gates(
                     blocking: true,
                     duration_us: 0,
                     fuel_used: None,
+                    failure: Some("host_panic".into()),
                 })
             }
         }

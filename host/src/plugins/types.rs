@@ -210,6 +210,28 @@ impl AdapterCall {
     }
 }
 
+impl GateError {
+    /// The kind of failure, for a bounded metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GateError::NotInstalled { .. } => "not_installed",
+            GateError::WrongKind { .. } | GateError::NotAnAdapter { .. } => "wrong_kind",
+            GateError::Timeout { .. } => "timeout",
+            GateError::FuelExhausted { .. } => "fuel_exhausted",
+            GateError::OutOfMemory { .. } => "out_of_memory",
+            GateError::StackOverflow => "stack_overflow",
+            GateError::Trap { .. } => "trap",
+            GateError::HostCall { .. } => "host_call",
+            GateError::PluginError { .. } => "plugin_error",
+            GateError::AdapterFailed { .. } => "adapter_failed",
+            GateError::MalformedVerdict { .. } => "malformed_verdict",
+            GateError::MalformedAnswer { .. } => "malformed_answer",
+            GateError::Instantiate { .. } => "instantiate",
+            GateError::Busy { .. } => "busy",
+        }
+    }
+}
+
 /// Limits on what `describe()` may say, checked before the host keeps any
 /// of it (see the WIT's `description`).
 pub const MAX_NAME_BYTES: usize = 64;

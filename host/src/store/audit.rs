@@ -57,6 +57,9 @@ pub enum EventKind {
     PluginActivated,
     #[serde(rename = "plugin.rolled_back")]
     PluginRolledBack,
+    /// A notification receiver gave up on an event (`telemetry::notify`).
+    #[serde(rename = "notify.gave_up")]
+    NotifyGaveUp,
 }
 
 impl EventKind {
@@ -81,6 +84,7 @@ impl EventKind {
             EventKind::PluginRefused => "plugin.refused",
             EventKind::PluginActivated => "plugin.activated",
             EventKind::PluginRolledBack => "plugin.rolled_back",
+            EventKind::NotifyGaveUp => "notify.gave_up",
         }
     }
 }

@@ -361,6 +361,12 @@ impl Store {
         Ok(audit::verify(rows, head.as_ref()))
     }
 
+    /// The newest event's sequence number (0 for an empty log).
+    pub fn head_seq(&self) -> Result<u64, Error> {
+        let head: Option<Head> = self.get(META, HEAD_KEY, || "audit head".into())?;
+        Ok(head.map_or(0, |h| h.seq))
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.check()?;
         Ok(self.backend.get(META, key.as_bytes())?)

@@ -107,6 +107,20 @@ impl Tx<'_> {
         Ok(event)
     }
 
+    /// The newest event's sequence number (0 for an empty log).
+    pub fn head_seq(&self) -> TxResult<u64> {
+        match self.txn.get(META, HEAD_KEY)? {
+            None => Ok(0),
+            Some(b) => serde_json::from_slice::<Head>(&b)
+                .map(|h| h.seq)
+                .map_err(|e| {
+                    Abort::Refused(Refusal::Precondition(format!(
+                        "the audit head cannot be read ({e}); run `gatehouse audit verify`"
+                    )))
+                }),
+        }
+    }
+
     pub fn meta(&self, key: &str) -> TxResult<Option<Vec<u8>>> {
         self.txn.get(META, key.as_bytes())
     }

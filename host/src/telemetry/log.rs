@@ -1,6 +1,7 @@
 //! One daemon log line for every decision an operator looks for: a release's
 //! outcome, a gate's verdict, an approval, an abort, a rollback (by the
-//! daemon or a person). Written from the audit events as they
+//! daemon or a person), a notification given up; each with the audit
+//! event's fields (seq, kind, actor, release, environment, phase). Written from the audit events as they
 //! become durable, so the log says only what was committed, once, in the
 //! audit log's words; text a plugin wrote is escaped, so it cannot forge a
 //! line.
@@ -33,57 +34,58 @@ pub fn spawn(
     });
 }
 
+/// One line with the audit event's own fields, at `$level`, with any
+/// fields more that the kind has.
+macro_rules! line {
+    ($level:ident, $e:expr, $message:expr $(, $k:ident = $v:expr)*) => {{
+        let phase = $e.phase.map(|p| p.to_string());
+        tracing::$level!(
+            seq = $e.seq,
+            kind = $e.kind.as_str(),
+            actor = %$e.actor,
+            release_id = $e.release,
+            environment = $e.environment.as_deref(),
+            phase = phase.as_deref(),
+            $($k = $v,)*
+            "{}",
+            $message
+        )
+    }};
+}
+
 fn log(e: &AuditEvent) {
     let message = escape_controls(&e.message);
-    let release = e.release.unwrap_or_default();
-    let env = e.environment.as_deref().unwrap_or_default();
     match e.kind {
         EventKind::ReleasePhase => match e.phase {
-            Some(PhaseName::Succeeded) => {
-                tracing::info!(release_id = release, outcome = "succeeded", "{message}")
-            }
-            Some(PhaseName::Failed) => {
-                tracing::warn!(release_id = release, outcome = "failed", "{message}")
-            }
-            Some(PhaseName::RolledBack) => {
-                tracing::warn!(release_id = release, outcome = "rolled_back", "{message}")
-            }
-            Some(PhaseName::Aborted) => {
-                tracing::warn!(release_id = release, outcome = "aborted", "{message}")
-            }
+            Some(PhaseName::Succeeded) => line!(info, e, message, outcome = "succeeded"),
+            Some(PhaseName::Failed) => line!(warn, e, message, outcome = "failed"),
+            Some(PhaseName::RolledBack) => line!(warn, e, message, outcome = "rolled_back"),
+            Some(PhaseName::Aborted) => line!(warn, e, message, outcome = "aborted"),
             _ => {}
         },
         EventKind::GateVerdict => {
-            let outcome = e
-                .detail
-                .get("outcome")
-                .and_then(|o| o.as_str())
-                .unwrap_or("unknown")
-                .to_string();
+            let outcome = e.detail["outcome"].as_str().unwrap_or("unknown");
+            let gate = e.detail["gate"].as_str().unwrap_or_default();
             if outcome == "pass" || outcome == "warn" {
-                tracing::info!(
-                    release_id = release,
-                    environment = env,
-                    outcome,
-                    "{message}"
-                );
+                line!(info, e, message, gate = gate, outcome = outcome);
             } else {
-                tracing::warn!(
-                    release_id = release,
-                    environment = env,
-                    outcome,
-                    "{message}"
-                );
+                line!(warn, e, message, gate = gate, outcome = outcome);
             }
         }
-        EventKind::ReleaseApproved => {
-            tracing::info!(release_id = release, environment = env, actor = %e.actor, "{message}")
-        }
-        EventKind::ReleaseAborted => {
-            tracing::warn!(release_id = release, environment = env, actor = %e.actor, "{message}")
-        }
+        EventKind::ReleaseApproved => line!(info, e, message),
+        EventKind::ReleaseAborted => line!(warn, e, message),
         EventKind::EnvRolledBack => {
-            tracing::warn!(release_id = release, environment = env, actor = %e.actor, "{message}")
+            let cause = if e.actor == crate::ids::DAEMON {
+                "automatic"
+            } else {
+                "operator"
+            };
+            line!(warn, e, message, cause = cause)
+        }
+        EventKind::NotifyGaveUp => {
+            let notify = e.detail["notify"].as_str().unwrap_or_default();
+            let reason = e.detail["reason"].as_str().unwrap_or_default();
+            line!(error, e, message, notify = notify, reason = reason)
         }
         _ => {}
     }

@@ -52,6 +52,7 @@ pub struct Metrics {
     drifted: IntGaugeVec,
     audit_intact: IntGauge,
     dora: GaugeVec,
+    given_up: IntCounterVec,
     /// Each release's pipeline and latest phase, for the releases gauge.
     phases: Mutex<HashMap<u64, (String, PhaseName)>>,
 }
@@ -94,9 +95,9 @@ impl Metrics {
         let no_verdict = IntCounterVec::new(
             Opts::new(
                 "gate_calls_without_verdict_total",
-                "Gate calls that gave no verdict (trap, timeout, malformed answer, missing plugin) and so failed closed.",
+                "Gate calls that gave no verdict and so failed closed, by gate and reason (timeout, fuel_exhausted, out_of_memory, stack_overflow, trap, host_call, plugin_error, malformed_verdict, not_installed, instantiate, busy, ...).",
             ),
-            &["gate"],
+            &["gate", "reason"],
         )?;
         let rollbacks = IntCounterVec::new(
             Opts::new(
@@ -178,6 +179,13 @@ impl Metrics {
             ),
             &["environment", "figure"],
         )?;
+        let given_up = IntCounterVec::new(
+            Opts::new(
+                "notifications_given_up_total",
+                "Notifications a receiver gave up on after retrying past its give_up_after_s, by receiver.",
+            ),
+            &["notify"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new("build_info", "The daemon's version and its wasmtime."),
             &["version", "wasmtime"],
@@ -202,6 +210,7 @@ impl Metrics {
         registry.register(Box::new(drifted.clone()))?;
         registry.register(Box::new(audit_intact.clone()))?;
         registry.register(Box::new(dora.clone()))?;
+        registry.register(Box::new(given_up.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -224,6 +233,7 @@ impl Metrics {
             drifted,
             audit_intact,
             dora,
+            given_up,
             phases: Mutex::new(HashMap::new()),
         })
     }
@@ -253,6 +263,11 @@ impl Metrics {
                     self.rollback_seconds
                         .with_label_values(&[env])
                         .observe(seconds);
+                }
+            }
+            EventKind::NotifyGaveUp => {
+                if let Some(name) = e.detail["notify"].as_str() {
+                    self.given_up.with_label_values(&[name]).inc();
                 }
             }
             _ => {}
@@ -312,7 +327,11 @@ impl Metrics {
                 .gate_fuel
                 .with_label_values(&[gate])
                 .observe(fuel as f64),
-            None => self.no_verdict.with_label_values(&[gate]).inc(),
+            None => {
+                // Records from before the failure was kept say `unknown`.
+                let reason = e.detail["failure"].as_str().unwrap_or("unknown");
+                self.no_verdict.with_label_values(&[gate, reason]).inc()
+            }
         }
     }
 
@@ -364,6 +383,12 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Adds figures kept elsewhere (the notification receivers') to the
+    /// exposition.
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) -> Result<(), Error> {
+        Ok(self.registry.register(c)?)
     }
 
     /// Whether the audit chain verified at its last check.
@@ -444,10 +469,6 @@ fn phase_label(p: PhaseName) -> &'static str {
     }
 }
 
-/// How often the audit chain is walked for `gatehouse_audit_chain_intact`:
-/// a walk reads every event, so not at every scrape.
-const AUDIT_CHECK: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// Whether `e` changes a DORA figure: a deployment, a rollback, or a
 /// release's end.
 fn moves_dora(e: &AuditEvent) -> bool {
@@ -489,6 +510,7 @@ async fn refresh_dora(metrics: &std::sync::Arc<Metrics>, store: &Store) {
 pub fn spawn(
     metrics: std::sync::Arc<Metrics>,
     store: Store,
+    mut chain: tokio::sync::watch::Receiver<Option<Verification>>,
     closed: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let mut bus = store.subscribe();
@@ -511,19 +533,18 @@ pub fn spawn(
         // Reading the whole log may take a while: off the reactor's turn.
         tokio::task::block_in_place(|| catch_up(&mut last));
         refresh_dora(&metrics, &store).await;
-        let verify = {
-            let (metrics, store) = (metrics.clone(), store.clone());
-            async move {
-                loop {
-                    let (m, s) = (metrics.clone(), store.clone());
-                    let checked = tokio::task::spawn_blocking(move || match s.verify_audit() {
-                        Ok(v) => m.audit_verified(matches!(v, Verification::Intact { .. })),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "metrics cannot verify the audit chain")
-                        }
-                    });
-                    let _ = checked.await;
-                    tokio::time::sleep(AUDIT_CHECK).await;
+        let verify = async {
+            loop {
+                let intact = chain
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(|v| matches!(v, Verification::Intact { .. }));
+                if let Some(intact) = intact {
+                    metrics.audit_verified(intact);
+                }
+                if chain.changed().await.is_err() {
+                    // The walks ended with the daemon; so does this.
+                    std::future::pending::<()>().await;
                 }
             }
         };
@@ -571,11 +592,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let m = Metrics::new("0.1.0", "48").unwrap();
         let verdict = |fuel: serde_json::Value| {
+            let failure = fuel.is_null().then_some("timeout");
             Draft::new(EventKind::GateVerdict, DAEMON, "dev: gate lint → pass")
                 .release(1, PhaseName::Gating)
                 .environment("dev")
                 .detail(serde_json::json!({
-                    "gate": "lint", "outcome": "pass", "duration_us": 2500, "fuel_used": fuel
+                    "gate": "lint", "outcome": "pass", "duration_us": 2500, "fuel_used": fuel,
+                    "failure": failure
                 }))
         };
         for draft in [
@@ -603,7 +626,7 @@ mod tests {
             "gatehouse_gate_verdicts_total{gate=\"lint\",outcome=\"pass\"} 2",
             "gatehouse_gate_duration_seconds_count{gate=\"lint\"} 2",
             "gatehouse_gate_fuel_instructions_count{gate=\"lint\"} 1",
-            "gatehouse_gate_calls_without_verdict_total{gate=\"lint\"} 1",
+            "gatehouse_gate_calls_without_verdict_total{gate=\"lint\",reason=\"timeout\"} 1",
             "gatehouse_rollbacks_total{cause=\"automatic\",environment=\"prod\"} 1",
             "gatehouse_rollbacks_total{cause=\"operator\",environment=\"prod\"} 1",
             "gatehouse_audit_events 5",

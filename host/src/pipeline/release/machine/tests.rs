@@ -56,6 +56,7 @@ fn record(outcome: Outcome, blocking: bool) -> GateRecord {
         blocking,
         duration_us: 1,
         fuel_used: None,
+        failure: None,
     }
 }
 
