@@ -115,6 +115,10 @@ async fn bench() {
         watchers: envs.iter().map(|e| (e.clone(), 3)).collect(),
         canaries: board.all(),
         drifted: envs.iter().map(|e| (e.clone(), false)).collect(),
+        adapter_failures: envs
+            .iter()
+            .map(|e| ((format!("adapter-{e}"), "timeout"), 1))
+            .collect(),
     };
     let mut times = Vec::with_capacity(RENDERS);
     let mut size = 0;

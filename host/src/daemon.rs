@@ -346,6 +346,7 @@ impl Daemon {
                     (env, is)
                 })
                 .collect(),
+            adapter_failures: self.rt.adapters.failures(),
         })
     }
 

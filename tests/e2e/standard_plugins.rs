@@ -485,6 +485,25 @@ async fn the_http_adapter_retries_a_restarting_service_and_fails_closed_on_a_dea
         shown.contains("Failed") && shown.contains("database unavailable"),
         "{shown}"
     );
+    // `/metrics` counts the daemon's three failed attempts by their kind.
+    let text = ureq::get(daemon.metrics.as_deref().expect("/metrics"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("scrape")
+        .body_mut()
+        .read_to_string()
+        .expect("the exposition");
+    let failures: Vec<_> = text
+        .lines()
+        .filter(|l| l.starts_with("gatehouse_adapter_call_failures_total{"))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            "gatehouse_adapter_call_failures_total{adapter=\"adapter-http\",reason=\"adapter_failed\"} 3"
+        ],
+        "{text}"
+    );
 }
 
 /// Live requests the latency gate sends, and how many at once.

@@ -36,7 +36,7 @@ use crate::digest::Digest;
 use crate::ids::DAEMON;
 use crate::store::Store;
 use crate::store::audit::{Draft, EventKind};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
@@ -53,6 +53,8 @@ pub struct Adapters {
     plugins: Arc<Plugins>,
     registry: Arc<Registry>,
     turns: Turns,
+    /// Failed attempts since start, by adapter and kind of failure.
+    failures: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 /// Each environment's turn, with what its adapter was last told.
@@ -95,7 +97,28 @@ impl Adapters {
             plugins,
             registry,
             turns: Turns::default(),
+            failures: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn failed(&self, adapter: &str, kind: &'static str) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((adapter.to_string(), kind))
+            .or_default() += 1;
+    }
+
+    /// Failed attempts since start, by adapter and kind of failure
+    /// (`timeout`, `trap`, `adapter_failed`, `not_installed`, ...).
+    pub fn failures(&self) -> Vec<((String, &'static str), u64)> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
     }
 
     /// Runs one adapter call in its environment's turn, retrying a failed one
@@ -147,8 +170,9 @@ impl Adapters {
                         live,
                     });
                 }
-                Err(e) => {
+                Err((kind, e)) => {
                     *turn = Told::default();
+                    self.failed(adapter, kind);
                     last = e;
                 }
             }
@@ -178,11 +202,11 @@ async fn attempt_call(
     timeout: Duration,
     call: &AdapterCall,
     attempt: u32,
-) -> Result<(Digest, Option<LiveState>), String> {
+) -> Result<(Digest, Option<LiveState>), (&'static str, String)> {
     let plugin = adapters
         .plugins
         .adapter(adapter)
-        .map_err(|e| format!("plugin {adapter} {e}"))?;
+        .map_err(|e| (e.kind(), format!("plugin {adapter} {e}")))?;
     let span = tracing::info_span!("adapter", adapter, plugin_digest = %plugin.digest.short());
     let limits = Limits {
         timeout,
@@ -211,7 +235,7 @@ async fn attempt_call(
     );
     answer
         .map(|live| (plugin.digest, live))
-        .map_err(|e| format!("plugin {adapter} {e}"))
+        .map_err(|e| (e.kind(), format!("plugin {adapter} {e}")))
 }
 
 impl Effect {
@@ -320,8 +344,9 @@ impl Effect {
         for call in calls {
             match attempt_call(adapters, &self.adapter, self.timeout, &call, 1).await {
                 Ok((_, live)) => *self.turn = self.turn.after(&call, live.as_ref()),
-                Err(e) => {
+                Err((kind, e)) => {
                     *self.turn = Told::default();
+                    adapters.failed(&self.adapter, kind);
                     return Err(e);
                 }
             }

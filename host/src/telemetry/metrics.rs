@@ -53,6 +53,7 @@ pub struct Metrics {
     audit_intact: IntGauge,
     dora: GaugeVec,
     given_up: IntCounterVec,
+    adapter_failures: IntCounterVec,
     /// Each release's pipeline and latest phase, for the releases gauge.
     phases: Mutex<HashMap<u64, (String, PhaseName)>>,
 }
@@ -186,6 +187,13 @@ impl Metrics {
             ),
             &["notify"],
         )?;
+        let adapter_failures = IntCounterVec::new(
+            Opts::new(
+                "adapter_call_failures_total",
+                "Adapter call attempts that failed (each is retried, then fails its step closed), by adapter and reason (timeout, fuel_exhausted, out_of_memory, trap, host_call, adapter_failed, malformed_answer, not_installed, busy, ...), since the daemon started.",
+            ),
+            &["adapter", "reason"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new("build_info", "The daemon's version and its wasmtime."),
             &["version", "wasmtime"],
@@ -211,6 +219,7 @@ impl Metrics {
         registry.register(Box::new(audit_intact.clone()))?;
         registry.register(Box::new(dora.clone()))?;
         registry.register(Box::new(given_up.clone()))?;
+        registry.register(Box::new(adapter_failures.clone()))?;
         registry.register(Box::new(build))?;
         Ok(Metrics {
             registry,
@@ -234,6 +243,7 @@ impl Metrics {
             audit_intact,
             dora,
             given_up,
+            adapter_failures,
             phases: Mutex::new(HashMap::new()),
         })
     }
@@ -404,7 +414,14 @@ impl Metrics {
             watchers,
             canaries,
             drifted,
+            adapter_failures,
         } = now;
+        for ((adapter, reason), n) in adapter_failures {
+            let c = self
+                .adapter_failures
+                .with_label_values(&[adapter.as_str(), reason]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         for (env, is) in drifted {
             self.drifted.with_label_values(&[env]).set(i64::from(*is));
         }
@@ -452,6 +469,8 @@ pub struct Now {
     pub canaries: Vec<std::sync::Arc<RunningCanary>>,
     /// Whether each environment is drifted now.
     pub drifted: Vec<(String, bool)>,
+    /// Failed adapter attempts since start, by adapter and kind.
+    pub adapter_failures: Vec<((String, &'static str), u64)>,
 }
 
 fn phase_label(p: PhaseName) -> &'static str {
@@ -620,6 +639,7 @@ mod tests {
                 watchers: vec![("prod".into(), 3)],
                 canaries: Vec::new(),
                 drifted: vec![("prod".into(), true)],
+                adapter_failures: vec![(("adapter-http".into(), "timeout"), 2)],
             })
             .unwrap();
         for line in [
@@ -634,6 +654,7 @@ mod tests {
             "gatehouse_environment_drifted{environment=\"prod\"} 1",
             "gatehouse_rollback_seconds_count{environment=\"prod\"} 1",
             "gatehouse_build_info{version=\"0.1.0\",wasmtime=\"48\"} 1",
+            "gatehouse_adapter_call_failures_total{adapter=\"adapter-http\",reason=\"timeout\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
