@@ -5,7 +5,9 @@
 //!   process, into a running canary's window — for one stream and for two;
 //! - a final judgement over 2 × 100,000 samples (every test, the score);
 //! - from sending the batch whose observations cross the rollback boundary
-//!   to the restored configuration at a `WatchConfig` subscriber.
+//!   to the restored configuration at a `WatchConfig` subscriber, on a
+//!   daemon with no notification receiver and, taking turns with it, on one
+//!   whose two receivers are dead: the change they make.
 //!
 //! Run: `cargo bench -p gatehouse --bench canary`. Medians and p90 over the
 //! iterations below; the machine is shared, so compare runs side by side.
@@ -218,38 +220,41 @@ fn main() {
         running.stop().await.expect("stop");
 
         // The rollback path, on a daemon with no notification receiver and
-        // on one whose receivers are dead: one refuses connections, one
-        // accepts them and never answers.
-        let quiet = rollbacks(dir.path(), "quiet", Vec::new()).await;
+        // on one whose receivers are dead (one refuses connections, one
+        // accepts them and never answers), taking turns so the machine's
+        // noise falls on both alike.
         let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let refused_url = format!("http://{}/", refused.local_addr().expect("addr"));
         drop(refused);
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let silent_url = format!("http://{}/", silent.local_addr().expect("addr"));
-        let dead = rollbacks(
-            dir.path(),
-            "dead",
-            [("refused", refused_url), ("silent", silent_url)]
-                .into_iter()
-                .map(|(name, url)| {
-                    toml::from_str(&format!(
-                        "name = \"{name}\"\nurl = \"{url}\"\ntimeout_ms = 2000\nretry_first_ms = 10\nretry_max_ms = 50"
-                    ))
-                    .expect("a [[notify]] entry")
-                })
-                .collect(),
-        )
-        .await;
-        let (q, d) = (median(&quiet), median(&dead));
+        let dead_receivers = [("refused", refused_url), ("silent", silent_url)]
+            .into_iter()
+            .map(|(name, url)| {
+                toml::from_str(&format!(
+                    "name = \"{name}\"\nurl = \"{url}\"\ntimeout_ms = 2000\nretry_first_ms = 10\nretry_max_ms = 50"
+                ))
+                .expect("a [[notify]] entry")
+            })
+            .collect();
+        let mut quiet = Rollbacks::start(dir.path(), "quiet", Vec::new()).await;
+        let mut dead = Rollbacks::start(dir.path(), "dead", dead_receivers).await;
+        let (mut q, mut d) = (Vec::new(), Vec::new());
+        for n in 0..ROLLBACKS {
+            q.push(quiet.one(n).await);
+            d.push(dead.one(n).await);
+        }
+        quiet.stop().await;
+        dead.stop().await;
+        let change = (median(&d).as_secs_f64() - median(&q).as_secs_f64()) * 1e3;
         summary(
             "boundary-crossing batch sent -> restored config at WatchConfig (target < 10 ms)",
-            quiet,
+            q,
         );
-        summary("the same, beside two dead notification receivers", dead);
+        summary("the same, beside two dead notification receivers", d);
         println!(
             "{:<64} {:>+12.3} ms (target < 1 ms)",
-            "median change a dead receiver makes",
-            (d.as_secs_f64() - q.as_secs_f64()) * 1e3
+            "median change the dead receivers make", change
         );
         drop(silent);
     });
@@ -261,62 +266,85 @@ fn median(xs: &[Duration]) -> Duration {
     xs[xs.len() / 2]
 }
 
-/// Times [`ROLLBACKS`] automatic rollbacks on a fresh daemon with `notify`
-/// receivers: a fresh canary each, warmed with clean data, then one batch
-/// whose canary errors cross the boundary, timed from sending it to the
-/// restored configuration at a `WatchConfig` subscriber.
-async fn rollbacks(
-    root: &std::path::Path,
-    name: &str,
-    notify: Vec<gatehouse::telemetry::notify::Target>,
-) -> Vec<Duration> {
-    let pipeline = root.join("bench.toml");
-    let running = server::start(&Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: root.join(name),
-        pipelines: vec![pipeline],
-        notify,
-        ..Settings::default()
-    })
-    .await
-    .expect("daemon");
-    let token = running.generated_admin_token.clone().expect("token");
-    let mut c = client::connect(&format!("http://{}", running.addr), Some(&token))
-        .await
-        .expect("connect");
-    let mut watch = c
-        .environments
-        .watch_config(proto::WatchConfigRequest {
-            environment: "production".into(),
+/// A daemon on which canaries are rolled back one at a time: a fresh
+/// canary each, warmed with clean data, then one batch whose canary errors
+/// cross the boundary, timed from sending it to the restored configuration
+/// at a `WatchConfig` subscriber.
+struct Rollbacks {
+    running: server::Running,
+    c: Client,
+    watch: tonic::Streaming<proto::ActiveConfig>,
+    tx: tokio::sync::mpsc::Sender<proto::ObservationBatch>,
+    reporter: tokio::task::JoinHandle<
+        Result<tonic::Response<proto::ReportObservationsResponse>, tonic::Status>,
+    >,
+}
+
+impl Rollbacks {
+    async fn start(
+        root: &std::path::Path,
+        name: &str,
+        notify: Vec<gatehouse::telemetry::notify::Target>,
+    ) -> Rollbacks {
+        let running = server::start(&Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: root.join(name),
+            pipelines: vec![root.join("bench.toml")],
+            notify,
+            ..Settings::default()
         })
         .await
-        .expect("watch")
-        .into_inner();
-    submit(&mut c, 0).await;
-    until(&mut watch, |c| c.active.is_some()).await;
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut canaries = c.canaries.clone();
-    let reporter = tokio::spawn(async move {
-        canaries
-            .report_observations(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .expect("daemon");
+        let token = running.generated_admin_token.clone().expect("token");
+        let mut c = client::connect(&format!("http://{}", running.addr), Some(&token))
             .await
-    });
-    let mut times = Vec::with_capacity(ROLLBACKS);
-    for n in 0..ROLLBACKS {
-        let id = submit(&mut c, 100 + n).await;
-        until(&mut watch, |c| {
+            .expect("connect");
+        let mut watch = c
+            .environments
+            .watch_config(proto::WatchConfigRequest {
+                environment: "production".into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        submit(&mut c, 0).await;
+        until(&mut watch, |c| c.active.is_some()).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut canaries = c.canaries.clone();
+        let reporter = tokio::spawn(async move {
+            canaries
+                .report_observations(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        Rollbacks {
+            running,
+            c,
+            watch,
+            tx,
+            reporter,
+        }
+    }
+
+    async fn one(&mut self, n: usize) -> Duration {
+        let id = submit(&mut self.c, 100 + n).await;
+        until(&mut self.watch, |c| {
             c.canary.as_ref().is_some_and(|d| d.release_id == id)
         })
         .await;
-        tx.send(batch(2 * n as u64, id, 0)).await.expect("send");
+        self.tx
+            .send(batch(2 * n as u64, id, 0))
+            .await
+            .expect("send");
         let bad = batch(2 * n as u64 + 1, id, 3);
         let sent = Instant::now();
-        tx.send(bad).await.expect("send");
-        until(&mut watch, |c| c.canary.is_none()).await;
-        times.push(sent.elapsed());
+        self.tx.send(bad).await.expect("send");
+        until(&mut self.watch, |c| c.canary.is_none()).await;
+        sent.elapsed()
     }
-    drop(tx);
-    let _ = reporter.await;
-    running.stop().await.expect("stop");
-    times
+
+    async fn stop(self) {
+        drop(self.tx);
+        let _ = self.reporter.await;
+        self.running.stop().await.expect("stop");
+    }
 }

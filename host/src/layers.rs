@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("server", 5),
     ("client", 5),
     ("proto", 5),
+    ("flagd", 5),
 ];
 
 /// Files that only declare modules or are not part of the layering.

@@ -20,6 +20,12 @@ pub mod store;
 pub mod telemetry;
 pub mod verdict;
 
+/// flagd's flag sync protocol, generated from `proto/flagd/sync/v1`: the
+/// door OpenFeature's flagd providers come through (see `api::flagd`).
+pub mod flagd {
+    tonic::include_proto!("flagd.sync.v1");
+}
+
 /// The public gRPC API, generated from `proto/gatehouse/v1`.
 pub mod proto {
     tonic::include_proto!("gatehouse.v1");

@@ -84,6 +84,10 @@ pub struct Settings {
     /// The dashboard's address as receivers should link to it, e.g. behind
     /// a proxy; by default the HTTP surface's own address.
     pub dashboard_url: Option<String>,
+    /// flagd's sync protocol for OpenFeature providers (see the README,
+    /// "OpenFeature").
+    #[serde(default)]
+    pub openfeature: api::flagd::Settings,
 }
 
 fn default_listen() -> SocketAddr {
@@ -124,6 +128,7 @@ impl Default for Settings {
             allow_plaintext: false,
             notify: Vec::new(),
             dashboard_url: None,
+            openfeature: Default::default(),
         }
     }
 }
@@ -395,9 +400,9 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     })
     .await?;
     let (tokens, generated_admin_token) = tokens(settings, configured, &daemon).await?;
-    let routes = api::routes(daemon.clone(), tokens.clone())
+    let routes = api::routes(daemon.clone(), tokens.clone(), &settings.openfeature)
         .await
-        .map_err(|e| Error::Services(e.to_string()))?;
+        .map_err(Error::Services)?;
 
     let (tx, rx) = oneshot::channel();
     let mut server = server;

@@ -229,6 +229,7 @@ async fn reflection_lists_the_api_without_a_token() {
         "gatehouse.v1.ReleaseService",
         "gatehouse.v1.EnvironmentService",
         "gatehouse.v1.AuditService",
+        "flagd.sync.v1.FlagSyncService",
         "grpc.health.v1.Health",
     ] {
         assert!(

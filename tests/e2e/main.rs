@@ -31,6 +31,7 @@ mod gate_faults;
 mod hostile_plugins;
 mod metrics;
 mod notify;
+mod openfeature;
 mod plugin_registry;
 mod plugin_walkthrough;
 mod release_flow;

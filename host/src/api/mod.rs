@@ -7,6 +7,7 @@ pub mod canary;
 pub mod convert;
 pub mod environments;
 mod errors;
+pub mod flagd;
 pub mod plugins;
 pub mod releases;
 
@@ -25,7 +26,9 @@ use tonic::service::interceptor::InterceptedService;
 pub async fn routes(
     daemon: Arc<Daemon>,
     tokens: Tokens,
-) -> Result<Routes, tonic_reflection::server::Error> {
+    openfeature: &flagd::Settings,
+) -> Result<Routes, String> {
+    use crate::flagd::flag_sync_service_server::FlagSyncServiceServer;
     use proto::audit_service_server::AuditServiceServer;
     use proto::canary_service_server::CanaryServiceServer;
     use proto::environment_service_server::EnvironmentServiceServer;
@@ -68,8 +71,18 @@ pub async fn routes(
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection = reflector().build_v1()?;
-    let reflection_v1alpha = reflector().build_v1alpha()?;
+    let reflection = reflector().build_v1().map_err(|e| e.to_string())?;
+    let reflection_v1alpha = reflector().build_v1alpha().map_err(|e| e.to_string())?;
+    // flagd's sync service checks tokens itself: an environment may be
+    // opted in to reads without one.
+    let flag_sync = FlagSyncServiceServer::new(flagd::FlagSyncApi::new(
+        daemon.clone(),
+        tokens.clone(),
+        openfeature,
+    )?);
+    health
+        .set_serving::<FlagSyncServiceServer<flagd::FlagSyncApi>>()
+        .await;
 
     let releases = InterceptedService::new(
         ReleaseServiceServer::new(releases::ReleaseApi {
@@ -111,7 +124,8 @@ pub async fn routes(
         .add_service(environments)
         .add_service(plugins)
         .add_service(canaries)
-        .add_service(audit))
+        .add_service(audit)
+        .add_service(flag_sync))
 }
 
 /// A response stream fed by a task; the task stops when the client goes away
