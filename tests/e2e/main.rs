@@ -34,6 +34,7 @@ mod notify;
 mod openfeature;
 mod plugin_registry;
 mod plugin_walkthrough;
+mod prometheus_source;
 mod release_flow;
 mod shutdown;
 mod standard_plugins;

@@ -15,13 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A port free on loopback now, for a process that takes no port 0.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("its address").port()
 }
 
 /// Kills the Prometheus process when the test ends, however it ends.
-struct Prometheus(std::process::Child);
+pub struct Prometheus(std::process::Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -31,7 +31,7 @@ impl Drop for Prometheus {
 }
 
 /// The single value of an instant query, once Prometheus has one.
-fn value(api: &str, query: &str) -> Option<f64> {
+pub fn value(api: &str, query: &str) -> Option<f64> {
     let url = format!("{api}/api/v1/query");
     let mut reply = ureq::get(&url).query("query", query).call().ok()?;
     let body: serde_json::Value =
@@ -41,7 +41,7 @@ fn value(api: &str, query: &str) -> Option<f64> {
 }
 
 /// Waits (at most 60 s) until `query` reads `want` in Prometheus.
-fn until(api: &str, query: &str, want: f64) {
+pub fn until(api: &str, query: &str, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = None;
     while Instant::now() < deadline {
@@ -56,7 +56,7 @@ fn until(api: &str, query: &str, want: f64) {
 
 /// A Prometheus scraping `metrics` every second with `token`, its data
 /// under `root`; and the address of its HTTP API.
-fn scraping(
+pub fn scraping(
     prometheus: &std::path::Path,
     root: &std::path::Path,
     metrics: &str,

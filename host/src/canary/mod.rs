@@ -13,10 +13,12 @@
 
 pub mod config;
 pub mod divergence;
+pub mod intervals;
 pub mod judge;
 pub mod judgement;
 pub mod live;
 pub mod observation;
+pub mod prometheus;
 pub mod recorded;
 pub mod routing;
 pub mod sequential;
