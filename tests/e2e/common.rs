@@ -209,6 +209,17 @@ pub async fn finished(c: &mut Client, id: u64) -> proto::Release {
     wait_for(c, id, Duration::from_secs(60), |r| r.terminal).await
 }
 
+/// The daemon's `/metrics` exposition as `token`'s holder reads it now.
+pub fn scrape(metrics: &str, token: &str) -> String {
+    ureq::get(metrics)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("scrape /metrics with the token")
+        .body_mut()
+        .read_to_string()
+        .expect("the exposition")
+}
+
 pub fn phase(r: &proto::Release) -> proto::ReleasePhase {
     proto::ReleasePhase::try_from(r.phase).unwrap_or(proto::ReleasePhase::Unspecified)
 }

@@ -93,13 +93,7 @@ async fn faulty_gates_fail_closed_with_their_reason_beside_a_healthy_release() {
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let text = ureq::get(daemon.metrics.as_deref().expect("/metrics"))
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .expect("scrape")
-            .body_mut()
-            .read_to_string()
-            .expect("the exposition");
+        let text = scrape(daemon.metrics.as_deref().expect("/metrics"), &token);
         let missing: Vec<_> = lines
             .iter()
             .filter(|line| !text.lines().any(|l| l == line.as_str()))

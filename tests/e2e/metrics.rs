@@ -92,17 +92,6 @@ pub fn scraping(
     (running, api)
 }
 
-/// The exposition as a reader sees it now.
-fn scrape(metrics: &str, token: &str) -> String {
-    ureq::get(metrics)
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("scrape with the token")
-        .body_mut()
-        .read_to_string()
-        .expect("the exposition")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_outcomes_verdicts_and_rollbacks_and_promtool_passes_them() {
     let (prometheus, promtool) = prometheus();

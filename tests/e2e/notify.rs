@@ -120,16 +120,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn scrape(metrics: &str, token: &str) -> String {
-    ureq::get(metrics)
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("scrape")
-        .body_mut()
-        .read_to_string()
-        .expect("the exposition")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_event_arrives_once_per_key_in_order_signed_through_failures_and_a_restart() {
     let root = tempfile::tempdir().unwrap();

@@ -54,6 +54,24 @@ fn dump(lines: &mut impl Iterator<Item = String>) -> Vec<serde_json::Value> {
     );
 }
 
+/// A daemon serving the pipeline above with the config above, and its
+/// admin token.
+fn serving(root: &std::path::Path) -> (Daemon, String) {
+    let pipeline = write(root, "serving.toml", PIPELINE);
+    let config = write(root, "gatehouse.toml", CONFIG);
+    let daemon = Daemon::start(
+        &root.join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+        ],
+    );
+    let token = daemon.generated_token.clone().unwrap();
+    (daemon, token)
+}
+
 async fn until_live(c: &mut Client, what: &str, done: impl Fn(&proto::ActiveConfig) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -73,18 +91,7 @@ async fn until_live(c: &mut Client, what: &str, done: impl Fn(&proto::ActiveConf
 async fn a_python_openfeature_service_splits_like_the_daemon_and_follows_the_canary() {
     let python = python();
     let root = tempfile::tempdir().unwrap();
-    let pipeline = write(root.path(), "serving.toml", PIPELINE);
-    let config = write(root.path(), "gatehouse.toml", CONFIG);
-    let daemon = Daemon::start(
-        &root.path().join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-        ],
-    );
-    let token = daemon.generated_token.clone().unwrap();
+    let (daemon, token) = serving(root.path());
     let mut c = daemon.client(Some(&token)).await;
 
     // A baseline (nothing live yet: applied without a canary), then a
@@ -181,18 +188,7 @@ async fn a_python_openfeature_service_splits_like_the_daemon_and_follows_the_can
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flag_sync_needs_a_token_unless_the_environment_opted_in_to_public_reads() {
     let root = tempfile::tempdir().unwrap();
-    let pipeline = write(root.path(), "serving.toml", PIPELINE);
-    let config = write(root.path(), "gatehouse.toml", CONFIG);
-    let daemon = Daemon::start(
-        &root.path().join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-        ],
-    );
-    let token = daemon.generated_token.clone().unwrap();
+    let (daemon, token) = serving(root.path());
     let mut c = daemon.client(Some(&token)).await;
     let r = submit(&mut c, "serving", &candidate(1))
         .await

@@ -486,13 +486,7 @@ async fn the_http_adapter_retries_a_restarting_service_and_fails_closed_on_a_dea
         "{shown}"
     );
     // `/metrics` counts the daemon's three failed attempts by their kind.
-    let text = ureq::get(daemon.metrics.as_deref().expect("/metrics"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("scrape")
-        .body_mut()
-        .read_to_string()
-        .expect("the exposition");
+    let text = scrape(daemon.metrics.as_deref().expect("/metrics"), &token);
     let failures: Vec<_> = text
         .lines()
         .filter(|l| l.starts_with("gatehouse_adapter_call_failures_total{"))

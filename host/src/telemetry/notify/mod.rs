@@ -49,7 +49,7 @@ pub enum Error {
 }
 
 /// One `[[notify]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Names the receiver in logs, metrics and the audit log, and keys its
@@ -81,6 +81,24 @@ pub struct Target {
     pub give_up_after_s: u64,
 }
 
+/// Debug output never shows the secret (settings may be logged).
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_env", &self.secret_env)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retry_first_ms", &self.retry_first_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("give_up_after_s", &self.give_up_after_s)
+            .finish()
+    }
+}
+
 fn default_timeout_ms() -> u64 {
     5_000
 }
@@ -103,11 +121,20 @@ pub enum Format {
 }
 
 /// A target checked and ready: its secret read, its URL parsed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Receiver {
     pub target: Target,
     secret: Option<Vec<u8>>,
     loopback: bool,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("target", &self.target)
+            .field("loopback", &self.loopback)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the dashboard is, for links in what is sent.
@@ -251,6 +278,12 @@ mod tests {
             let e = check(&[target(text)]).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
         }
+        let signed = target("name = \"a\"\nurl = \"http://x/\"\nsecret = \"hunter2\"");
+        let shown = format!(
+            "{signed:?} {:?}",
+            check(std::slice::from_ref(&signed)).unwrap()
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
         let e = check(&[ok.clone(), ok]).unwrap_err();
         assert!(e.contains("unique"), "{e}");
         let e = toml::from_str::<Target>(
