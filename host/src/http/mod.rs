@@ -6,20 +6,18 @@
 //! setting sends one), and any role may read. A request without a valid
 //! token gets 401 with what to send; nothing is served without one. Like
 //! `api/`, it only authenticates and converts: the figures come from the
-//! domain.
+//! domain. Under TLS the surface serves HTTPS with the gRPC side's
+//! certificate ([`tls`]).
+
+mod metrics;
+pub mod tls;
 
 use crate::api::auth::Tokens;
 use crate::daemon::Daemon;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Prometheus' classic text format.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Clone)]
 struct Surface {
@@ -27,19 +25,35 @@ struct Surface {
     tokens: Tokens,
 }
 
-/// Serves the HTTP surface on `listener` until the daemon stops.
+/// The routes of the surface, over `daemon` and `tokens`.
+pub fn router(daemon: Arc<Daemon>, tokens: Tokens) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(Surface { daemon, tokens })
+}
+
+/// Serves the HTTP surface on `listener` until the daemon stops: HTTPS
+/// when `tls` is given, plaintext otherwise.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tls::Acceptor>,
     daemon: Arc<Daemon>,
     tokens: Tokens,
 ) -> std::io::Result<()> {
     let closed = daemon.closed();
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(Surface { daemon, tokens });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(closed)
-        .await
+    let app = router(daemon, tokens);
+    match tls {
+        Some(acceptor) => {
+            axum::serve(tls::Listener::new(listener, acceptor), app)
+                .with_graceful_shutdown(closed)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(closed)
+                .await
+        }
+    }
 }
 
 /// Binds the HTTP listener, naming the setting to change when it cannot.
@@ -47,22 +61,4 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen for HTTP on {addr}: {e}; set `http_listen` in the config to a free address")
     })
-}
-
-async fn metrics(State(s): State<Surface>, headers: HeaderMap) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(refused) = s.tokens.check(bearer) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            format!("{}\n", refused.message()),
-        )
-            .into_response();
-    }
-    match s.daemon.metrics_text() {
-        Ok(text) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
 }
