@@ -369,6 +369,19 @@ pub fn prometheus() -> (PathBuf, PathBuf) {
     }
 }
 
+/// Chromium and its WebDriver, from Debian's `chromium` and
+/// `chromium-driver` packages (see [`debian_binaries`]).
+pub fn chromium() -> (PathBuf, PathBuf) {
+    match &debian_binaries(
+        &["chromium", "chromedriver"],
+        &["chromium", "chromium-driver"],
+    )[..]
+    {
+        [chromium, driver] => (chromium.clone(), driver.clone()),
+        found => panic!("expected chromium and chromedriver, found {found:?}"),
+    }
+}
+
 /// The `binaries` on PATH; when one is missing, installs `packages` with
 /// `apt-get install --no-install-recommends` (as root; one test at a time,
 /// under a file lock) and finds them then. Panics with what to run when
