@@ -256,3 +256,85 @@ fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::Role;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    fn with_cookie(csrf: &str) -> Viewer {
+        Viewer {
+            caller: Caller {
+                name: "oncall".into(),
+                role: Role::Operator,
+            },
+            csrf: Some(csrf.into()),
+        }
+    }
+
+    fn refused_because(r: Result<(), Refused>) -> String {
+        match r {
+            Err(Refused::Forbidden(m)) => m,
+            Err(Refused::Unauthenticated(m)) => panic!("401, not 403: {m}"),
+            Ok(()) => panic!("let through"),
+        }
+    }
+
+    #[test]
+    fn another_sites_post_is_refused_by_origin_or_fetch_metadata() {
+        let m = refused_because(same_site(
+            &headers(&[
+                ("host", "127.0.0.1:7444"),
+                ("origin", "http://evil.example"),
+            ]),
+            None,
+        ));
+        assert!(m.contains("cross-site request refused") && m.contains("evil.example"));
+        let m = refused_because(same_site(
+            &headers(&[("host", "127.0.0.1:7444"), ("sec-fetch-site", "cross-site")]),
+            None,
+        ));
+        assert!(m.contains("Sec-Fetch-Site"), "{m}");
+        refused_because(same_site(
+            &headers(&[("host", "127.0.0.1:7444"), ("origin", "null")]),
+            None,
+        ));
+    }
+
+    #[test]
+    fn a_cookie_post_needs_the_sessions_csrf_token_and_a_bearer_post_does_not() {
+        let own = [
+            ("host", "127.0.0.1:7444"),
+            ("origin", "http://127.0.0.1:7444"),
+            ("sec-fetch-site", "same-origin"),
+        ];
+        let m = refused_because(same_site(&headers(&own), Some(&with_cookie("abc"))));
+        assert!(m.contains(CSRF_HEADER), "{m}");
+        let mut wrong = own.to_vec();
+        wrong.push((CSRF_HEADER, "abd"));
+        refused_because(same_site(&headers(&wrong), Some(&with_cookie("abc"))));
+        let mut right = own.to_vec();
+        right.push((CSRF_HEADER, "abc"));
+        assert!(same_site(&headers(&right), Some(&with_cookie("abc"))).is_ok());
+        let bearer = Viewer {
+            csrf: None,
+            ..with_cookie("")
+        };
+        assert!(same_site(&headers(&[("host", "127.0.0.1:7444")]), Some(&bearer)).is_ok());
+    }
+
+    #[test]
+    fn the_session_id_is_read_from_among_other_cookies() {
+        let h = headers(&[("cookie", "theme=dark; gatehouse_session=s1; other=x")]);
+        assert_eq!(session_id(&h), Some("s1"));
+        assert_eq!(session_id(&headers(&[("cookie", "theme=dark")])), None);
+    }
+}
