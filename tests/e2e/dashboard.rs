@@ -29,15 +29,16 @@ critical = true
 critical = true
 ";
 
-// Long enough steps that the canary is still running while the page is
-// read; the test aborts it at the end.
+// Steps long enough that the canary still runs while the page is read
+// after the first step's final look (which judges every metric); the test
+// aborts it at the end.
 const PIPELINE: &str = "\
 name = \"canary\"
 [[environment]]
 name = \"production\"
   [environment.canary]
-  steps = [20, 50]
-  step_ms = 30000
+  steps = [20, 50, 80]
+  step_ms = 10000
   min_samples = 60
   config = \"canary.toml\"
 ";
@@ -222,9 +223,10 @@ async fn dashboard_follows_releases_live_charts_the_canary_and_keeps_readers_and
     let charts = blocking(|| {
         operator.until(
             Duration::from_secs(60),
-            "the canary view charts error rate and mean latency with two looks per arm",
+            "the canary view charts error rate and mean latency over two looks per arm, and the tail latencies of a final look",
             "const charts = [...document.querySelectorAll('#charts svg.chart')].map(c => ({ metric: c.dataset.metric, baseline: c.querySelectorAll('[data-arm=baseline]').length, canary: c.querySelectorAll('[data-arm=canary]').length }));
-             const ready = ['error_rate', 'latency_mean'].every(m => charts.some(c => c.metric === m && c.baseline >= 2 && c.canary >= 2));
+             const ready = ['error_rate', 'latency_mean'].every(m => charts.some(c => c.metric === m && c.baseline >= 2 && c.canary >= 2))
+               && ['latency_p95', 'latency_p99'].every(m => charts.some(c => c.metric === m && c.baseline >= 1 && c.canary >= 1));
              if (!ready) return null;
              const rows = [...document.querySelectorAll('#judge tbody tr')].map(r => ({ metric: r.dataset.metric, baseline: r.children[1].textContent, canary: r.children[2].textContent }));
              return { charts: charts, rows: rows, facts: document.getElementById('canary-facts').textContent, reason: document.getElementById('decision-reason').textContent };",
@@ -248,7 +250,7 @@ async fn dashboard_follows_releases_live_charts_the_canary_and_keeps_readers_and
     }
     let facts = charts["facts"].as_str().unwrap();
     for shown in [
-        "Decision", "Step", "Weight", "20%", "Samples", "baseline", "canary",
+        "Decision", "Step", "Weight", "Samples", "baseline", "canary",
     ] {
         assert!(facts.contains(shown), "{shown:?} not in {facts:?}");
     }
@@ -422,6 +424,34 @@ async fn dashboard_and_metrics_serve_https_with_the_grpc_certificate_and_a_secur
     ] {
         assert!(cookie.contains(part), "{part} not in {cookie}");
     }
+    // The live feed resumes after the event a client names, in order.
+    let mut feed = https
+        .get(&format!("{base}/events"))
+        .header("Authorization", format!("Bearer {}", t.reader))
+        .header("Last-Event-ID", "2")
+        .config()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .call()
+        .expect("the live feed over https");
+    assert_eq!(feed.status(), 200);
+    let mut ids = Vec::new();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(feed.body_mut().as_reader()));
+    for line in lines {
+        let line = line.expect("a line of the feed");
+        if let Some(id) = line.strip_prefix("id:") {
+            ids.push(id.trim().parse::<u64>().expect("a sequence number"));
+        }
+        if let Some(data) = line.strip_prefix("data:") {
+            let event: Value = serde_json::from_str(data.trim()).expect("an event as JSON");
+            assert_eq!(event["seq"].as_u64(), ids.last().copied(), "{data}");
+        }
+        if ids.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(ids, [3, 4, 5], "the events after the one named, in order");
+
     // A wrong token is refused, saying so on the login page.
     let mut wrong = https
         .post(&format!("{base}/login"))

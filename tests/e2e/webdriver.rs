@@ -109,7 +109,7 @@ impl Driver {
                     "binary": self.chromium,
                     "args": [
                         "--headless=new", "--no-sandbox", "--disable-gpu",
-                        "--disable-dev-shm-usage", "--window-size=1400,1100",
+                        "--disable-dev-shm-usage", "--window-size=1400,1800",
                         "--no-first-run", "--disable-extensions",
                         format!("--user-data-dir={}", profile.path().display()),
                     ],

@@ -161,7 +161,7 @@
       const j = latest;
       const charts = j.metrics.map((m) => {
         const arm = (name) => ({ name: name, points: history.flatMap((s) => s.metrics.filter((x) => x.metric === m.metric && x[name] !== null && x[name] !== undefined).map((x) => [s.at_ms, x[name]])) });
-        return window.Charts.line({ title: m.metric, unit: UNITS[m.metric] || "", series: [arm("baseline"), arm("canary")], attr: "arm", data: { metric: m.metric } });
+        return window.Charts.line({ title: m.metric, unit: UNITS[m.metric] || "", series: [arm("baseline"), arm("canary")], attr: "arm", data: { metric: m.metric }, empty: (m.note || "no value yet: judged at the step's final look").slice(0, 64) });
       });
       const table = h("table", { id: "judge" },
         h("thead", {}, h("tr", {}, ["Metric", "Baseline", "Canary", "n (b/c)", "Test", "Statistic", "p-value", "e-value", "Threshold", "Effect", "Outcome", "Note"].map((t) => h("th", {}, t)))),

@@ -70,10 +70,13 @@
     const x = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
     const y = (v) => H - B - ((v - ylo) / (yhi - ylo || 1)) * (H - B - T);
     frame(svg, opts.title, opts.unit, yTicks, y);
-    for (const t of [x0, (x0 + x1) / 2, x1]) {
-      svg.appendChild(el("text", { x: x(t), y: H - B + 14, "text-anchor": "middle" }, clock(t)));
+    [["start", x0], ["middle", (x0 + x1) / 2], ["end", x1]].forEach(([anchor, t]) => {
+      svg.appendChild(el("text", { x: x(t), y: H - B + 14, "text-anchor": anchor }, clock(t)));
+    });
+    if (!pts.length) {
+      svg.appendChild(el("text", { x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", class: "empty" }, opts.empty || "no value yet"));
     }
-    svg.appendChild(el("text", { x: W - R, y: H - B + 28, "text-anchor": "end" }, "time"));
+    svg.appendChild(el("text", { x: (L + W - R) / 2, y: H - B + 28, "text-anchor": "middle" }, "time"));
     for (const s of opts.series) {
       if (s.points.length > 1) {
         svg.appendChild(el("polyline", {
@@ -82,7 +85,9 @@
         }));
       }
       for (const p of s.points) {
-        const c = el("circle", { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: 3, class: "point s-" + s.name });
+        // Baseline points are rings, canary points dots, so equal values
+        // still show both arms.
+        const c = el("circle", { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: s.name === "baseline" ? 4 : 2.5, class: "point s-" + s.name });
         c.setAttribute("data-" + (opts.attr || "series"), s.name);
         c.appendChild(el("title", {}, s.name + " " + fmt(p[1]) + (opts.unit ? " " + opts.unit : "") + " at " + clock(p[0])));
         svg.appendChild(c);
