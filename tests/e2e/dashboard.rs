@@ -276,6 +276,12 @@ async fn dashboard_follows_releases_live_charts_the_canary_and_keeps_readers_and
         json!([]),
     );
     assert_eq!(buttons, json!(0), "a reader sees no action");
+    let text = reader.run("return document.body.innerText;", json!([]));
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        !text.contains("[object") && !text.split_whitespace().any(|w| w == "null"),
+        "the page shows a value the script failed to render: {text}"
+    );
     blocking(|| {
         reader.goto(&format!("{base}/#/environments"));
         reader.until(

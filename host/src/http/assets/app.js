@@ -48,6 +48,12 @@
     } catch (e) { notice(e.message, true); }
   }
 
+  // Replaces the view's content; absent parts (null, false) are left out.
+  function show(...parts) {
+    view.replaceChildren(...parts.flat().filter((p) => p !== null && p !== undefined && p !== false));
+  }
+  function clip(text, n) { return text && text.length > n ? text.slice(0, n - 1) + "…" : text; }
+
   function short(digest) { return digest ? digest.slice(0, 12) : "—"; }
   function age(ms) {
     const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -77,9 +83,9 @@
       h("td", {}, h("code", {}, short(r.candidate))),
       h("td", {}, r.submitted_by),
       h("td", {}, ago(r.submitted_at_ms)),
-      h("td", { class: "reason-cell" }, r.reason || ""));
+      h("td", { class: "reason-cell", title: r.reason || null }, clip(r.reason || "", 200)));
     data.releases.forEach((r) => body.appendChild(row(r)));
-    view.replaceChildren(h("h1", {}, "Releases"),
+    show(h("h1", {}, "Releases"),
       h("table", {}, h("thead", {}, h("tr", {}, ["Release", "Pipeline", "Phase", "Environment", "Candidate", "By", "Submitted", "Reason"].map((t) => h("th", {}, t)))), body),
       data.releases.length ? null : h("p", { class: "muted", id: "no-releases" }, "No release yet. Submit one with `gatehouse submit`."));
     const refresh = debounce(async () => {
@@ -131,7 +137,7 @@
       s.gates.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Gate", "Plugin", "Verdict", "Score", "Reason", "Measurements"].map((t) => h("th", {}, t)))), h("tbody", {}, gateRows(s.gates))) : h("p", { class: "muted" }, "No gate verdict here (yet)."),
       s.approvals_required || s.approvals.length ? h("div", {}, h("h3", {}, "Approvals (" + s.approved_by.length + " of " + s.approvals_required + ")"),
         h("ul", {}, s.approvals.map((a) => h("li", { class: "approval" }, a.by + ", " + when(a.at_ms))))) : null));
-    view.replaceChildren(
+    show(
       h("h1", {}, "Release #" + r.id + " ", phase(r.phase)),
       h("div", { class: "facts" },
         h("div", {}, h("b", {}, "Pipeline"), r.pipeline),
@@ -155,7 +161,7 @@
     const draw = () => {
       const history = [...seen.values()].sort((a, b) => a.at_ms - b.at_ms);
       if (!latest) {
-        view.replaceChildren(h("h1", {}, "Canary of release #" + id), h("p", { class: "muted", id: "no-judgement" }, "No judgement yet: it comes once services report observations for both arms."));
+        show(h("h1", {}, "Canary of release #" + id), h("p", { class: "muted", id: "no-judgement" }, "No judgement yet: it comes once services report observations for both arms."));
         return;
       }
       const j = latest;
@@ -172,7 +178,7 @@
           h("td", { class: "num" }, fmt(m.statistic)), h("td", { class: "num" }, fmt(m.p_value)), h("td", { class: "num" }, fmt(m.e_value)),
           h("td", { class: "num" }, fmt(m.threshold)), h("td", {}, m.effect_text || "—"),
           h("td", {}, h("span", { class: "badge " + m.outcome }, m.outcome)), h("td", {}, m.note)))));
-      view.replaceChildren(
+      show(
         h("h1", {}, "Canary of ", h("a", { href: "#/releases/" + id }, "release #" + id), " in " + j.environment),
         h("div", { class: "facts", id: "canary-facts" },
           h("div", {}, h("b", {}, "Decision"), h("span", { class: "badge " + j.decision.kind, id: "decision" }, j.decision.kind.replace("_", " "))),
@@ -222,11 +228,11 @@
         h("div", {}, h("b", {}, "Change failure rate"), f.change_failure_rate === null ? "—" : fmt(f.change_failure_rate * 100) + "%"),
         h("div", {}, h("b", {}, "Recovery p50"), f.recovery_median_ms === null ? "—" : fmt(f.recovery_median_ms / 1000) + " s"),
         h("div", {}, h("b", {}, "Canaries rolled back"), String(f.canaries_rolled_back))),
-      window.Charts.bars({ title: "Deployments and failures per day, last " + dora.days + " days", unit: "count", days: f.days, series: ["deployments", "failures"], data: { environment: f.environment } })));
+      window.Charts.bars({ title: "Deployments and failures per day", unit: "", days: f.days, series: ["deployments", "failures"], data: { environment: f.environment } })));
     const pluginRows = plugins.plugins.map((p) => h("tr", { "data-plugin": p.name },
       h("td", {}, p.name), h("td", {}, p.version), h("td", {}, p.kind), h("td", {}, p.active ? h("span", { class: "badge ok" }, "active") : ""),
       h("td", {}, h("code", {}, short(p.digest))), h("td", {}, p.origin), h("td", {}, (p.granted || []).join(", ") || "—"), h("td", {}, p.pushed_by + ", ", ago(p.pushed_at_ms)), h("td", {}, p.summary)));
-    view.replaceChildren(
+    show(
       h("h1", {}, "Environments"),
       h("table", { id: "environments" }, h("thead", {}, h("tr", {}, ["Environment", "Live", "Canary", "Adapter", "Drift", ""].map((t) => h("th", {}, t)))), h("tbody", {}, rows)),
       h("h2", {}, "DORA, last " + dora.days + " days"), h("div", { class: "grid", id: "dora" }, doraCards),
@@ -240,7 +246,7 @@
   async function audit() {
     const a = await api("/api/audit");
     const v = a.verification;
-    view.replaceChildren(
+    show(
       h("h1", {}, "Audit log"),
       h("p", { id: "chain" }, v.intact
         ? [h("span", { class: "badge ok" }, "chain intact"), " " + v.events + " events verified; head " + (v.head_hash || "").slice(0, 16)]
@@ -257,14 +263,14 @@
     state.onEvent = null;
     state.route = location.hash;
     const path = (location.hash || "#/").slice(1);
-    let m, nav = "releases", show;
-    if ((m = path.match(/^\/releases\/(\d+)\/canary$/))) show = () => canary(m[1]);
-    else if ((m = path.match(/^\/releases\/(\d+)$/))) show = () => release(m[1]);
-    else if (path === "/environments") { nav = "environments"; show = environments; }
-    else if (path === "/audit") { nav = "audit"; show = audit; }
-    else show = releases;
+    let m, nav = "releases", render;
+    if ((m = path.match(/^\/releases\/(\d+)\/canary$/))) render = () => canary(m[1]);
+    else if ((m = path.match(/^\/releases\/(\d+)$/))) render = () => release(m[1]);
+    else if (path === "/environments") { nav = "environments"; render = environments; }
+    else if (path === "/audit") { nav = "audit"; render = audit; }
+    else render = releases;
     document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === nav));
-    try { await show(); } catch (e) { view.replaceChildren(h("p", { class: "error" }, e.message)); }
+    try { await render(); } catch (e) { show(h("p", { class: "error" }, e.message)); }
   }
 
   function live() {
@@ -285,5 +291,5 @@
     live();
     await route();
   }
-  start().catch((e) => view.replaceChildren(h("p", { class: "error" }, e.message)));
+  start().catch((e) => show(h("p", { class: "error" }, e.message)));
 })();
