@@ -190,7 +190,6 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     if let Some(http) = running.http_addr {
         let scheme = if running.tls { "https" } else { "http" };
         println!("gatehouse metrics on {scheme}://{http}/metrics");
-        println!("gatehouse dashboard on {scheme}://{http}/");
     }
     if running.tls {
         println!("gatehouse listening on https://{}", running.addr);
