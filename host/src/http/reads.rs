@@ -144,7 +144,7 @@ pub async fn environments(State(s): State<Surface>, _v: Viewer) -> Response {
                     } else if drifted.contains(name) {
                         "drifted"
                     } else {
-                        "in sync"
+                        "no drift seen"
                     };
                     views::environment(c, adapter, drift)
                 })
