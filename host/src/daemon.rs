@@ -350,6 +350,15 @@ impl Daemon {
         })
     }
 
+    /// The environments last seen drifted by a drift check (periodic or
+    /// asked for), by name.
+    pub fn drifted_environments(&self) -> BTreeSet<String> {
+        self.drifted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The plugin registry: push, activate, list.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry

@@ -69,8 +69,8 @@ pub struct Settings {
     pub client_ca: Option<PathBuf>,
     /// Where the HTTP surface (`GET /metrics`) listens. By default beside
     /// `listen`, on the next port (7444 beside 7443), or on an ephemeral
-    /// port when `listen`'s is 0. Not served while TLS is on: the HTTP
-    /// surface speaks plaintext only so far.
+    /// port when `listen`'s is 0. Served over HTTPS with `tls_cert` and
+    /// `tls_key` when they are set (`client_ca` guards gRPC only).
     pub http_listen: Option<SocketAddr>,
     /// Serve a non-loopback address without TLS. Bearer tokens then cross
     /// the network in clear: only behind a proxy that terminates TLS.
@@ -328,15 +328,8 @@ impl Running {
 }
 
 /// Where the HTTP surface listens (see [`Settings::http_listen`]), if at all.
+/// Under TLS it serves HTTPS with the same certificate, so any address will do.
 fn http_address(settings: &Settings, grpc: SocketAddr) -> Result<Option<SocketAddr>, Error> {
-    if settings.tls_cert.is_some() {
-        if settings.http_listen.is_some() {
-            tracing::warn!(
-                "http_listen is ignored while TLS is on: the HTTP surface speaks plaintext only"
-            );
-        }
-        return Ok(None);
-    }
     let addr = settings.http_listen.unwrap_or_else(|| {
         let port = match grpc.port() {
             0 => 0,
@@ -344,7 +337,7 @@ fn http_address(settings: &Settings, grpc: SocketAddr) -> Result<Option<SocketAd
         };
         SocketAddr::new(grpc.ip(), port)
     });
-    if !addr.ip().is_loopback() && !settings.allow_plaintext {
+    if settings.tls_cert.is_none() && !addr.ip().is_loopback() && !settings.allow_plaintext {
         return Err(Error::Plaintext { addr });
     }
     Ok(Some(addr))
@@ -376,6 +369,12 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         None => None,
     };
     let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+    let http_tls = match (&settings.tls_cert, &settings.tls_key, &http) {
+        (Some(cert), Some(key), Some(_)) => {
+            Some(crate::http::tls::Acceptor::from_pem_files(cert, key).map_err(Error::Tls)?)
+        }
+        _ => None,
+    };
     let daemon = Daemon::open(&Setup {
         data_dir: settings.data_dir.clone(),
         pipelines: settings.pipelines.clone(),
@@ -415,7 +414,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     if let Some(listener) = http {
         let (daemon, tokens) = (daemon.clone(), tokens.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(listener, daemon, tokens).await {
+            if let Err(e) = crate::http::serve(listener, http_tls, daemon, tokens).await {
                 tracing::error!(error = %e, "the HTTP surface stopped");
             }
         });

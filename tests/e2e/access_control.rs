@@ -466,15 +466,15 @@ async fn configured_tokens_replace_the_generated_admin_token_with_a_warning() {
 /// A CA, a certificate it signed for 127.0.0.1, and a client certificate it
 /// signed, as PEM files in `root`: (ca, server cert, server key, client
 /// cert, client key).
-struct Pki {
-    ca: std::path::PathBuf,
-    server_cert: std::path::PathBuf,
-    server_key: std::path::PathBuf,
-    client_cert: std::path::PathBuf,
-    client_key: std::path::PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: std::path::PathBuf,
+    pub(crate) server_cert: std::path::PathBuf,
+    pub(crate) server_key: std::path::PathBuf,
+    pub(crate) client_cert: std::path::PathBuf,
+    pub(crate) client_key: std::path::PathBuf,
 }
 
-fn pki(root: &std::path::Path) -> Pki {
+pub(crate) fn pki(root: &std::path::Path) -> Pki {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose,

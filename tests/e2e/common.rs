@@ -371,11 +371,33 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// `prometheus` and `promtool`, installed from Debian's `prometheus`
-/// package when missing (as the README's test path says; it needs root),
-/// under a file lock so two tests never run apt at once. Panics with what
-/// failed: a test that needs them never skips.
+/// Prometheus and promtool, from Debian's `prometheus` package (see
+/// [`debian_binaries`]).
 pub fn prometheus() -> (PathBuf, PathBuf) {
+    match &debian_binaries(&["prometheus", "promtool"], &["prometheus"])[..] {
+        [prometheus, promtool] => (prometheus.clone(), promtool.clone()),
+        found => panic!("expected prometheus and promtool, found {found:?}"),
+    }
+}
+
+/// Chromium and its WebDriver, from Debian's `chromium` and
+/// `chromium-driver` packages (see [`debian_binaries`]).
+pub fn chromium() -> (PathBuf, PathBuf) {
+    match &debian_binaries(
+        &["chromium", "chromedriver"],
+        &["chromium", "chromium-driver"],
+    )[..]
+    {
+        [chromium, driver] => (chromium.clone(), driver.clone()),
+        found => panic!("expected chromium and chromedriver, found {found:?}"),
+    }
+}
+
+/// The `binaries` on PATH; when one is missing, installs `packages` with
+/// `apt-get install --no-install-recommends` (as root; one test at a time,
+/// under a file lock) and finds them then. Panics with what to run when
+/// that cannot be done: a test that needs them never skips.
+pub fn debian_binaries(binaries: &[&str], packages: &[&str]) -> Vec<PathBuf> {
     let find = |name: &str| -> Option<PathBuf> {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
@@ -383,32 +405,29 @@ pub fn prometheus() -> (PathBuf, PathBuf) {
                 .find(|p| p.is_file())
         })
     };
-    let found = || Some((find("prometheus")?, find("promtool")?));
-    if let Some(both) = found() {
-        return both;
+    let found = || binaries.iter().map(|b| find(b)).collect::<Option<Vec<_>>>();
+    if let Some(all) = found() {
+        return all;
     }
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(root).expect("create the target's temporary directory");
     let lock = std::fs::File::create(root.join("apt.lock")).expect("create the apt lock file");
     lock.lock().expect("lock apt");
-    if let Some(both) = found() {
-        return both;
+    if let Some(all) = found() {
+        return all;
     }
+    let wanted = packages.join(" ");
     let uid = Command::new("id").arg("-u").output().expect("run id -u");
     assert!(
         String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "prometheus is not installed and this user cannot install it; run `apt-get install --no-install-recommends prometheus` as root"
+        "{wanted} is not installed and this user cannot install it; run `apt-get install --no-install-recommends {wanted}` as root"
     );
-    for args in [
-        &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "prometheus",
-        ][..],
-    ] {
+    let install = [
+        &["install", "-y", "-qq", "--no-install-recommends"][..],
+        packages,
+    ]
+    .concat();
+    for args in [&["update", "-qq"][..], &install[..]] {
         let out = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -422,5 +441,10 @@ pub fn prometheus() -> (PathBuf, PathBuf) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    found().expect("apt-get installed prometheus, yet prometheus or promtool is not on PATH")
+    found().unwrap_or_else(|| {
+        panic!(
+            "apt-get installed {wanted}, yet one of {} is not on PATH",
+            binaries.join(", ")
+        )
+    })
 }

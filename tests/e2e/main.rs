@@ -12,12 +12,14 @@
 //! listens on the default port, as the README's lines say.
 //!
 //! Shared by the areas: `common` (a daemon process, pipelines, candidates),
-//! `canary_service` (a serving service simulated on loopback) and
-//! `loopback` (small HTTP services on 127.0.0.1 that plugins call).
+//! `canary_service` (a serving service simulated on loopback),
+//! `loopback` (small HTTP services on 127.0.0.1 that plugins call) and
+//! `webdriver` (a headless Chromium driven through chromedriver).
 
 mod canary_service;
 mod common;
 mod loopback;
+mod webdriver;
 
 mod access_control;
 mod audit_tamper;
@@ -25,6 +27,7 @@ mod canary_operations;
 mod canary_rollback;
 mod config_drift;
 mod crash_recovery;
+mod dashboard;
 mod dora_figures;
 mod example_requests;
 mod gate_faults;

@@ -6,7 +6,7 @@ pub mod auth;
 pub mod canary;
 pub mod convert;
 pub mod environments;
-mod errors;
+pub mod errors;
 pub mod flagd;
 pub mod plugins;
 pub mod releases;

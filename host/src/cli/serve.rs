@@ -188,7 +188,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     // The metrics line comes first: a script that stops reading at the
     // address has read it.
     if let Some(http) = running.http_addr {
-        println!("gatehouse metrics on http://{http}/metrics");
+        let scheme = if running.tls { "https" } else { "http" };
+        println!("gatehouse metrics on {scheme}://{http}/metrics");
     }
     if running.tls {
         println!("gatehouse listening on https://{}", running.addr);

@@ -151,10 +151,11 @@ impl Links {
             .map(|d| format!("{}/#/releases/{id}", d.trim_end_matches('/')))
     }
 
-    pub fn environment(&self, env: &str) -> Option<String> {
+    /// The environments view (it shows every environment).
+    pub fn environments(&self) -> Option<String> {
         self.dashboard
             .as_ref()
-            .map(|d| format!("{}/#/environments/{env}", d.trim_end_matches('/')))
+            .map(|d| format!("{}/#/environments", d.trim_end_matches('/')))
     }
 
     pub fn audit(&self) -> Option<String> {

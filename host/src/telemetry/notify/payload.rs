@@ -112,7 +112,7 @@ pub fn message(kind: Kind, e: &AuditEvent, format: Format, links: &Links) -> Mes
     let key = format!("{}-{}", e.seq, e.hash.get(..16).unwrap_or(&e.hash));
     let url = match (e.release, e.environment.as_deref()) {
         (Some(id), _) => links.release(id),
-        (None, Some(env)) => links.environment(env),
+        (None, Some(_)) => links.environments(),
         (None, None) => links.audit(),
     };
     let body = match format {
