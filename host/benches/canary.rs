@@ -173,51 +173,20 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pipeline = dir.path().join("bench.toml");
         std::fs::write(&pipeline, PIPELINE).expect("pipeline");
-        let running = server::start(&Settings {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.path().join("data"),
-            pipelines: vec![pipeline],
-            ..Settings::default()
-        })
-        .await
-        .expect("daemon");
-        let token = running.generated_admin_token.clone().expect("token");
-        let mut c = client::connect(&format!("http://{}", running.addr), Some(&token))
-            .await
-            .expect("connect");
-        let mut watch = c
-            .environments
-            .watch_config(proto::WatchConfigRequest {
-                environment: "production".into(),
-            })
-            .await
-            .expect("watch")
-            .into_inner();
-
         // A baseline (nothing live: applied without a canary), then a
         // canary that stays up while observations pour in.
-        submit(&mut c, 0).await;
-        until(&mut watch, |c| c.active.is_some()).await;
-        let release = submit(&mut c, 1).await;
-        until(&mut watch, |c| c.canary.is_some()).await;
+        let mut daemon = Rollbacks::start(dir.path(), "ingest", Vec::new()).await;
+        let release = submit(&mut daemon.c, 1).await;
+        until(&mut daemon.watch, |c| c.canary.is_some()).await;
         for streams in [1, 2] {
-            let rate = ingest(&c, release, streams).await;
+            let rate = ingest(&daemon.c, release, streams).await;
             println!(
                 "{:<64} {:>12.0} observations/s (target >= 500,000)",
                 format!("ingest over gRPC, batches of {BATCH}, {streams} stream(s)"),
                 rate
             );
         }
-        c.releases
-            .abort_release(proto::AbortReleaseRequest {
-                id: release,
-                reason: "bench: next figure".into(),
-            })
-            .await
-            .expect("abort");
-        until(&mut watch, |c| c.canary.is_none()).await;
-
-        running.stop().await.expect("stop");
+        daemon.stop().await;
 
         // The rollback path, on a daemon with no notification receiver and
         // on one whose receivers are dead (one refuses connections, one
@@ -266,7 +235,8 @@ fn median(xs: &[Duration]) -> Duration {
     xs[xs.len() / 2]
 }
 
-/// A daemon on which canaries are rolled back one at a time: a fresh
+/// A daemon with a baseline live in production, on which canaries are
+/// rolled back one at a time ([`Rollbacks::one`]): a fresh
 /// canary each, warmed with clean data, then one batch whose canary errors
 /// cross the boundary, timed from sending it to the restored configuration
 /// at a `WatchConfig` subscriber.
