@@ -6,14 +6,16 @@ use gatehouse::client::Client;
 use gatehouse::proto;
 use tonic::Code;
 
-struct Tokens {
-    reader: String,
-    ci: String,
-    operator: String,
-    admin: String,
+/// A token of each role, as [`config`] admits them.
+pub(crate) struct Tokens {
+    pub(crate) reader: String,
+    pub(crate) ci: String,
+    pub(crate) operator: String,
+    pub(crate) admin: String,
 }
 
-fn config(root: &std::path::Path) -> (std::path::PathBuf, Tokens) {
+/// A config admitting a reader, a CI job, an operator and an admin.
+pub(crate) fn config(root: &std::path::Path) -> (std::path::PathBuf, Tokens) {
     let t = Tokens {
         reader: generate_token().unwrap(),
         ci: generate_token().unwrap(),

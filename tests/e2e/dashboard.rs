@@ -11,11 +11,10 @@
 //! surface serves HTTPS with the gRPC certificate, and the cookie is
 //! `Secure`.
 
-use crate::access_control::pki;
+use crate::access_control::{config, pki};
 use crate::canary_service::{HEALTHY, Service};
 use crate::common::*;
 use crate::webdriver::{Browser, Driver};
-use gatehouse::api::auth::{generate_token, hash_token};
 use gatehouse::proto::ReleasePhase;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -42,33 +41,6 @@ name = \"production\"
   min_samples = 60
   config = \"canary.toml\"
 ";
-
-struct Tokens {
-    reader: String,
-    operator: String,
-    admin: String,
-}
-
-/// A config admitting a reader, an operator and an admin.
-fn tokens_config(root: &Path) -> (PathBuf, Tokens) {
-    let t = Tokens {
-        reader: generate_token().unwrap(),
-        operator: generate_token().unwrap(),
-        admin: generate_token().unwrap(),
-    };
-    let mut text = String::new();
-    for (name, role, token) in [
-        ("viewer", "reader", &t.reader),
-        ("oncall", "operator", &t.operator),
-        ("root", "admin", &t.admin),
-    ] {
-        text.push_str(&format!(
-            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
-            hex::encode(hash_token(token))
-        ));
-    }
-    (write(root, "gatehouse.toml", &text), t)
-}
 
 /// Where the dashboard is, from where the daemon said it serves metrics.
 fn dashboard_base(daemon: &Daemon) -> String {
@@ -129,7 +101,7 @@ async fn dashboard_follows_releases_live_charts_the_canary_and_keeps_readers_and
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "canary.toml", JUDGE);
     let pipeline = write(root.path(), "pipeline.toml", PIPELINE);
-    let (config, t) = tokens_config(root.path());
+    let (config, t) = config(root.path());
     let daemon = Daemon::start(
         &root.path().join("data"),
         &[
@@ -370,7 +342,7 @@ async fn dashboard_follows_releases_live_charts_the_canary_and_keeps_readers_and
 async fn dashboard_and_metrics_serve_https_with_the_grpc_certificate_and_a_secure_cookie() {
     let (chromium, chromedriver) = chromium();
     let root = tempfile::tempdir().unwrap();
-    let (config, t) = tokens_config(root.path());
+    let (config, t) = config(root.path());
     let pki = pki(root.path());
     let daemon = Daemon::start(
         &root.path().join("data"),
