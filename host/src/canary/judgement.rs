@@ -14,6 +14,13 @@
 //!    promote; < `marginal`: roll back; between: `on_inconclusive` decides
 //!    (extend → continue, pause → inconclusive, fail → roll back).
 //!
+//! A canary with a metric source (Prometheus) adds its series metrics at
+//! the final look, scored and ranked with the others. Then:
+//! - no observation at all is not rule 1's inconclusive: the series judge
+//!   alone, and the observation metrics (all without data) are left out;
+//! - a source whose queries failed makes the look inconclusive, whatever
+//!   else has data (after rule 2: a critical failure still rolls back).
+//!
 //! Every number is finite or absent, so the judgement serialises to JSON
 //! for the audit log without loss.
 
@@ -183,6 +190,96 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// One query a look asked a metric source, and what came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryEvidence {
+    /// The arm as services label it: `active` (the baseline) or `canary`.
+    pub arm: String,
+    /// The query as sent, its template filled in.
+    pub query: String,
+    /// Points returned that are numbers.
+    pub points: u64,
+    /// Points returned that were not (NaN, ±Inf), left out.
+    pub dropped: u64,
+    /// Attempts it took, retries of transient failures included.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One metric read from a metric source, compared interval by interval
+/// (`canary::intervals`): a fixed-horizon test, judged at final looks only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesResult {
+    /// The name it has in `[environment.canary.prometheus.metrics]`.
+    pub name: String,
+    pub direction: super::Direction,
+    /// Each arm's mean over the intervals both reported.
+    pub baseline: Option<f64>,
+    pub canary: Option<f64>,
+    /// Intervals with a number on both arms: the samples.
+    pub intervals: u64,
+    /// Lag-1 autocorrelation of the differences, as used (clipped).
+    pub autocorrelation: Option<f64>,
+    /// Batches of contiguous intervals the test compared.
+    pub batches: u64,
+    /// Exact sign-flip p-value of the batch means, for the bad direction.
+    pub p_value: Option<f64>,
+    pub threshold: f64,
+    /// Relative change of the mean (0.2 = 20% higher); absent when the
+    /// baseline's mean is 0.
+    pub effect: Option<f64>,
+    pub effect_floor: f64,
+    pub outcome: Outcome,
+    pub weight: f64,
+    pub critical: bool,
+    /// One query per arm.
+    pub queries: Vec<QueryEvidence>,
+    pub note: String,
+}
+
+impl SeriesResult {
+    /// One line naming the metric and its evidence, for reasons.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} {}", self.name, self.outcome.name());
+        if let (Some(b), Some(c)) = (self.baseline, self.canary) {
+            s += &format!(": canary {} vs baseline {}", num(c), num(b));
+        }
+        if self.outcome.has_data() {
+            if let Some(e) = self.effect {
+                s += &format!(" ({:+.1}%)", e * 100.0);
+            }
+            if let Some(p) = self.p_value {
+                s += &format!(
+                    ", {} intervals in {} batches p={}",
+                    self.intervals,
+                    self.batches,
+                    num(p)
+                );
+            }
+        } else if !self.note.is_empty() {
+            s += &format!(": {}", self.note);
+        }
+        s
+    }
+}
+
+/// What a look read from a Prometheus source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceEvidence {
+    pub url: String,
+    /// The range the series cover, and their resolution.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub interval_ms: u64,
+    /// Looks in a row whose queries failed, this one included.
+    pub looks_failed: u32,
+    /// Why the source gave nothing to judge, if it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub metrics: Vec<SeriesResult>,
+}
+
 /// What the release should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -229,11 +326,46 @@ pub struct Judgement {
     /// Request keys served by both arms.
     pub mirrored_pairs: u64,
     pub metrics: Vec<MetricResult>,
+    /// What a metric source reported, at a final look of a canary that
+    /// names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceEvidence>,
 }
 
 impl Judgement {
     pub fn metric(&self, metric: Metric) -> Option<&MetricResult> {
         self.metrics.iter().find(|m| m.metric == metric)
+    }
+}
+
+/// One metric as the decision weighs it, whichever test judged it.
+struct Weighed {
+    outcome: Outcome,
+    critical: bool,
+    weight: f64,
+    p_value: Option<f64>,
+    summary: String,
+}
+
+impl Weighed {
+    fn of_metric(m: &MetricResult) -> Weighed {
+        Weighed {
+            outcome: m.outcome,
+            critical: m.critical,
+            weight: m.weight,
+            p_value: m.p_value,
+            summary: m.summary(),
+        }
+    }
+
+    fn of_series(s: &SeriesResult) -> Weighed {
+        Weighed {
+            outcome: s.outcome,
+            critical: s.critical,
+            weight: s.weight,
+            p_value: s.p_value,
+            summary: format!("{} (prometheus)", s.summary()),
+        }
     }
 }
 
@@ -243,14 +375,26 @@ pub(super) fn decide(
     look: Look,
     counts: (u64, u64),
     metrics: &[MetricResult],
+    source: Option<&SourceEvidence>,
 ) -> (Decision, String, Option<f64>) {
     let (nb, nc) = counts;
     let fewest = nb.min(nc);
     let min = config.min_samples;
-    let worst = worst(metrics);
-    let worst_text = worst.map_or_else(|| "no metric has data".to_string(), |m| m.summary());
+    let observed = nb > 0 || nc > 0;
+    // With a source and no observation, the observation metrics have
+    // nothing to say and are left out.
+    let mut weighed: Vec<Weighed> = if observed || source.is_none() {
+        metrics.iter().map(Weighed::of_metric).collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(s) = source {
+        weighed.extend(s.metrics.iter().map(Weighed::of_series));
+    }
+    let worst = worst(&weighed);
+    let worst_text = worst.map_or_else(|| "no metric has data".to_string(), |m| m.summary.clone());
 
-    if nb == 0 && nc == 0 {
+    if !observed && source.is_none() {
         return (
             Decision::Inconclusive { needed: min },
             format!(
@@ -262,11 +406,22 @@ pub(super) fn decide(
     if let Some(m) = worst.filter(|m| m.critical && m.outcome == Outcome::Fail) {
         return (
             Decision::RollBack,
-            format!("critical metric failed: {}", m.summary()),
+            format!("critical metric failed: {}", m.summary),
             None,
         );
     }
-    if fewest < min {
+    if let Some(error) = source.and_then(|s| s.error.as_ref().map(|e| (s, e))) {
+        let (s, e) = error;
+        return (
+            Decision::Inconclusive { needed: min },
+            format!(
+                "the metric source failed {} look(s) in a row, so this look is inconclusive: {e}",
+                s.looks_failed
+            ),
+            None,
+        );
+    }
+    if observed && fewest < min {
         let short = if nb < nc { "baseline" } else { "canary" };
         return (
             Decision::Inconclusive {
@@ -289,14 +444,21 @@ pub(super) fn decide(
             None,
         );
     }
-    if let Some(m) = metrics.iter().find(|m| m.critical && !m.outcome.has_data()) {
+    if let Some(m) = weighed.iter().find(|m| m.critical && !m.outcome.has_data()) {
         return (
             Decision::Inconclusive { needed: min },
-            format!("critical metric has no data: {}", m.summary()),
+            format!("critical metric has no data: {}", m.summary),
             None,
         );
     }
-    let judged = metrics.iter().filter(|m| m.outcome.has_data());
+    let judged = weighed.iter().filter(|m| m.outcome.has_data());
+    if judged.clone().next().is_none() {
+        return (
+            Decision::Inconclusive { needed: min },
+            format!("no metric has data, and no data is never a pass: {worst_text}"),
+            None,
+        );
+    }
     let total: f64 = judged.clone().map(|m| m.weight).sum();
     if total <= 0.0 {
         return (
@@ -346,8 +508,8 @@ pub(super) fn decide(
 
 /// The metric that weighs most against the canary: failures (critical
 /// first) before marginals before passes, then by weight, then by evidence.
-fn worst(metrics: &[MetricResult]) -> Option<&MetricResult> {
-    let rank = |m: &MetricResult| match (m.outcome, m.critical) {
+fn worst(metrics: &[Weighed]) -> Option<&Weighed> {
+    let rank = |m: &Weighed| match (m.outcome, m.critical) {
         (Outcome::Fail, true) => 5,
         (Outcome::Fail, false) => 4,
         (Outcome::Marginal, _) => 3,
@@ -403,7 +565,7 @@ mod tests {
     #[test]
     fn all_passing_metrics_promote() {
         let c = CanaryConfig::default();
-        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &all_pass());
+        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &all_pass(), None);
         assert_eq!(d, Decision::Promote, "{reason}");
         assert_eq!(score, Some(100.0));
     }
@@ -413,14 +575,14 @@ mod tests {
         let c = CanaryConfig::default();
         let mut m = all_pass();
         m[3] = result(Metric::LatencyDistribution, Outcome::Fail, false);
-        let (d, reason, _) = decide(&c, Look::Final, (100, 100), &m);
+        let (d, reason, _) = decide(&c, Look::Final, (100, 100), &m, None);
         assert_eq!(d, Decision::Continue, "{reason}");
         assert!(reason.contains("latency_distribution"), "{reason}");
         let paused = CanaryConfig {
             on_inconclusive: OnInconclusive::Pause,
             ..c
         };
-        let (d, _, _) = decide(&paused, Look::Final, (100, 100), &m);
+        let (d, _, _) = decide(&paused, Look::Final, (100, 100), &m, None);
         assert_eq!(d, Decision::Inconclusive { needed: 100 });
     }
 
@@ -433,7 +595,7 @@ mod tests {
             failing.p_value = Some(0.001);
         }
         m[2].weight = 3.0;
-        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &m);
+        let (d, reason, score) = decide(&c, Look::Final, (100, 100), &m, None);
         assert_eq!(d, Decision::RollBack);
         assert!(score.unwrap() < 75.0);
         assert!(reason.contains("latency_centre"), "{reason}");
@@ -442,11 +604,11 @@ mod tests {
     #[test]
     fn interim_look_continues_unless_a_critical_metric_fails() {
         let c = CanaryConfig::default();
-        let (d, _, _) = decide(&c, Look::Interim, (100, 100), &all_pass());
+        let (d, _, _) = decide(&c, Look::Interim, (100, 100), &all_pass(), None);
         assert_eq!(d, Decision::Continue);
         let mut m = all_pass();
         m[0] = result(Metric::ErrorRate, Outcome::Fail, true);
-        let (d, reason, _) = decide(&c, Look::Interim, (30, 30), &m);
+        let (d, reason, _) = decide(&c, Look::Interim, (30, 30), &m, None);
         assert_eq!(d, Decision::RollBack);
         assert!(
             reason.starts_with("critical metric failed: error_rate"),
@@ -457,12 +619,100 @@ mod tests {
     #[test]
     fn no_data_and_no_weight_are_inconclusive() {
         let c = CanaryConfig::default();
-        let (d, _, _) = decide(&c, Look::Final, (0, 0), &[]);
+        let (d, _, _) = decide(&c, Look::Final, (0, 0), &[], None);
         assert_eq!(d, Decision::Inconclusive { needed: 50 });
         let mut m = all_pass();
         m.iter_mut().for_each(|m| m.weight = 0.0);
-        let (d, reason, _) = decide(&c, Look::Final, (60, 60), &m);
+        let (d, reason, _) = decide(&c, Look::Final, (60, 60), &m, None);
         assert_eq!(d, Decision::Inconclusive { needed: 50 }, "{reason}");
+    }
+
+    fn series(name: &str, outcome: Outcome, critical: bool) -> SeriesResult {
+        SeriesResult {
+            name: name.into(),
+            direction: super::super::Direction::IncreaseIsBad,
+            baseline: Some(0.01),
+            canary: Some(0.01),
+            intervals: 40,
+            autocorrelation: Some(0.0),
+            batches: 9,
+            p_value: Some(if outcome == Outcome::Pass { 0.6 } else { 0.002 }),
+            threshold: 0.01,
+            effect: Some(0.0),
+            effect_floor: 0.1,
+            outcome,
+            weight: 1.0,
+            critical,
+            queries: Vec::new(),
+            note: "no data".into(),
+        }
+    }
+
+    fn source(metrics: Vec<SeriesResult>, error: Option<&str>) -> SourceEvidence {
+        SourceEvidence {
+            url: "http://127.0.0.1:9090".into(),
+            start_ms: 0,
+            end_ms: 60_000,
+            interval_ms: 2_000,
+            looks_failed: u32::from(error.is_some()),
+            error: error.map(str::to_string),
+            metrics,
+        }
+    }
+
+    #[test]
+    fn a_source_judges_alone_when_no_service_reports_observations() {
+        let c = CanaryConfig::default();
+        let none: Vec<MetricResult> = Metric::ALL
+            .iter()
+            .map(|&m| MetricResult::untested(&c, m, Test::MixtureSprt, (0, 0)))
+            .collect();
+        let passing = source(
+            vec![
+                series("error_rate", Outcome::Pass, true),
+                series("latency", Outcome::Pass, false),
+            ],
+            None,
+        );
+        let (d, reason, score) = decide(&c, Look::Final, (0, 0), &none, Some(&passing));
+        assert_eq!(d, Decision::Promote, "{reason}");
+        assert_eq!(score, Some(100.0));
+        let failing = source(
+            vec![
+                series("error_rate", Outcome::Fail, true),
+                series("latency", Outcome::Pass, false),
+            ],
+            None,
+        );
+        let (d, reason, _) = decide(&c, Look::Final, (0, 0), &none, Some(&failing));
+        assert_eq!(d, Decision::RollBack, "{reason}");
+        assert!(
+            reason.starts_with("critical metric failed: error_rate fail")
+                && reason.contains("(prometheus)"),
+            "{reason}"
+        );
+        // Nothing with data on either side: never a pass.
+        let empty = source(vec![series("error_rate", Outcome::NoData, false)], None);
+        let (d, reason, _) = decide(&c, Look::Final, (0, 0), &none, Some(&empty));
+        assert_eq!(d, Decision::Inconclusive { needed: 50 }, "{reason}");
+        assert!(reason.contains("never a pass"), "{reason}");
+    }
+
+    #[test]
+    fn a_failing_source_makes_the_look_inconclusive_whatever_else_passes() {
+        let c = CanaryConfig::default();
+        let down = source(
+            vec![series("error_rate", Outcome::NoData, false)],
+            Some("connection refused"),
+        );
+        let (d, reason, _) = decide(&c, Look::Final, (100, 100), &all_pass(), Some(&down));
+        assert_eq!(d, Decision::Inconclusive { needed: 50 }, "{reason}");
+        assert!(reason.contains("connection refused"), "{reason}");
+        // A critical failure in what was observed still rolls back.
+        let mut m = all_pass();
+        m[0] = result(Metric::ErrorRate, Outcome::Fail, true);
+        let (d, _, _) = decide(&c, Look::Final, (100, 100), &m, Some(&down));
+        assert_eq!(d, Decision::RollBack);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! reactor thread. The trigger fires once per canary; acting on it (persist,
 //! then restore) is the executor's job, never the ingest path's.
 
-use super::{Arm, ArmSummary, Canary, CanaryConfig, Decision, Judgement, Look, Observation};
+use super::{
+    Arm, ArmSummary, Canary, CanaryConfig, Decision, Judgement, Look, Observation, SourceEvidence,
+};
 use crate::store::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -83,6 +85,9 @@ type Latest = watch::Sender<Option<Arc<Snapshot>>>;
 /// One canary step (or watch) that observations feed.
 pub struct RunningCanary {
     pub position: Position,
+    /// When this canary started observing: where a metric source's series
+    /// begin.
+    pub opened_ms: i64,
     canary: Arc<tokio::sync::Mutex<Canary>>,
     deadline: Mutex<Instant>,
     trigger: Latest,
@@ -147,10 +152,19 @@ impl RunningCanary {
     /// The final look: every test, the score, the decision. Sorting a large
     /// window takes milliseconds, so it runs on a blocking thread.
     pub async fn look_final(&self) -> Result<Arc<Snapshot>, String> {
+        self.look_final_with(None).await
+    }
+
+    /// The final look, with what a metric source reported beside the
+    /// observations.
+    pub async fn look_final_with(
+        &self,
+        source: Option<SourceEvidence>,
+    ) -> Result<Arc<Snapshot>, String> {
         let guard = self.canary.clone().lock_owned().await;
         let judgement = tokio::task::spawn_blocking(move || {
             let mut canary = guard;
-            canary.judge(Look::Final)
+            canary.judge_with(Look::Final, source)
         })
         .await
         .map_err(|e| format!("the final look did not complete: {e}"))?;
@@ -247,6 +261,7 @@ impl Board {
         };
         let running = Arc::new(RunningCanary {
             position: position.clone(),
+            opened_ms: now_ms(),
             canary: Arc::new(tokio::sync::Mutex::new(canary)),
             deadline: Mutex::new(Instant::now() + period),
             trigger: watch::channel(None).0,

@@ -8,7 +8,10 @@
 //! the sticky traffic split services apply. Anytime-valid tests
 //! ([`sequential`]) may stop a canary at any look; fixed-horizon tests
 //! ([`judge`], [`divergence`]) only speak at the final look, where the
-//! Kayenta-style score decides ([`judgement`]). A final look sorts every
+//! Kayenta-style score decides ([`judgement`]). A canary may also read its
+//! metrics from Prometheus ([`source`], [`prometheus`]), compared per
+//! interval by a test that holds on autocorrelated series ([`intervals`]),
+//! at final looks. A final look sorts every
 //! latency, so the daemon runs it off the reactor (`spawn_blocking`).
 
 pub mod config;
@@ -22,6 +25,7 @@ pub mod prometheus;
 pub mod recorded;
 pub mod routing;
 pub mod sequential;
+pub mod source;
 
 #[cfg(test)]
 mod simulation;
@@ -29,7 +33,9 @@ mod simulation;
 mod testing;
 
 pub use config::{CanaryConfig, Direction, Metric, MetricConfig, OnInconclusive};
-pub use judgement::{Decision, Judgement, Look, MetricResult, Outcome, Test};
+pub use judgement::{
+    Decision, Judgement, Look, MetricResult, Outcome, SeriesResult, SourceEvidence, Test,
+};
 pub use observation::{Arm, ArmSummary, Observation, Window};
 
 use judge::SortedLatencies;
@@ -121,6 +127,12 @@ impl Canary {
     /// sequential tests, which is safe: their p-values stay valid however
     /// often one looks.
     pub fn judge(&mut self, look: Look) -> Judgement {
+        self.judge_with(look, None)
+    }
+
+    /// Judges the window beside what a metric source reported at this look
+    /// (final looks only: its test is fixed-horizon).
+    pub fn judge_with(&mut self, look: Look, source: Option<SourceEvidence>) -> Judgement {
         let Canary {
             config,
             window,
@@ -158,7 +170,8 @@ impl Canary {
             metrics.push(result);
         }
         let counts = (window.baseline().count(), window.canary().count());
-        let (decision, reason, score) = judgement::decide(config, look, counts, &metrics);
+        let (decision, reason, score) =
+            judgement::decide(config, look, counts, &metrics, source.as_ref());
         Judgement {
             decision,
             reason,
@@ -170,6 +183,7 @@ impl Canary {
             canary_n: counts.1,
             mirrored_pairs: window.overlap().pairs,
             metrics,
+            source,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! copied into each release with the rest of the pipeline, so editing
 //! `canary.toml` never changes a canary already under way.
 
+use crate::canary::source::PrometheusSource;
 use crate::canary::{self, CanaryConfig, OnInconclusive};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -44,6 +45,10 @@ pub struct CanarySpec {
     /// Where `judge` came from, to name it in messages.
     #[serde(default)]
     pub judge_source: String,
+    /// Metrics read from Prometheus, judged at each step's final look
+    /// beside (or instead of) reported observations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
 }
 
 /// What to do when a canary step ends without enough evidence either way.
@@ -127,6 +132,7 @@ pub(super) struct RawCanary {
     config: Option<String>,
     /// The same settings inline.
     judge: Option<toml::Table>,
+    prometheus: Option<PrometheusSource>,
 }
 
 fn default_max_extensions() -> u32 {
@@ -183,7 +189,11 @@ pub(super) fn resolve(raw: RawCanary, base: &Path) -> Result<CanarySpec, String>
         },
         judge,
         judge_source,
+        prometheus: raw.prometheus,
     };
+    if let Some(p) = &spec.prometheus {
+        p.validate()?;
+    }
     check(&spec)?;
     spec.judge_config().map_err(|e| e.to_string())?;
     Ok(spec)

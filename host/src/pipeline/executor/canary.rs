@@ -21,13 +21,17 @@
 //!   most `max_extensions` times, then roll back: a canary is never
 //!   promoted without evidence), pause for an operator (a regression still
 //!   rolls it back meanwhile), or fail (roll back).
+//! - A canary that names a metric source (`[environment.canary.prometheus]`)
+//!   reads it at each step's final look, over the step so far; a source
+//!   that keeps failing makes that look inconclusive (see [`source_look`]).
 //! - The watch after full promotion is in [`super::watch`]; taking a
 //!   canary out of traffic in [`super::takedown`].
 
 use super::takedown::{evidence, publish, take_down, withdraw};
 use super::{DAEMON, Note, Runtime, advance, advance_noted, apply_now, decide, wait_for_news};
-use crate::canary::Decision;
 use crate::canary::live::{Mode, Position, RunningCanary, Snapshot};
+use crate::canary::source::{Arms, look};
+use crate::canary::{Decision, SourceEvidence};
 use crate::configstore::ConfigStore;
 use crate::digest::Digest;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, CanarySpec, InconclusiveAction};
@@ -35,7 +39,7 @@ use crate::pipeline::release::machine::{Event, Step};
 use crate::pipeline::release::{CanaryHold, Phase, Release};
 use crate::plugins::{AdapterCall, CandidateView};
 use crate::store::audit::{Draft, EventKind};
-use crate::store::{self, Refusal};
+use crate::store::{self, Refusal, now_ms};
 use std::sync::{Arc, Mutex};
 
 /// Whether `env` runs something a canary of `candidate` can be compared
@@ -247,7 +251,8 @@ async fn step_end(
     spec: &CanarySpec,
     running: &RunningCanary,
 ) -> Result<Release, store::Error> {
-    let judged = match running.look_final().await {
+    let source = source_look(rt, release, stage, spec, running).await;
+    let judged = match running.look_final_with(source).await {
         Ok(s) => s,
         Err(e) => return take_down(rt, release, stage, None, e).await,
     };
@@ -268,7 +273,8 @@ async fn step_end(
     };
     let env = release.environment(stage);
     let weight = running.position.weight_percent;
-    let reason = if judged.judgement.baseline_n == 0 && judged.judgement.canary_n == 0 {
+    let unfed = judged.judgement.baseline_n == 0 && judged.judgement.canary_n == 0;
+    let reason = if unfed && spec.prometheus.is_none() {
         // Name how long nothing came: a canary nobody feeds is a set-up
         // problem, not a candidate's.
         let waited = spec.step_duration() * (extensions + 1);
@@ -323,6 +329,73 @@ async fn step_end(
             let why = format!("undecided, and on_inconclusive is fail: {reason}");
             take_down(rt, release, stage, Some(judged), why).await
         }
+    }
+}
+
+/// What the step's metric source reports over the step so far, if it names
+/// one. While its queries fail for a reason that may pass (no connection, a
+/// timeout, a 5xx or 429), it looks again one interval later, up to
+/// `consecutive_errors` looks; the last one's evidence says how many failed.
+async fn source_look(
+    rt: &Runtime,
+    release: &Release,
+    stage: usize,
+    spec: &CanarySpec,
+    running: &RunningCanary,
+) -> Option<SourceEvidence> {
+    let source = spec.prometheus.clone()?;
+    let environment = release.environment(stage).to_string();
+    let baseline_digest = rt
+        .configstore
+        .get(&environment)
+        .ok()
+        .and_then(|live| live.state.active.as_ref().map(|a| a.digest.hex()))
+        .unwrap_or_default();
+    let arms = Arms {
+        baseline_digest,
+        canary_digest: release.candidate.hex(),
+        environment,
+        release: release.id.0,
+    };
+    let alpha = spec.alpha;
+    let mut failed = 0;
+    loop {
+        let (s, a, start) = (source.clone(), arms.clone(), running.opened_ms);
+        let looked =
+            tokio::task::spawn_blocking(move || look(&s, &a, start, now_ms(), alpha)).await;
+        let (mut evidence, transient) = match looked {
+            Ok(done) => done,
+            Err(e) => {
+                let error = format!("the look at the metric source did not complete: {e}");
+                let evidence = SourceEvidence {
+                    url: source.url.clone(),
+                    start_ms: start,
+                    end_ms: now_ms(),
+                    interval_ms: source.interval_s * 1000,
+                    looks_failed: 0,
+                    error: Some(error),
+                    metrics: Vec::new(),
+                };
+                (evidence, false)
+            }
+        };
+        let Some(error) = evidence.error.clone() else {
+            return Some(evidence);
+        };
+        failed += 1;
+        evidence.looks_failed = failed;
+        if !transient || failed >= source.consecutive_errors {
+            return Some(evidence);
+        }
+        tracing::warn!(
+            release_id = release.id.0,
+            environment = %arms.environment,
+            looks_failed = failed,
+            consecutive_errors = source.consecutive_errors,
+            "the canary's metric source failed; looking again in {} s: {error}",
+            source.interval_s
+        );
+        tokio::time::sleep(source.interval()).await;
     }
 }
 
