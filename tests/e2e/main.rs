@@ -37,6 +37,7 @@ mod notify;
 mod openfeature;
 mod plugin_registry;
 mod plugin_walkthrough;
+mod prometheus_canary;
 mod prometheus_source;
 mod release_flow;
 mod shutdown;
