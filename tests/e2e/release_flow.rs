@@ -524,17 +524,29 @@ async fn pipeline_naming_a_plugin_not_pushed_yet_refuses_releases_until_it_is() 
     );
 }
 
-#[test]
-fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
+/// Runs `gatehouse demo` with `path` as its PATH; its output.
+fn demo(path: &std::ffi::OsStr) -> String {
     let out = std::process::Command::new(BIN)
         .arg("demo")
+        .env("PATH", path)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
+    // No Prometheus on the PATH: the scene's service reports observations.
+    let stdout = demo(std::ffi::OsStr::new(""));
+    assert!(
+        stdout.contains("reports them (ReportObservations)"),
+        "{stdout}"
     );
     assert!(
         stdout.contains("release 1: Succeeded, reached production"),
@@ -584,6 +596,31 @@ fn demo_shows_one_release_in_production_and_two_stopped_at_named_gates() {
     );
     assert!(
         stdout.contains("before the daemon rolled it back") && stdout.contains("error_rate fail"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("(prometheus)"), "{stdout}");
+}
+
+#[test]
+fn demo_judges_its_canary_on_prometheus_when_one_is_on_the_path() {
+    let (prometheus, _) = prometheus();
+    let stdout = demo(prometheus.parent().unwrap().as_os_str());
+    assert!(
+        stdout.contains("scrapes its /metrics every 250 ms"),
+        "{stdout}"
+    );
+    let why = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("why: "))
+        .unwrap_or_else(|| panic!("no reason: {stdout}"));
+    assert!(
+        why.contains("rolled back automatically")
+            && why.contains("error_rate fail")
+            && why.contains("(prometheus)"),
+        "{why}"
+    );
+    assert!(
+        stdout.contains("RolledBack  pipeline canary-demo"),
         "{stdout}"
     );
 }

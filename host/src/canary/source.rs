@@ -35,8 +35,13 @@ pub struct PrometheusSource {
     /// Resolution of the series: one sample per arm per interval. Queries
     /// should use rate windows of about this length, so that intervals do
     /// not overlap.
-    #[serde(default = "default_interval_s")]
-    pub interval_s: u64,
+    /// 10 s when neither this nor `interval_ms` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u64>,
+    /// The same in milliseconds, when set (short canaries in demos and
+    /// tests, with a scrape faster than a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
     /// How long one query attempt may take.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -69,9 +74,6 @@ pub struct SeriesMetric {
     pub critical: bool,
 }
 
-fn default_interval_s() -> u64 {
-    10
-}
 fn default_timeout_ms() -> u64 {
     5_000
 }
@@ -101,10 +103,22 @@ impl PrometheusSource {
                 self.url
             ));
         }
-        if self.interval_s == 0 || self.interval_s > 3_600 {
+        if self.interval_s.is_some() && self.interval_ms.is_some() {
             return Err(format!(
-                "{key} interval_s {} must be between 1 and 3600 seconds",
-                self.interval_s
+                "{key} has both interval_s and interval_ms; keep one"
+            ));
+        }
+        if self.interval_s.is_some_and(|s| !(1..=3_600).contains(&s)) {
+            return Err(format!(
+                "{key} interval_s must be between 1 and 3600 seconds"
+            ));
+        }
+        if self
+            .interval_ms
+            .is_some_and(|ms| !(100..=3_600_000).contains(&ms))
+        {
+            return Err(format!(
+                "{key} interval_ms must be between 100 and 3600000 milliseconds"
             ));
         }
         if self.timeout_ms == 0 {
@@ -147,8 +161,13 @@ impl PrometheusSource {
         Ok(())
     }
 
+    /// One interval.
     pub fn interval(&self) -> Duration {
-        Duration::from_secs(self.interval_s)
+        match (self.interval_ms, self.interval_s) {
+            (Some(ms), _) => Duration::from_millis(ms),
+            (None, Some(s)) => Duration::from_secs(s),
+            (None, None) => Duration::from_secs(10),
+        }
     }
 }
 
@@ -246,7 +265,7 @@ pub fn look(
         url: source.url.clone(),
         start_ms,
         end_ms,
-        interval_ms: source.interval_s * 1000,
+        interval_ms: source.interval().as_millis() as u64,
         looks_failed: u32::from(failed),
         error: first_error,
         metrics,
@@ -309,8 +328,10 @@ fn judge(
             result.intervals = e.intervals as u64;
             result.note = format!(
                 "not enough data: {} intervals with a number on both arms; this series' \
-                 autocorrelation needs {} ({} s each)",
-                e.intervals, e.needed, source.interval_s
+                 autocorrelation needs {} ({} ms each)",
+                e.intervals,
+                e.needed,
+                source.interval().as_millis()
             );
             return result;
         }
@@ -361,7 +382,8 @@ mod tests {
             "url = \"http://127.0.0.1:9090\"\n[metrics.error_rate]\nquery = 'x{v=\"{{arm}}\"}'\n",
         )
         .unwrap();
-        assert_eq!((s.interval_s, s.consecutive_errors, s.attempts), (10, 3, 3));
+        assert_eq!(s.interval(), Duration::from_secs(10));
+        assert_eq!((s.consecutive_errors, s.attempts), (3, 3));
         let m = &s.metrics["error_rate"];
         assert_eq!(m.direction, Direction::IncreaseIsBad);
         assert!(!m.critical);
@@ -378,6 +400,11 @@ mod tests {
         let e = source("url = \"http://h\"\nconsecutive_errors = 0\n[metrics.x]\nquery = 'x'\n")
             .unwrap_err();
         assert!(e.contains("consecutive_errors"), "{e}");
+        let e = source(
+            "url = \"http://h\"\ninterval_s = 1\ninterval_ms = 500\n[metrics.x]\nquery = 'x'\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("keep one"), "{e}");
         let e = source("url = \"http://h\"\nstep = 3\n[metrics.x]\nquery = 'x'\n").unwrap_err();
         assert!(e.contains("step"), "{e}");
     }

@@ -388,6 +388,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn example_pipelines_prometheus_canary_parses_once_uncommented() {
+        let text = include_str!("../../../examples/pipeline.toml");
+        let mut on = false;
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                on |= l.trim() == "# [environment.canary]";
+                let line = if on {
+                    l.replacen("# ", "", 1)
+                } else {
+                    l.to_string()
+                };
+                on &= l.trim() != "# critical = true";
+                line + "\n"
+            })
+            .collect();
+        let p = parse(&uncommented).unwrap();
+        let canary = p.environments[2].canary.as_ref().expect("a canary");
+        let source = canary.prometheus.as_ref().expect("a Prometheus source");
+        assert_eq!(source.interval(), std::time::Duration::from_secs(30));
+        assert!(source.metrics["error_rate"].critical);
+    }
+
+    #[test]
+    fn example_canary_pipelines_parse() {
+        for text in [
+            include_str!("../../../examples/canary-prometheus-pipeline.toml"),
+            include_str!("../../../examples/serving/python/pipeline.toml"),
+        ] {
+            let p = parse(text).unwrap();
+            let canary = p.environments[0].canary.as_ref().expect("a canary");
+            assert_eq!(canary.prometheus.as_ref().unwrap().metrics.len(), 2);
+        }
+    }
+
+    #[test]
     fn gate_defaults_are_blocking_five_seconds_named_after_plugin() {
         let p = parse(
             "name = \"p\"\n[[environment]]\nname = \"dev\"\n[[environment.gate]]\nplugin = \"config-lint\"\n",

@@ -371,7 +371,7 @@ async fn source_look(
                     url: source.url.clone(),
                     start_ms: start,
                     end_ms: now_ms(),
-                    interval_ms: source.interval_s * 1000,
+                    interval_ms: source.interval().as_millis() as u64,
                     looks_failed: 0,
                     error: Some(error),
                     metrics: Vec::new(),
@@ -392,8 +392,8 @@ async fn source_look(
             environment = %arms.environment,
             looks_failed = failed,
             consecutive_errors = source.consecutive_errors,
-            "the canary's metric source failed; looking again in {} s: {error}",
-            source.interval_s
+            "the canary's metric source failed; looking again in {:?}: {error}",
+            source.interval()
         );
         tokio::time::sleep(source.interval()).await;
     }
