@@ -108,14 +108,19 @@ async fn main() {
         );
         let _ = axum::serve(listener, app).await;
     });
+    for variant in ["active", "canary"] {
+        for status in ["200", "500"] {
+            requests.with_label_values(&[variant, status]);
+        }
+    }
     tokio::spawn(async move {
         let mut n: u64 = 0;
         let mut tick = tokio::time::interval(Duration::from_millis(5));
         loop {
             tick.tick().await;
+            n += 1;
             for variant in ["active", "canary"] {
-                n += 1;
-                let status = if n.is_multiple_of(100) { "500" } else { "200" };
+                let status = if n.is_multiple_of(50) { "500" } else { "200" };
                 requests.with_label_values(&[variant, status]).inc();
                 latency
                     .with_label_values(&[variant])
@@ -198,6 +203,9 @@ query = 'sum(rate(http_request_duration_seconds_sum{{variant="{{{{arm}}}}"}}[500
         took.push(t.elapsed());
         per_look.push(count.load(Ordering::SeqCst) - before);
         assert!(evidence.error.is_none(), "{:?}", evidence.error);
+        for m in &evidence.metrics {
+            assert!(m.p_value.is_some(), "{}: {}", m.name, m.note);
+        }
         intervals = evidence.metrics[0].intervals;
     }
     let _ = child.kill();

@@ -197,16 +197,17 @@ mod tests {
 
     #[test]
     fn a_a_series_raise_false_alarms_at_most_at_alpha_even_when_autocorrelated() {
-        // 2,000 runs each: the rate's standard error at 5% is 0.5%.
+        // 10,000 runs each: the rate's standard error at 5% is 0.22%; the exact
+        // test on independent batches alarms on 3/64 = 4.7% of them.
         for phi in [0.0, 0.5, 0.8] {
             for n in [60, 180, 360] {
-                let rate = false_alarms(phi, n, 0.05, 2_000);
+                let rate = false_alarms(phi, n, 0.05, 10_000);
                 eprintln!(
                     "A/A, phi {phi}, {n} intervals: {:.2}% false alarms",
                     rate * 100.0
                 );
                 assert!(
-                    rate <= 0.05 + 0.012,
+                    rate <= 0.05 + 0.007,
                     "phi {phi}, {n} intervals: false alarms {:.1}%",
                     rate * 100.0
                 );
