@@ -26,7 +26,7 @@ use crate::flagd::{
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
@@ -52,7 +52,12 @@ pub struct FlagSyncApi {
     tokens: Tokens,
     public: BTreeSet<String>,
     keys: BTreeMap<String, String>,
+    rendered: Arc<Mutex<Rendered>>,
 }
+
+/// The last flag set rendered for each selection, by the generations it
+/// shows: a change reaching a thousand subscribers is rendered once.
+type Rendered = BTreeMap<Vec<String>, (Vec<u64>, String)>;
 
 impl FlagSyncApi {
     /// The service, with `settings` checked against the environments the
@@ -81,6 +86,7 @@ impl FlagSyncApi {
             tokens,
             public: settings.public_read.iter().cloned().collect(),
             keys: settings.flag_keys.clone(),
+            rendered: Arc::default(),
         })
     }
 
@@ -142,8 +148,17 @@ impl FlagSyncApi {
             .map(|e| self.daemon.config(e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::internal(e.to_string()))?;
-        let set = flags::flag_set(envs.iter().zip(&live).map(|(e, l)| (self.key(e), &**l)));
-        Ok(set.to_string())
+        let generations: Vec<u64> = live.iter().map(|l| l.state.generation).collect();
+        let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((shown, set)) = rendered.get(envs)
+            && *shown == generations
+        {
+            return Ok(set.clone());
+        }
+        let set =
+            flags::flag_set(envs.iter().zip(&live).map(|(e, l)| (self.key(e), &**l))).to_string();
+        rendered.insert(envs.to_vec(), (generations, set.clone()));
+        Ok(set)
     }
 }
 
@@ -176,6 +191,7 @@ impl FlagSyncService for FlagSyncApi {
             tokens: self.tokens.clone(),
             public: self.public.clone(),
             keys: self.keys.clone(),
+            rendered: self.rendered.clone(),
         };
         Ok(Response::new(Box::pin(self.daemon.feed(
             move |tx| async move {

@@ -19,7 +19,10 @@
 //! - no observation at all is not rule 1's inconclusive: the series judge
 //!   alone, and the observation metrics (all without data) are left out;
 //! - a source whose queries failed makes the look inconclusive, whatever
-//!   else has data (after rule 2: a critical failure still rolls back).
+//!   else has data (after rule 2: a critical failure still rolls back);
+//! - every series metric is required: one without data (an empty result,
+//!   too few intervals) makes the final look inconclusive, critical or
+//!   not, instead of leaving the score to the others.
 //!
 //! Every number is finite or absent, so the judgement serialises to JSON
 //! for the audit log without loss.
@@ -444,6 +447,16 @@ pub(super) fn decide(
             None,
         );
     }
+    // A metric the source was asked for is required: one it could not read
+    // yet (an empty result, too few intervals) holds the decision back,
+    // critical or not, rather than leave the score to the others.
+    if let Some(m) = source.and_then(|s| s.metrics.iter().find(|m| !m.outcome.has_data())) {
+        return (
+            Decision::Inconclusive { needed: min },
+            format!("no data yet for {} (prometheus)", m.summary()),
+            None,
+        );
+    }
     if let Some(m) = weighed.iter().find(|m| m.critical && !m.outcome.has_data()) {
         return (
             Decision::Inconclusive { needed: min },
@@ -691,11 +704,18 @@ mod tests {
                 && reason.contains("(prometheus)"),
             "{reason}"
         );
-        // Nothing with data on either side: never a pass.
-        let empty = source(vec![series("error_rate", Outcome::NoData, false)], None);
-        let (d, reason, _) = decide(&c, Look::Final, (0, 0), &none, Some(&empty));
+        // A metric without data holds the decision back, even when the
+        // others pass: never a promotion on what could be read.
+        let partial = source(
+            vec![
+                series("error_rate", Outcome::Pass, true),
+                series("latency", Outcome::NoData, false),
+            ],
+            None,
+        );
+        let (d, reason, _) = decide(&c, Look::Final, (0, 0), &none, Some(&partial));
         assert_eq!(d, Decision::Inconclusive { needed: 50 }, "{reason}");
-        assert!(reason.contains("never a pass"), "{reason}");
+        assert!(reason.starts_with("no data yet for latency"), "{reason}");
     }
 
     #[test]
