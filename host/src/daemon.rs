@@ -40,6 +40,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub data_dir: PathBuf,
+    /// Where the state lives: the data directory (sled) or etcd.
+    pub store: crate::store::StoreSettings,
     /// Pipeline files; none means the bundled example pipeline.
     pub pipelines: Vec<PathBuf>,
     /// A directory of plugins (`NAME.wasm`, with `NAME.toml` manifests)
@@ -67,6 +69,7 @@ impl Setup {
     pub fn new(data_dir: PathBuf) -> Setup {
         Setup {
             data_dir,
+            store: Default::default(),
             pipelines: Vec::new(),
             plugin_dir: None,
             plugin_dir_poll: std::time::Duration::from_secs(1),

@@ -29,6 +29,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where releases, the audit log and what is live are kept: `"sled"`
+    /// in the data directory, or `{ etcd = { endpoints = [...] } }`.
+    #[serde(default)]
+    pub store: crate::store::StoreSettings,
     /// Pipeline files; none means the bundled example pipeline.
     #[serde(default)]
     pub pipelines: Vec<PathBuf>,
@@ -113,6 +117,7 @@ impl Default for Settings {
         Settings {
             listen: default_listen(),
             data_dir: default_data_dir(),
+            store: Default::default(),
             pipelines: Vec::new(),
             plugin_dir: None,
             plugin_dir_poll_ms: default_plugin_dir_poll_ms(),
@@ -377,6 +382,7 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
     };
     let daemon = Daemon::open(&Setup {
         data_dir: settings.data_dir.clone(),
+        store: settings.store.clone(),
         pipelines: settings.pipelines.clone(),
         plugin_dir: settings.plugin_dir.clone(),
         plugin_dir_poll: std::time::Duration::from_millis(settings.plugin_dir_poll_ms.max(10)),

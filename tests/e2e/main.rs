@@ -21,6 +21,16 @@ mod common;
 mod loopback;
 mod webdriver;
 
+/// The tests of the etcd store need the `etcd` feature; built without it,
+/// this binary says so rather than skip them.
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn built_with_the_etcd_feature() {
+    panic!(
+        "the end-to-end tests include etcd's: run `cargo test --workspace --release --features gatehouse/etcd` (its client's build needs protoc: apt-get install protobuf-compiler libprotobuf-dev)"
+    );
+}
+
 mod access_control;
 mod audit_tamper;
 mod canary_operations;
@@ -29,6 +39,8 @@ mod config_drift;
 mod crash_recovery;
 mod dashboard;
 mod dora_figures;
+#[cfg(feature = "etcd")]
+mod etcd_store;
 mod example_requests;
 mod gate_faults;
 mod hostile_plugins;

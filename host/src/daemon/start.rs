@@ -18,8 +18,8 @@ use crate::plugins::registry::Registry;
 use crate::plugins::signing::Trust;
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
-use crate::store::Store;
 use crate::store::audit::{Draft, EventKind};
+use crate::store::{Store, StoreSettings};
 use crate::telemetry::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -104,9 +104,9 @@ impl Daemon {
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
         // Pipelines are checked before anything is created: a new data
         // directory holds no plugins, so it is made only once they pass.
-        let stored = match setup.data_dir.exists() {
-            true => Some(Store::open(&setup.data_dir)?),
-            false => None,
+        let stored = match (&setup.store, setup.data_dir.exists()) {
+            (StoreSettings::Sled, false) => None,
+            (settings, _) => Some(Store::open_in(settings, &setup.data_dir)?),
         };
         let known = catalog(stored.as_ref(), setup.plugin_dir.as_deref())?;
         let (pipelines, sources): (BTreeMap<_, _>, BTreeMap<_, _>) =
@@ -116,7 +116,7 @@ impl Daemon {
                 .unzip();
         let store = match stored {
             Some(store) => store,
-            None => Store::open(&setup.data_dir)?,
+            None => Store::open_in(&setup.store, &setup.data_dir)?,
         };
         let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
         // Loading plugins is CPU work; keep it off the reactor.

@@ -15,6 +15,8 @@
 
 pub mod audit;
 pub mod backend;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod plugin_files;
 mod plugins;
 pub mod sled;
@@ -23,13 +25,45 @@ mod tx;
 use crate::digest::Digest;
 use audit::{AuditEvent, Head, Verification};
 pub use backend::{Abort, Backend, Fault, Range, Table};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 pub use tx::Tx;
+
+/// Where the store keeps its state: `store = "sled"` (the default: the data
+/// directory) or `store = { etcd = { ... } }` (a cluster shared by daemons).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreSettings {
+    #[default]
+    Sled,
+    Etcd(EtcdSettings),
+}
+
+/// `store = { etcd = { ... } }` in the daemon's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSettings {
+    /// Client URLs of the cluster's members, e.g. `["http://127.0.0.1:2379"]`.
+    pub endpoints: Vec<String>,
+    /// Where this installation's keys live; daemons sharing it share state.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Leadership lease, in seconds: how long a dead leader holds on.
+    #[serde(default = "default_lease_ttl_s")]
+    pub lease_ttl_s: u64,
+}
+
+fn default_prefix() -> String {
+    "/gatehouse/".into()
+}
+
+fn default_lease_ttl_s() -> u64 {
+    5
+}
 
 /// The store's own tables: the audit log, its index by release, and small
 /// settings (the audit head, id counters, idempotency keys).
@@ -128,6 +162,9 @@ pub struct Store {
     commits: Arc<std::sync::Mutex<()>>,
     /// Set once a write to disk failed (see [`Store::stopped`]).
     failure: Arc<tokio::sync::watch::Sender<Option<Failure>>>,
+    /// Whether other daemons share the backend (etcd): plugin bytes are
+    /// then kept in it too, not only in this daemon's files.
+    shared: bool,
 }
 
 impl Store {
@@ -136,10 +173,34 @@ impl Store {
         let backend = sled::Sled::open(dir)?;
         let files = plugins::open_files(dir)?;
         plugins::move_plugin_bytes_out_of_sled(&backend, &files)?;
-        Ok(Store::with_backend(Arc::new(backend), files))
+        Ok(Store::with_backend(Arc::new(backend), files, false))
     }
 
-    fn with_backend(backend: Arc<dyn Backend>, plugin_files: plugin_files::PluginFiles) -> Store {
+    /// Opens the store `settings` name; plugin files stay in `dir` either
+    /// way.
+    pub fn open_in(settings: &StoreSettings, dir: &Path) -> Result<Store, Error> {
+        match settings {
+            StoreSettings::Sled => Store::open(dir),
+            #[cfg(feature = "etcd")]
+            StoreSettings::Etcd(e) => {
+                let backend = etcd::Etcd::connect(e)?;
+                let files = plugins::open_files(dir)?;
+                Ok(Store::with_backend(Arc::new(backend), files, true))
+            }
+            #[cfg(not(feature = "etcd"))]
+            StoreSettings::Etcd(_) => Err(Error::Storage(Fault::other(
+                "store = { etcd = ... } needs a gatehouse built with etcd support: \
+                 `cargo build --release --features etcd` (its client's build needs protoc, \
+                 e.g. Debian's protobuf-compiler)",
+            ))),
+        }
+    }
+
+    fn with_backend(
+        backend: Arc<dyn Backend>,
+        plugin_files: plugin_files::PluginFiles,
+        shared: bool,
+    ) -> Store {
         let (bus, _) = broadcast::channel(4096);
         Store {
             backend,
@@ -147,6 +208,7 @@ impl Store {
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
             failure: Arc::new(tokio::sync::watch::channel(None).0),
+            shared,
         }
     }
 

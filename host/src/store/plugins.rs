@@ -38,6 +38,9 @@ const LEGACY_COMPILED: &str = "plugin_compiled";
 const SCRATCH: &str = "plugin_files_move";
 /// (engine key, digest) → what is known of its compiled artefact file.
 const ARTEFACTS: Table = Table("plugin_artefacts");
+/// Digest → plugin bytes, in a store daemons share (etcd): the files are
+/// each daemon's copy, fetched from here when missing.
+const SHARED_BLOBS: Table = Table("plugin_bytes");
 
 /// What sled knows of a compiled artefact file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,14 +67,26 @@ pub(super) fn open_files(dir: &Path) -> Result<PluginFiles, Error> {
 
 impl Store {
     /// Stores plugin bytes in the file named by their digest.
+    /// In a shared store, also there, before any record names them.
     pub fn put_plugin_blob(&self, digest: &Digest, wasm: &[u8]) -> Result<(), Error> {
+        if self.shared {
+            self.backend.put_new(SHARED_BLOBS, &digest.0, wasm)?;
+        }
         put_blob(&self.plugin_files, digest, wasm)
     }
 
-    /// The plugin bytes stored under `digest`, checked against it.
+    /// The plugin bytes stored under `digest`, checked against it. In a
+    /// shared store, bytes another daemon pushed are fetched and kept.
     pub fn plugin_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, Error> {
         let path = self.plugin_files.wasm(digest);
-        let Some(wasm) = plugin_files::read(&path).map_err(|e| file_error(&path, e))? else {
+        let mut local = plugin_files::read(&path).map_err(|e| file_error(&path, e))?;
+        if local.is_none() && self.shared {
+            local = self.backend.get(SHARED_BLOBS, &digest.0)?;
+            if let Some(wasm) = local.as_ref().filter(|w| Digest::of(w) == *digest) {
+                put_blob(&self.plugin_files, digest, wasm)?;
+            }
+        }
+        let Some(wasm) = local else {
             return Ok(None);
         };
         let found = Digest::of(&wasm);

@@ -1,0 +1,711 @@
+//! The etcd backend: the store's tables as keys under a prefix of an etcd
+//! cluster, for daemons that share their state across machines. Built with
+//! the `etcd` feature (its client compiles etcd's protos with protoc).
+//!
+//! Rules:
+//! - **Layout.** A row is `{prefix}t/{table}/{key}` (the key's bytes as
+//!   they are, so etcd's key order is the table's). Every value starts with
+//!   a tag byte: 0, the value follows; 1, a blob too large for one request,
+//!   whose chunks are under `{prefix}c/{table}/{key}/{n:08}` and whose
+//!   manifest (chunk count, length) follows the tag. Chunks are written
+//!   first, the manifest last, so a reader never sees half a blob.
+//! - **Transactions.** A body reads through linearizable gets and buffers
+//!   its writes; the commit is one etcd `Txn` comparing the `mod_revision`
+//!   of every key the body read (`create_revision = 0` for a key it found
+//!   absent). A failed compare is a conflict: the body runs again on fresh
+//!   reads. A committed `Txn` is durable on a quorum when it returns.
+//! - **An ambiguous commit** (the connection broke after the request left)
+//!   is settled by a marker every commit writes in the same `Txn`:
+//!   `{prefix}m/{writer}` holds this process's commit count. Commits of one
+//!   process run one at a time (`Store::commit`), so the marker says
+//!   whether the last one landed.
+//! - **One daemon leads a prefix.** At open a daemon takes a lease of
+//!   `lease_ttl_s` and waits until it can create `{prefix}leader` under it
+//!   (a follower waits, and takes over once a dead leader's lease runs
+//!   out). It keeps the lease alive; **every commit it makes compares the
+//!   leader key's `create_revision` with the one it created**, so once its
+//!   lease is gone (it was paused, partitioned, or killed and replaced) its
+//!   writes are refused, the store stops, and the daemon exits for its
+//!   supervisor to restart it as a follower (argo-rollouts #2117).
+//! - **Calls run on the backend's own runtime** and the caller's thread
+//!   waits, as it does for sled's disk: the store's trait is synchronous.
+//!   Reads retry an unavailable cluster for up to `REQUEST_DEADLINE`.
+
+use super::EtcdSettings;
+use super::backend::{Abort, Backend, Fault, Range, Rows, Table, Txn};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, TxnOp,
+};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a call may keep retrying an unavailable cluster.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Values above this are written as chunks (etcd refuses requests over
+/// 1.5 MiB by default).
+const CHUNK: usize = 256 * 1024;
+/// Rows fetched per request of a scan.
+const PAGE: i64 = 256;
+
+const INLINE: u8 = 0;
+const CHUNKED: u8 = 1;
+
+pub struct Etcd {
+    client: Client,
+    runtime: Option<tokio::runtime::Runtime>,
+    prefix: Vec<u8>,
+    /// The leader key and the `create_revision` this daemon gave it.
+    leader: Vec<u8>,
+    fence: i64,
+    /// Set once the lease is known to be gone.
+    lost: Arc<AtomicBool>,
+    /// This process's marker key, and how many commits it has made.
+    marker: Vec<u8>,
+    commits: AtomicU64,
+}
+
+fn fault(e: impl std::fmt::Display) -> Fault {
+    Fault::other(format!("etcd: {e}"))
+}
+
+/// Whether an error may pass on its own (no leader, a member down, a
+/// dropped connection, a timeout), so the call is worth repeating.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Unknown
+                | tonic::Code::Aborted
+        ),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// The end of the range of keys starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+impl Etcd {
+    /// Connects to the cluster; refused with what to check when no member
+    /// answers.
+    pub fn connect(settings: &EtcdSettings) -> Result<Etcd, Fault> {
+        if settings.endpoints.is_empty() {
+            return Err(Fault::other(
+                "store.etcd.endpoints is empty; list the cluster's client URLs",
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd")
+            .enable_all()
+            .build()
+            .map_err(Fault::io)?;
+        let endpoints = settings.endpoints.clone();
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_require_leader(true);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(Client::connect(endpoints, Some(options)).await);
+        });
+        let client = rx
+            .recv()
+            .map_err(fault)?
+            .map_err(|e| fault(format!("cannot connect to {:?}: {e}", settings.endpoints)))?;
+        let mut writer = [0u8; 16];
+        getrandom::fill(&mut writer).map_err(fault)?;
+        let prefix = settings.prefix.as_bytes().to_vec();
+        let marker = [&prefix[..], b"m/", hex::encode(writer).as_bytes()].concat();
+        let leader = [&prefix[..], b"leader"].concat();
+        let mut etcd = Etcd {
+            client,
+            runtime: Some(runtime),
+            prefix,
+            leader,
+            fence: 0,
+            lost: Arc::new(AtomicBool::new(false)),
+            marker,
+            commits: AtomicU64::new(0),
+        };
+        // Fail now, naming the endpoints, rather than at the first commit.
+        let probe = [&etcd.prefix[..], b"probe"].concat();
+        etcd.get_raw(probe)
+            .map_err(|e| fault(format!("{:?} did not answer: {e}", settings.endpoints)))?;
+        etcd.fence = etcd.lead(settings, &hex::encode(writer))?;
+        Ok(etcd)
+    }
+
+    /// Takes a lease, keeps it alive, and waits until this daemon holds the
+    /// leader key under it; returns the key's `create_revision`.
+    fn lead(&self, settings: &EtcdSettings, me: &str) -> Result<i64, Fault> {
+        let ttl = settings.lease_ttl_s.clamp(1, 3600) as i64;
+        let lease =
+            self.call(move |mut c| async move { Ok(c.lease_grant(ttl, None).await?.id()) })?;
+        let (client, lost) = (self.client.clone(), self.lost.clone());
+        self.runtime().spawn(async move {
+            let ttl = Duration::from_secs(ttl as u64);
+            let period = (ttl / 3).max(Duration::from_millis(100));
+            let mut c = client;
+            let mut stream = None;
+            let mut kept_at = Instant::now();
+            // Kept alive until etcd says the lease is gone, or no answer
+            // came for a whole TTL (a member down only means asking
+            // another).
+            let why = loop {
+                if stream.is_none() {
+                    stream = c.lease_keep_alive(lease).await.ok();
+                }
+                let answer = match stream.as_mut() {
+                    Some((keeper, answers)) => match keeper.keep_alive().await {
+                        Ok(()) => answers.message().await,
+                        Err(e) => Err(e),
+                    },
+                    None => Err(etcd_client::Error::LeaseKeepAliveError("no stream".into())),
+                };
+                match answer {
+                    Ok(Some(a)) if a.ttl() > 0 => {
+                        kept_at = Instant::now();
+                        tokio::time::sleep(period).await;
+                    }
+                    Ok(_) => break "etcd says it expired".to_string(),
+                    Err(e) if kept_at.elapsed() < ttl => {
+                        tracing::debug!("keeping the etcd lease alive: {e}; asking again");
+                        stream = None;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => break format!("no keep-alive answered for {ttl:?}: {e}"),
+                }
+            };
+            lost.store(true, Ordering::SeqCst);
+            tracing::error!("this daemon lost its etcd lease ({why}); it no longer leads");
+        });
+        let key = self.leader.clone();
+        let value = format!("{me} pid {}", std::process::id()).into_bytes();
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            self.check_lease()?;
+            let (k, v) = (key.clone(), value.clone());
+            let (won, holder) = self.call(move |mut c| {
+                let (k, v) = (k.clone(), v.clone());
+                async move {
+                    let txn = etcd_client::Txn::new()
+                        .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(
+                            k.clone(),
+                            v,
+                            Some(etcd_client::PutOptions::new().with_lease(lease)),
+                        )])
+                        .or_else([TxnOp::get(k, None)]);
+                    let r = c.txn(txn).await?;
+                    let holder = r.op_responses().into_iter().find_map(|o| match o {
+                        etcd_client::TxnOpResponse::Get(g) => g
+                            .kvs()
+                            .first()
+                            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                        _ => None,
+                    });
+                    Ok((r.succeeded(), holder))
+                }
+            })?;
+            if won {
+                let k = key.clone();
+                let created = self.call(move |mut c| {
+                    let k = k.clone();
+                    async move {
+                        let r = c.get(k, None).await?;
+                        Ok(r.kvs().first().map_or(0, |kv| kv.create_revision()))
+                    }
+                })?;
+                tracing::info!(
+                    prefix = %String::from_utf8_lossy(&self.prefix),
+                    "this daemon leads (lease {lease:x}, {ttl} s)"
+                );
+                return Ok(created);
+            }
+            if waiting_since.is_none() {
+                tracing::warn!(
+                    prefix = %String::from_utf8_lossy(&self.prefix),
+                    holder = holder.as_deref().unwrap_or("?"),
+                    "another daemon leads; waiting to take over when its lease ends"
+                );
+                waiting_since = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the leader key is still the one this daemon created.
+    fn still_leads(&self) -> Result<bool, Fault> {
+        let k = self.leader.clone();
+        let created = self.call(move |mut c| {
+            let k = k.clone();
+            async move {
+                let r = c.get(k, None).await?;
+                Ok(r.kvs().first().map_or(0, |kv| kv.create_revision()))
+            }
+        })?;
+        Ok(created == self.fence)
+    }
+
+    /// Refused once the lease is gone: a deposed leader must not act.
+    fn check_lease(&self) -> Result<(), Fault> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(fault(
+                "this daemon lost its lease and no longer leads; it stops so that only the leader writes",
+            ));
+        }
+        Ok(())
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the backend")
+    }
+
+    /// Runs `call` on the backend's runtime, repeating it while it fails
+    /// for a reason that may pass, up to `REQUEST_DEADLINE`.
+    fn call<T, F, Fut>(&self, call: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: Fn(Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>> + Send,
+    {
+        let client = self.client.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime().spawn(async move {
+            let deadline = Instant::now() + REQUEST_DEADLINE;
+            let mut wait = Duration::from_millis(20);
+            let result = loop {
+                match call(client.clone()).await {
+                    Err(e) if transient(&e) && Instant::now() + wait < deadline => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_millis(500));
+                    }
+                    other => break other,
+                }
+            };
+            let _ = tx.send(result);
+        });
+        rx.recv().map_err(fault)?.map_err(fault)
+    }
+
+    fn row_key(&self, table: Table, key: &[u8]) -> Vec<u8> {
+        [&self.prefix[..], b"t/", table.0.as_bytes(), b"/", key].concat()
+    }
+
+    fn table_prefix(&self, table: Table) -> Vec<u8> {
+        [&self.prefix[..], b"t/", table.0.as_bytes(), b"/"].concat()
+    }
+
+    fn chunk_prefix(&self, table: Table, key: &[u8]) -> Vec<u8> {
+        [&self.prefix[..], b"c/", table.0.as_bytes(), b"/", key, b"/"].concat()
+    }
+
+    /// A key's stored bytes and `mod_revision`, if it exists.
+    fn get_raw(&self, full: Vec<u8>) -> Result<Option<(Vec<u8>, i64)>, Fault> {
+        self.call(move |mut c| {
+            let full = full.clone();
+            async move {
+                let r = c.get(full, None).await?;
+                Ok(r.kvs()
+                    .first()
+                    .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
+            }
+        })
+    }
+
+    /// The value a stored tag and body stand for: inline, or its chunks.
+    fn decode(&self, table: Table, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Fault> {
+        match stored.split_first() {
+            Some((&INLINE, value)) => Ok(value.to_vec()),
+            Some((&CHUNKED, manifest)) if manifest.len() == 12 => {
+                let count = u32::from_be_bytes(manifest[..4].try_into().unwrap_or_default());
+                let length = u64::from_be_bytes(manifest[4..].try_into().unwrap_or_default());
+                // A few chunks per request: a response over 4 MiB is refused.
+                let base = self.chunk_prefix(table, key);
+                let to = prefix_end(&base);
+                let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(count as usize);
+                let mut from = base;
+                loop {
+                    let (f, t) = (from.clone(), to.clone());
+                    let (page, more) = self.call(move |mut c| {
+                        let (f, t) = (f.clone(), t.clone());
+                        async move {
+                            let r = c
+                                .get(f, Some(GetOptions::new().with_range(t).with_limit(8)))
+                                .await?;
+                            let page: Vec<(Vec<u8>, Vec<u8>)> = r
+                                .kvs()
+                                .iter()
+                                .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                                .collect();
+                            Ok((page, r.more()))
+                        }
+                    })?;
+                    let last = page.last().map(|(k, _)| k.clone());
+                    chunks.extend(page.into_iter().map(|(_, v)| v));
+                    match last {
+                        Some(k) if more => from = [&k[..], &[0u8][..]].concat(),
+                        _ => break,
+                    }
+                }
+                let value = chunks.concat();
+                if chunks.len() != count as usize || value.len() as u64 != length {
+                    return Err(fault(format!(
+                        "{}: a blob of {length} bytes in {count} chunks reads {} bytes in {} chunks",
+                        table.0,
+                        value.len(),
+                        chunks.len()
+                    )));
+                }
+                Ok(value)
+            }
+            _ => Err(fault(format!(
+                "{}: a value with an unknown layout; was it written by another program?",
+                table.0
+            ))),
+        }
+    }
+
+    fn inline(value: &[u8]) -> Vec<u8> {
+        [&[INLINE][..], value].concat()
+    }
+
+    /// Writes a large value's chunks, and returns its manifest.
+    fn write_chunks(&self, table: Table, key: &[u8], value: &[u8]) -> Result<Vec<u8>, Fault> {
+        let base = self.chunk_prefix(table, key);
+        let chunks: Vec<(Vec<u8>, Vec<u8>)> = value
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(n, c)| {
+                (
+                    [&base[..], format!("{n:08}").as_bytes()].concat(),
+                    c.to_vec(),
+                )
+            })
+            .collect();
+        let count = chunks.len() as u32;
+        for (k, v) in chunks {
+            self.call(move |mut c| {
+                let (k, v) = (k.clone(), v.clone());
+                async move { c.put(k, v, None).await.map(|_| ()) }
+            })?;
+        }
+        let mut manifest = vec![CHUNKED];
+        manifest.extend_from_slice(&count.to_be_bytes());
+        manifest.extend_from_slice(&(value.len() as u64).to_be_bytes());
+        Ok(manifest)
+    }
+
+    /// What to store for `value`: inline, or its chunks written and the
+    /// manifest returned.
+    fn stored(&self, table: Table, key: &[u8], value: &[u8]) -> Result<Vec<u8>, Fault> {
+        if value.len() <= CHUNK {
+            Ok(Etcd::inline(value))
+        } else {
+            self.write_chunks(table, key, value)
+        }
+    }
+}
+
+/// One transaction's reads and buffered writes.
+struct EtcdTxn<'a> {
+    etcd: &'a Etcd,
+    /// Every key read: its `mod_revision`, 0 when absent.
+    read: RefCell<BTreeMap<Vec<u8>, i64>>,
+    /// Every key written: its stored bytes, or `None` for a removal.
+    written: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl Txn for EtcdTxn<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Abort> {
+        let full = self.etcd.row_key(table, key);
+        if let Some(w) = self.written.borrow().get(&full) {
+            return match w {
+                Some(stored) => Ok(Some(self.etcd.decode(table, key, stored)?)),
+                None => Ok(None),
+            };
+        }
+        let found = self.etcd.get_raw(full.clone())?;
+        self.read
+            .borrow_mut()
+            .entry(full)
+            .or_insert(found.as_ref().map_or(0, |(_, rev)| *rev));
+        match found {
+            Some((stored, _)) => Ok(Some(self.etcd.decode(table, key, &stored)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Abort> {
+        let stored = self.etcd.stored(table, key, value)?;
+        self.written
+            .borrow_mut()
+            .insert(self.etcd.row_key(table, key), Some(stored));
+        Ok(())
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> Result<(), Abort> {
+        self.written
+            .borrow_mut()
+            .insert(self.etcd.row_key(table, key), None);
+        Ok(())
+    }
+}
+
+/// How a commit's `Txn` ended.
+enum Committed {
+    Yes,
+    /// A compare failed: what the body read changed.
+    Conflict,
+}
+
+impl Etcd {
+    fn commit(
+        &self,
+        read: BTreeMap<Vec<u8>, i64>,
+        written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<Committed, Fault> {
+        self.check_lease()?;
+        let count = self.commits.load(Ordering::SeqCst) + 1;
+        let mut compares: Vec<Compare> = read
+            .into_iter()
+            .map(|(key, rev)| match rev {
+                0 => Compare::create_revision(key, CompareOp::Equal, 0),
+                rev => Compare::mod_revision(key, CompareOp::Equal, rev),
+            })
+            .collect();
+        compares.push(Compare::create_revision(
+            self.leader.clone(),
+            CompareOp::Equal,
+            self.fence,
+        ));
+        let mut ops: Vec<TxnOp> = written
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(v) => TxnOp::put(key, v, None),
+                None => TxnOp::delete(key, None),
+            })
+            .collect();
+        ops.push(TxnOp::put(
+            self.marker.clone(),
+            count.to_be_bytes().to_vec(),
+            None,
+        ));
+        // Sent again while the cluster is unavailable (see `call`). A
+        // resend of a commit that had landed fails its compares, and a
+        // request that got no answer may have landed: either way the
+        // marker says.
+        let sent = self.call(move |mut c| {
+            let txn = etcd_client::Txn::new()
+                .when(compares.clone())
+                .and_then(ops.clone());
+            async move { c.txn(txn).await.map(|r| r.succeeded()) }
+        });
+        let landed = || -> Result<bool, Fault> {
+            let now = self.get_raw(self.marker.clone())?;
+            Ok(now.is_some_and(|(v, _)| v == count.to_be_bytes()))
+        };
+        match sent {
+            Ok(true) => {}
+            Ok(false) if landed()? => {}
+            Ok(false) if !self.still_leads()? => {
+                self.lost.store(true, Ordering::SeqCst);
+                return Err(fault(
+                    "this daemon's leadership was taken over (its lease ran out); its write is refused and it stops",
+                ));
+            }
+            Ok(false) => return Ok(Committed::Conflict),
+            Err(e) if landed()? => {
+                tracing::debug!("an etcd commit that reported {e} had landed");
+            }
+            Err(e) => return Err(fault(format!("a commit failed: {e}"))),
+        }
+        self.commits.store(count, Ordering::SeqCst);
+        Ok(Committed::Yes)
+    }
+}
+
+impl Backend for Etcd {
+    fn transact(&self, body: &dyn Fn(&dyn Txn) -> Result<(), Abort>) -> Result<(), Abort> {
+        let mut wait = Duration::from_millis(1);
+        for _ in 0..1_000 {
+            let txn = EtcdTxn {
+                etcd: self,
+                read: RefCell::new(BTreeMap::new()),
+                written: RefCell::new(BTreeMap::new()),
+            };
+            match body(&txn) {
+                Ok(()) => {}
+                Err(Abort::Conflict) => continue,
+                Err(other) => return Err(other),
+            }
+            let (read, written) = (txn.read.into_inner(), txn.written.into_inner());
+            if written.is_empty() {
+                return Ok(());
+            }
+            match self.commit(read, written)? {
+                Committed::Yes => return Ok(()),
+                Committed::Conflict => {
+                    // Another writer got there first: read again, after a
+                    // moment that grows, so two busy writers take turns.
+                    std::thread::sleep(wait.mul_f64(fastrand::f64()));
+                    wait = (wait * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+        Err(Abort::Conflict)
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, Fault> {
+        match self.get_raw(self.row_key(table, key))? {
+            Some((stored, _)) => self.decode(table, key, &stored).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan(&self, table: Table, range: Range<'_>, reverse: bool) -> Result<Rows<'_>, Fault> {
+        let base = self.table_prefix(table);
+        let (mut from, mut to) = match range {
+            Range::All => (base.clone(), prefix_end(&base)),
+            Range::Prefix(p) => {
+                let start = [&base[..], p].concat();
+                let end = prefix_end(&start);
+                (start, end)
+            }
+            Range::From(k) => ([&base[..], k].concat(), prefix_end(&base)),
+        };
+        let mut page: std::vec::IntoIter<(Vec<u8>, Vec<u8>)> = Vec::new().into_iter();
+        let mut done = false;
+        let rows = std::iter::from_fn(move || {
+            loop {
+                if let Some((key, stored)) = page.next() {
+                    let short = key[base.len()..].to_vec();
+                    return Some(
+                        self.decode(table, &short, &stored)
+                            .map(|value| (short, value)),
+                    );
+                }
+                if done {
+                    return None;
+                }
+                let (f, t) = (from.clone(), to.clone());
+                let fetched = self.call(move |mut c| {
+                    let (f, t) = (f.clone(), t.clone());
+                    async move {
+                        let mut options = GetOptions::new().with_range(t).with_limit(PAGE);
+                        if reverse {
+                            options = options.with_sort(SortTarget::Key, SortOrder::Descend);
+                        }
+                        let r = c.get(f, Some(options)).await?;
+                        Ok((
+                            r.kvs()
+                                .iter()
+                                .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                                .collect::<Vec<_>>(),
+                            r.more(),
+                        ))
+                    }
+                });
+                let (rows, more) = match fetched {
+                    Ok(v) => v,
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                };
+                done = !more || rows.is_empty();
+                if let Some((last, _)) = rows.last() {
+                    if reverse {
+                        to = last.clone();
+                    } else {
+                        from = [&last[..], &[0u8][..]].concat();
+                    }
+                }
+                page = rows.into_iter();
+            }
+        });
+        Ok(Box::new(rows))
+    }
+
+    fn put_new(&self, table: Table, key: &[u8], value: &[u8]) -> Result<bool, Fault> {
+        let full = self.row_key(table, key);
+        if self.get_raw(full.clone())?.is_some() {
+            return Ok(false);
+        }
+        let stored = self.stored(table, key, value)?;
+        self.call(move |mut c| {
+            let (full, stored) = (full.clone(), stored.clone());
+            async move {
+                let txn = etcd_client::Txn::new()
+                    .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(full, stored, None)]);
+                Ok(c.txn(txn).await?.succeeded())
+            }
+        })
+    }
+
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Fault> {
+        let full = self.row_key(table, key);
+        let stored = self.stored(table, key, value)?;
+        self.call(move |mut c| {
+            let (full, stored) = (full.clone(), stored.clone());
+            async move { c.put(full, stored, None).await.map(|_| ()) }
+        })
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> Result<(), Fault> {
+        let full = self.row_key(table, key);
+        let chunks = self.chunk_prefix(table, key);
+        self.call(move |mut c| {
+            let (full, chunks) = (full.clone(), chunks.clone());
+            async move {
+                let end = prefix_end(&chunks);
+                let txn = etcd_client::Txn::new().and_then([
+                    TxnOp::delete(full, None),
+                    TxnOp::delete(
+                        chunks,
+                        Some(etcd_client::DeleteOptions::new().with_range(end)),
+                    ),
+                ]);
+                c.txn(txn).await.map(|_| ())
+            }
+        })
+    }
+
+    /// A committed `Txn` is already durable on a quorum.
+    fn flush(&self) -> Result<(), Fault> {
+        Ok(())
+    }
+
+    fn closer(&self) -> Result<Box<dyn FnOnce() -> Result<(), Fault> + Send>, Fault> {
+        Ok(Box::new(|| Ok(())))
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        // A runtime may not be dropped where blocking is not allowed (on a
+        // reactor thread); let it wind down on its own.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}

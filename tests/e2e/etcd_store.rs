@@ -1,0 +1,363 @@
+//! The store on etcd (`store = { etcd = ... }`): a real 3-member etcd
+//! cluster on loopback (Debian's `etcd-server`), started by the test.
+//! Two writers on one prefix append to one hash chain without a gap or a
+//! duplicate; a blob larger than etcd takes in one request comes back
+//! whole; a daemon keeps its releases in etcd, so after a SIGKILL a daemon
+//! with an empty data directory finishes them; and a member down does not
+//! stop it.
+
+use crate::common::*;
+use crate::metrics::free_port;
+use gatehouse::store::audit::{AuditEvent, Draft, EventKind, Verification};
+use gatehouse::store::{EtcdSettings, Store, StoreSettings};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A member's process, killed when dropped.
+struct Member {
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+/// An etcd cluster of `n` members on loopback ports, each with its data
+/// under the test's directory.
+pub struct Cluster {
+    binary: PathBuf,
+    members: Vec<Member>,
+    pub endpoints: Vec<String>,
+}
+
+impl Cluster {
+    pub fn start(root: &Path, n: usize) -> Cluster {
+        let binary = debian_binaries(&["etcd"], &["etcd-server"]).remove(0);
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            binary,
+            members: Vec::new(),
+            endpoints: ports
+                .iter()
+                .map(|(client, _)| format!("http://127.0.0.1:{client}"))
+                .collect(),
+        };
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let args = vec![
+                format!("--name=m{i}"),
+                format!("--data-dir={}", root.join(format!("etcd-{i}")).display()),
+                format!("--listen-client-urls=http://127.0.0.1:{client}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{client}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+                format!("--initial-cluster={initial}"),
+                "--initial-cluster-token=gatehouse-test".into(),
+                "--initial-cluster-state=new".into(),
+            ];
+            cluster.members.push(Member { child: None, args });
+            cluster.restart(i);
+        }
+        for i in 0..n {
+            cluster.healthy(i);
+        }
+        cluster
+    }
+
+    /// Starts member `i` again, on its data.
+    pub fn restart(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        m.child = Some(
+            Command::new(&self.binary)
+                .args(&m.args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start etcd"),
+        );
+    }
+
+    /// SIGKILLs member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits (at most 60 s) until member `i` says it is healthy.
+    pub fn healthy(&self, i: usize) {
+        let url = format!("{}/health", self.endpoints[i]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = ureq::get(&url)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok());
+            if body.is_some_and(|b| b.contains("\"health\":\"true\"")) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd member {i} not healthy within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Revokes the lease `key` is held under, as its expiry would.
+    pub fn revoke_lease_of(&self, key: &str) {
+        let v = self.gateway(
+            "kv/range",
+            serde_json::json!({ "key": Self::b64(key.as_bytes()) }),
+        );
+        let lease = v["kvs"][0]["lease"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} has no lease: {v}"))
+            .to_string();
+        self.gateway("lease/revoke", serde_json::json!({ "ID": lease }));
+    }
+
+    fn b64(b: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// A call to etcd's own JSON gateway, not through our client.
+    fn gateway(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let mut reply = ureq::post(format!("{}/v3/{path}", self.endpoints[0]))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("etcd's JSON gateway answers");
+        serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// How many keys there are under `prefix`, read through etcd's own JSON
+    /// gateway rather than our client.
+    pub fn keys_under(&self, prefix: &str) -> u64 {
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().unwrap() += 1;
+        let v = self.gateway(
+            "kv/range",
+            serde_json::json!({
+                "key": Self::b64(prefix.as_bytes()),
+                "range_end": Self::b64(&end),
+                "count_only": true,
+            }),
+        );
+        v["count"].as_str().map_or(0, |c| c.parse().unwrap())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_store_leads_a_prefix_a_deposed_one_cannot_write_and_the_chain_stays_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(root.path(), 3);
+    let s = StoreSettings::Etcd(EtcdSettings {
+        endpoints: cluster.endpoints.clone(),
+        prefix: "/chain-test/".into(),
+        lease_ttl_s: 2,
+    });
+    let a = tokio::task::block_in_place(|| Store::open_in(&s, &root.path().join("a")))
+        .expect("open the store on etcd");
+
+    // Appends side by side from one leader: each reads the head and writes
+    // the next event.
+    const EACH: usize = 50;
+    let mut tasks = Vec::new();
+    for name in ["x", "y"] {
+        let store = a.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                store
+                    .commit(|tx| {
+                        tx.append(Draft::new(
+                            EventKind::PluginPushed,
+                            name,
+                            format!("{name} {i}"),
+                        ))
+                    })
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // A second store on the prefix waits for the first's lease...
+    let (s2, dir_b) = (s.clone(), root.path().join("b"));
+    let waiting = std::thread::spawn(move || Store::open_in(&s2, &dir_b));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !waiting.is_finished(),
+        "a second leader while the first holds its lease"
+    );
+    // ...which ends as a paused leader's would: revoked here.
+    cluster.revoke_lease_of("/chain-test/leader");
+    let b = waiting.join().unwrap().expect("the second store leads");
+    b.commit(|tx| tx.append(Draft::new(EventKind::PluginPushed, "b", "b 0".to_string())))
+        .await
+        .expect("the new leader writes");
+
+    // The deposed one cannot.
+    let refused = a
+        .commit(|tx| tx.append(Draft::new(EventKind::PluginPushed, "x", "late".to_string())))
+        .await
+        .expect_err("a deposed leader's write is refused");
+    assert!(
+        refused.to_string().contains("lease") || refused.to_string().contains("taken over"),
+        "{refused}"
+    );
+
+    let total = 2 * EACH as u64 + 1;
+    let verified = tokio::task::block_in_place(|| b.verify_audit()).unwrap();
+    assert!(
+        matches!(verified, Verification::Intact { events, .. } if events == total),
+        "{verified:?}"
+    );
+    let events: Vec<AuditEvent> =
+        tokio::task::block_in_place(|| b.events_from(1).collect::<Result<_, _>>()).unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+    for writer in ["x", "y"] {
+        let mine: Vec<&str> = events
+            .iter()
+            .filter(|e| e.actor == writer)
+            .map(|e| e.message.as_str())
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("{writer} {i}")).collect();
+        assert_eq!(mine, expected, "each task's events once, in its order");
+    }
+
+    // A 3 MiB attachment: chunked under the prefix, read back whole.
+    let blob: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = gatehouse::digest::Digest::of(&blob);
+    tokio::task::block_in_place(|| b.put_attachment(&digest, &blob)).unwrap();
+    let back = tokio::task::block_in_place(|| b.attachment(&digest))
+        .unwrap()
+        .unwrap();
+    assert!(back == blob, "the blob comes back as it went in");
+    // The deposed store has stopped: it reads nothing more either.
+    assert!(tokio::task::block_in_place(|| a.attachment(&digest)).is_err());
+    assert!(cluster.keys_under("/chain-test/") > total + 12);
+}
+
+const SLOW_PIPELINE: &str = "\
+name = \"slow\"
+[[environment]]
+name = \"dev\"
+  [[environment.gate]]
+  plugin = \"chaos-gate\"
+  timeout_ms = 20000
+  fuel = 1000000000000
+  params = { mode = \"slow\", delay_ms = 1500 }
+[[environment]]
+name = \"staging\"
+  [[environment.gate]]
+  plugin = \"chaos-gate\"
+  timeout_ms = 20000
+  fuel = 1000000000000
+  params = { mode = \"slow\", delay_ms = 1500 }
+[[environment]]
+name = \"production\"
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_live_in_etcd_a_new_daemon_finishes_them_after_a_sigkill() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(root.path(), 3);
+    let endpoints = cluster
+        .endpoints
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = write(
+        root.path(),
+        "gatehouse.toml",
+        &format!(
+            "store = {{ etcd = {{ endpoints = [{endpoints}], prefix = \"/daemon-test/\" }} }}\n"
+        ),
+    );
+    let plugins = test_plugin_dir(root.path());
+    let pipeline = write(root.path(), "slow.toml", SLOW_PIPELINE);
+    let args = |_: ()| {
+        vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--pipeline".into(),
+            pipeline.display().to_string(),
+            "--plugin-dir".into(),
+            plugins.display().to_string(),
+        ]
+    };
+    let first_args = args(());
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&root.path().join("first"), &first_args);
+    let token = daemon
+        .generated_token
+        .clone()
+        .expect("a token on first start");
+    let mut c = daemon.client(Some(&token)).await;
+
+    let r = submit(&mut c, "slow", &candidate(1)).await.release.unwrap();
+    // Killed while its first gate sleeps.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    daemon.kill();
+
+    // One member down too: a quorum of two still serves.
+    cluster.kill(2);
+
+    // A daemon on another (empty) data directory: the state is in etcd.
+    let second = Daemon::start(&root.path().join("second"), &first_args);
+    assert!(
+        second.generated_token.is_none(),
+        "the admin token is already in etcd"
+    );
+    let mut c = second.client(Some(&token)).await;
+    let done = wait_for(&mut c, r.id, Duration::from_secs(60), |r| r.terminal).await;
+    assert_eq!(
+        phase(&done),
+        gatehouse::proto::ReleasePhase::Succeeded,
+        "{}",
+        done.reason
+    );
+    assert_eq!(
+        live(&mut c, "production").await.active.unwrap().digest,
+        gatehouse::digest::Digest::of(&candidate(1)).hex()
+    );
+    cluster.restart(2);
+    cluster.healthy(2);
+
+    // Every transition once, and the chain intact.
+    let log = events(&mut c).await;
+    let applied = log
+        .iter()
+        .filter(|e| e.kind == "env.applied" && e.release_id == r.id)
+        .count();
+    assert_eq!(applied, 3, "each environment applied once");
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--addr", &second.addr, "--token", &token])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(cluster.keys_under("/daemon-test/") > 0);
+}
