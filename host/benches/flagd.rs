@@ -20,7 +20,6 @@ use gatehouse::flagd::flag_sync_service_client::FlagSyncServiceClient;
 use gatehouse::proto;
 use gatehouse::server::{self, Settings};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -143,43 +142,10 @@ fn wall_ns() -> u128 {
         .as_nanos()
 }
 
-/// The tests' Python environment (see `tests/e2e/common.rs`), made if
-/// missing.
-fn python() -> PathBuf {
-    let requirements =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/requirements.txt");
-    let pins = std::fs::read(&requirements).expect("read tests/python/requirements.txt");
-    let digest = gatehouse::digest::Digest::of(&pins).hex();
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python");
-    std::fs::create_dir_all(&root).expect("create the Python directory");
-    let lock = std::fs::File::create(root.join("lock")).expect("create the lock file");
-    lock.lock().expect("lock the Python directory");
-    let venv = root.join(&digest[..16]);
-    let python = venv.join("bin/python");
-    if !venv.join("installed").exists() {
-        let _ = std::fs::remove_dir_all(&venv);
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "-q",
-                    "-r",
-                ])
-                .arg(&requirements)
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "could not make the Python environment from PyPI");
-        std::fs::write(venv.join("installed"), &pins).expect("mark it installed");
-    }
-    python
-}
+/// The tests' Python environment, made if missing.
+#[path = "../../tests/e2e/python_env.rs"]
+mod python_env;
+use python_env::python;
 
 /// The wall-clock time the Python client was told of the next set whose
 /// canary weight is `want`.

@@ -13,12 +13,14 @@
 //!
 //! Shared by the areas: `common` (a daemon process, pipelines, candidates),
 //! `canary_service` (a serving service simulated on loopback),
-//! `loopback` (small HTTP services on 127.0.0.1 that plugins call) and
+//! `loopback` (small HTTP services on 127.0.0.1 that plugins call),
+//! `python_env` (PyPI's clients in a virtual environment) and
 //! `webdriver` (a headless Chromium driven through chromedriver).
 
 mod canary_service;
 mod common;
 mod loopback;
+mod python_env;
 mod webdriver;
 
 /// The tests of the etcd store need the `etcd` feature; built without it,

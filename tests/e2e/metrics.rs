@@ -23,10 +23,17 @@ pub fn free_port() -> u16 {
 /// Kills the Prometheus process when the test ends, however it ends.
 pub struct Prometheus(std::process::Child);
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
+impl Prometheus {
+    /// Stops it now (SIGKILL), as an outage would.
+    pub fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -66,17 +73,29 @@ pub fn scraping(
         .strip_prefix("http://")
         .and_then(|t| t.strip_suffix("/metrics"))
         .expect("an http:// address ending in /metrics");
-    let port = free_port();
-    let config = write(
+    let (running, api) = start_prometheus(
+        prometheus,
         root,
-        "prometheus.yml",
         &format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gatehouse\n    scrape_interval: 1s\n    authorization:\n      credentials: {token}\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     );
+    until(&api, "up{job=\"gatehouse\"}", 1.0);
+    (running, api)
+}
+
+/// Prometheus with `config` (its `prometheus.yml`) on a free loopback
+/// port, its data under `root`; and the address of its HTTP API.
+pub fn start_prometheus(
+    prometheus: &std::path::Path,
+    root: &std::path::Path,
+    config: &str,
+) -> (Prometheus, String) {
+    let file = write(root, "prometheus.yml", config);
+    let port = free_port();
     let running = Prometheus(
         Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--config.file={}", file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 root.join("tsdb").display()
@@ -87,9 +106,7 @@ pub fn scraping(
             .spawn()
             .expect("start prometheus"),
     );
-    let api = format!("http://127.0.0.1:{port}");
-    until(&api, "up{job=\"gatehouse\"}", 1.0);
-    (running, api)
+    (running, format!("http://127.0.0.1:{port}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! inconclusive, never a promotion.
 
 use crate::common::*;
-use crate::metrics::{free_port, until};
+use crate::metrics::{Prometheus, free_port, start_prometheus, until};
 use gatehouse::client::{Client, routes_to_canary};
 use gatehouse::digest::Digest;
 use gatehouse::proto;
@@ -42,7 +42,7 @@ fn read(file: &str) -> Vec<u8> {
 
 /// Prometheus on a free loopback port, scraping each (port, environment)
 /// every second as the example's `prometheus.yml` does; and its API.
-fn prometheus_scraping(root: &Path, targets: &[(u16, &str)]) -> (Killed, String) {
+fn prometheus_scraping(root: &Path, targets: &[(u16, &str)]) -> (Prometheus, String) {
     let (binary, _) = prometheus();
     let mut config = "global:\n  scrape_interval: 1s\nscrape_configs:\n".to_string();
     for (port, env) in targets {
@@ -50,20 +50,7 @@ fn prometheus_scraping(root: &Path, targets: &[(u16, &str)]) -> (Killed, String)
             "  - job_name: {env}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels:\n          environment: {env}\n"
         );
     }
-    let file = write(root, "prometheus.yml", &config);
-    let port = free_port();
-    let child = Command::new(binary)
-        .arg(format!("--config.file={}", file.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            root.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    (Killed(child), format!("http://127.0.0.1:{port}"))
+    start_prometheus(&binary, root, &config)
 }
 
 /// The example pipeline for `env`, under its own name, reading `url`, with
@@ -429,8 +416,7 @@ async fn prometheus_stopped_mid_canary_makes_the_look_inconclusive_never_a_promo
     }
     // Prometheus goes away mid-step.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    prometheus.0.kill().expect("stop prometheus");
-    let _ = prometheus.0.wait();
+    prometheus.kill();
 
     // The step's end: the look fails twice, 2 s apart, and the step is
     // paused for a person with the provider's error in the audit log.
