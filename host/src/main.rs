@@ -111,6 +111,9 @@ enum Command {
     /// Create access tokens.
     #[command(subcommand)]
     Token(cli::token::TokenCommand),
+    /// Move a single-node installation's state into etcd.
+    #[command(subcommand)]
+    Store(cli::store::StoreCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "EXAMPLES:\n  gatehouse completions bash > /etc/bash_completion.d/gatehouse\n  gatehouse completions zsh > \"${fpath[1]}/_gatehouse\"\n  gatehouse completions fish > ~/.config/fish/completions/gatehouse.fish"
@@ -136,6 +139,7 @@ const LONG_VERSION: &str = concat!(
 /// `--timeout-s`, `--ca`, `--cert` and `--key` mean nothing there.
 const LOCAL_VERBS: &[&[&str]] = &[
     &["serve"],
+    &["store", "migrate"],
     &["demo"],
     &["canary", "judge"],
     &["plugin", "new"],
@@ -259,6 +263,7 @@ fn main() -> ExitCode {
             Command::Env(a) => cli::env::env(&ctx, a).await,
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
+            Command::Store(a) => tokio::task::block_in_place(|| cli::store::run(a)),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 use std::io::Write;

@@ -361,3 +361,96 @@ async fn releases_live_in_etcd_a_new_daemon_finishes_them_after_a_sigkill() {
     );
     assert!(cluster.keys_under("/daemon-test/") > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_store_moves_into_etcd_with_its_audit_chain_intact() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(root.path(), 1);
+    let pipeline = write(
+        root.path(),
+        "direct.toml",
+        "name = \"direct\"\n[[environment]]\nname = \"production\"\n",
+    );
+    let pipeline_args = ["--pipeline", pipeline.to_str().unwrap()];
+
+    // A single-node daemon on sled makes a release, and stops.
+    let sled_dir = root.path().join("sled");
+    let daemon = Daemon::start(&sled_dir, &pipeline_args);
+    let token = daemon.generated_token.clone().unwrap();
+    let mut c = daemon.client(Some(&token)).await;
+    let r = submit(&mut c, "direct", &candidate(7))
+        .await
+        .release
+        .unwrap();
+    assert_eq!(
+        phase(&finished(&mut c, r.id).await),
+        gatehouse::proto::ReleasePhase::Succeeded
+    );
+    let before = events(&mut c).await;
+    daemon.kill();
+
+    let migrate = |prefix: &str| {
+        Command::new(BIN)
+            .args(["store", "migrate", "--from"])
+            .arg(format!("sled:{}", sled_dir.display()))
+            .args(["--to", &format!("etcd:{}", cluster.endpoints.join(","))])
+            .args(["--prefix", prefix])
+            .output()
+            .unwrap()
+    };
+    let out = migrate("/moved/");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = &before.last().unwrap().hash;
+    assert!(
+        said.contains(&format!("{} events, head {head}", before.len())),
+        "{said}"
+    );
+
+    // A daemon on the etcd prefix, with an empty data directory, has it all:
+    // the release, what is live, the token, the same chain.
+    let endpoints = cluster
+        .endpoints
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = write(
+        root.path(),
+        "gatehouse.toml",
+        &format!("store = {{ etcd = {{ endpoints = [{endpoints}], prefix = \"/moved/\" }} }}\n"),
+    );
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend(pipeline_args);
+    let on_etcd = Daemon::start(&root.path().join("etcd-node"), &args);
+    assert!(on_etcd.generated_token.is_none());
+    let mut c = on_etcd.client(Some(&token)).await;
+    assert_eq!(
+        phase(&get(&mut c, r.id).await),
+        gatehouse::proto::ReleasePhase::Succeeded
+    );
+    assert_eq!(
+        live(&mut c, "production").await.active.unwrap().digest,
+        gatehouse::digest::Digest::of(&candidate(7)).hex()
+    );
+    let after = events(&mut c).await;
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the same chain, event for event"
+    );
+    drop(on_etcd);
+
+    // A prefix that holds a store already is refused.
+    let again = migrate("/moved/");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("empty prefix"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

@@ -13,6 +13,7 @@ pub mod release;
 pub mod render;
 mod scaffold;
 pub mod serve;
+pub mod store;
 pub mod token;
 
 use gatehouse::client::{self, Client};

@@ -117,6 +117,10 @@ pub trait Backend: Send + Sync {
 
     fn flush(&self) -> Result<(), Fault>;
 
+    /// The names of the tables that hold rows, for tools that copy a whole
+    /// store.
+    fn tables(&self) -> Result<Vec<String>, Fault>;
+
     /// Flushes, then gives what waits, once every handle of this backend is
     /// dropped, until the engine has let go of its files.
     fn closer(&self) -> Result<Box<dyn FnOnce() -> Result<(), Fault> + Send>, Fault>;

@@ -690,6 +690,44 @@ impl Backend for Etcd {
         })
     }
 
+    fn tables(&self) -> Result<Vec<String>, Fault> {
+        let base = [&self.prefix[..], b"t/"].concat();
+        let mut names = std::collections::BTreeSet::new();
+        let mut from = base.clone();
+        let to = prefix_end(&base);
+        loop {
+            let (f, t) = (from.clone(), to.clone());
+            let (keys, more) = self.call(move |mut c| {
+                let (f, t) = (f.clone(), t.clone());
+                async move {
+                    let r = c
+                        .get(
+                            f,
+                            Some(
+                                GetOptions::new()
+                                    .with_range(t)
+                                    .with_keys_only()
+                                    .with_limit(PAGE),
+                            ),
+                        )
+                        .await?;
+                    let keys: Vec<Vec<u8>> = r.kvs().iter().map(|kv| kv.key().to_vec()).collect();
+                    Ok((keys, r.more()))
+                }
+            })?;
+            for k in &keys {
+                if let Some(name) = k[base.len()..].split(|b| *b == b'/').next() {
+                    names.insert(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            match keys.last() {
+                Some(last) if more => from = [&last[..], &[0u8][..]].concat(),
+                _ => break,
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
     /// A committed `Txn` is already durable on a quorum.
     fn flush(&self) -> Result<(), Fault> {
         Ok(())

@@ -65,6 +65,16 @@ fn default_lease_ttl_s() -> u64 {
     5
 }
 
+/// What [`Store::copy_into`] moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copied {
+    pub rows: u64,
+    pub plugins: u64,
+    /// The audit chain, verified on both sides.
+    pub events: u64,
+    pub head_hash: String,
+}
+
 /// The store's own tables: the audit log, its index by release, and small
 /// settings (the audit head, id counters, idempotency keys).
 const EVENTS: Table = Table("events");
@@ -193,6 +203,57 @@ impl Store {
                  `cargo build --release --features etcd` (its client's build needs protoc, \
                  e.g. Debian's protobuf-compiler)",
             ))),
+        }
+    }
+
+    /// Copies every row of this store and its plugin bytes into `to`,
+    /// which must hold nothing yet; then checks that `to`'s audit chain
+    /// verifies to the same head as this one's. For moving a single-node
+    /// installation onto etcd (`gatehouse store migrate`); neither store
+    /// may be in use by a daemon meanwhile. Blocking.
+    pub fn copy_into(&self, to: &Store) -> Result<Copied, Error> {
+        let before = self.verify_audit()?;
+        let audit::Verification::Intact { events, head_hash } = before else {
+            return Err(Error::Storage(Fault::other(format!(
+                "the source's audit chain does not verify ({before:?}); repair it before moving it"
+            ))));
+        };
+        if !to.backend.tables()?.is_empty() {
+            return Err(Error::Storage(Fault::other(
+                "the destination already holds a store; move into an empty prefix",
+            )));
+        }
+        let mut rows = 0u64;
+        for name in self.backend.tables()? {
+            // Table names are static in the daemon; a one-shot copy names
+            // the ones it finds.
+            let table = Table(Box::leak(name.into_boxed_str()));
+            for row in self.backend.scan(table, Range::All, false)? {
+                let (key, value) = row?;
+                to.backend.put(table, &key, &value)?;
+                rows += 1;
+            }
+        }
+        let mut plugins = 0u64;
+        for digest in self.plugin_files.wasm_digests().map_err(Fault::io)? {
+            if let Some(wasm) = self.plugin_blob(&digest)? {
+                to.put_plugin_blob(&digest, &wasm)?;
+                plugins += 1;
+            }
+        }
+        match to.verify_audit()? {
+            audit::Verification::Intact {
+                events: after,
+                head_hash: head,
+            } if after == events && head == head_hash => Ok(Copied {
+                rows,
+                plugins,
+                events,
+                head_hash,
+            }),
+            other => Err(Error::Storage(Fault::other(format!(
+                "the copy's audit chain does not match the source's ({events} events, head {head_hash}): {other:?}"
+            )))),
         }
     }
 

@@ -62,6 +62,20 @@ impl PluginFiles {
         self.wasm_dir().join(format!("{}.wasm", digest.hex()))
     }
 
+    /// The digests of every plugin's bytes kept here.
+    pub fn wasm_digests(&self) -> io::Result<Vec<Digest>> {
+        let mut digests = Vec::new();
+        for entry in fs::read_dir(self.wasm_dir())? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(d) = name.strip_suffix(".wasm").and_then(|h| h.parse().ok()) {
+                digests.push(d);
+            }
+        }
+        digests.sort();
+        Ok(digests)
+    }
+
     pub fn compiled(&self, engine: &[u8; 8], digest: &Digest) -> PathBuf {
         self.compiled_dir()
             .join(hex::encode(engine))

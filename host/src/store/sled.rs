@@ -217,6 +217,17 @@ impl Backend for Sled {
         Ok(())
     }
 
+    fn tables(&self) -> Result<Vec<String>, Fault> {
+        Ok(self
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            // sled's own default tree holds nothing of ours.
+            .filter(|n| n != "__sled__default")
+            .collect())
+    }
+
     fn flush(&self) -> Result<(), Fault> {
         self.db.flush().map_err(fault)?;
         Ok(())
