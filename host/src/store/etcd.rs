@@ -224,14 +224,7 @@ impl Etcd {
                 }
             })?;
             if won {
-                let k = key.clone();
-                let created = self.call(move |mut c| {
-                    let k = k.clone();
-                    async move {
-                        let r = c.get(k, None).await?;
-                        Ok(r.kvs().first().map_or(0, |kv| kv.create_revision()))
-                    }
-                })?;
+                let created = self.leader_created()?;
                 tracing::info!(
                     prefix = %String::from_utf8_lossy(&self.prefix),
                     "this daemon leads (lease {lease:x}, {ttl} s)"
@@ -250,17 +243,21 @@ impl Etcd {
         }
     }
 
-    /// Whether the leader key is still the one this daemon created.
-    fn still_leads(&self) -> Result<bool, Fault> {
+    /// The leader key's `create_revision`; 0 when nobody leads.
+    fn leader_created(&self) -> Result<i64, Fault> {
         let k = self.leader.clone();
-        let created = self.call(move |mut c| {
+        self.call(move |mut c| {
             let k = k.clone();
             async move {
                 let r = c.get(k, None).await?;
                 Ok(r.kvs().first().map_or(0, |kv| kv.create_revision()))
             }
-        })?;
-        Ok(created == self.fence)
+        })
+    }
+
+    /// Whether the leader key is still the one this daemon created.
+    fn still_leads(&self) -> Result<bool, Fault> {
+        Ok(self.leader_created()? == self.fence)
     }
 
     /// Refused once the lease is gone: a deposed leader must not act.
