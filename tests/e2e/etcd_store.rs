@@ -294,18 +294,14 @@ async fn releases_live_in_etcd_a_new_daemon_finishes_them_after_a_sigkill() {
     );
     let plugins = test_plugin_dir(root.path());
     let pipeline = write(root.path(), "slow.toml", SLOW_PIPELINE);
-    let args = |_: ()| {
-        vec![
-            "--config".to_string(),
-            config.display().to_string(),
-            "--pipeline".into(),
-            pipeline.display().to_string(),
-            "--plugin-dir".into(),
-            plugins.display().to_string(),
-        ]
-    };
-    let first_args = args(());
-    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let first_args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ];
     let daemon = Daemon::start(&root.path().join("first"), &first_args);
     let token = daemon
         .generated_token
