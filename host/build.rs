@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "gatehouse/v1/audit.proto",
     "gatehouse/v1/plugins.proto",
     "gatehouse/v1/canary.proto",
+    "gatehouse/v1/cluster.proto",
     "flagd/sync/v1/sync.proto",
 ];
 

@@ -273,6 +273,7 @@ impl Rollbacks {
             .environments
             .watch_config(proto::WatchConfigRequest {
                 environment: "production".into(),
+                after_generation: 0,
             })
             .await
             .expect("watch")

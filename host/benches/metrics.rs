@@ -112,6 +112,7 @@ async fn bench() {
     }
 
     let now = Now {
+        leader: true,
         watchers: envs.iter().map(|e| (e.clone(), 3)).collect(),
         canaries: board.all(),
         drifted: envs.iter().map(|e| (e.clone(), false)).collect(),

@@ -172,6 +172,7 @@ async fn main() {
                 .environments
                 .watch_config(proto::WatchConfigRequest {
                     environment: "production".into(),
+                    after_generation: 0,
                 })
                 .await
                 .expect("watch config")

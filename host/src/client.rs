@@ -9,6 +9,7 @@ pub use crate::canary::routing::{fnv1a64, routes_to_canary};
 
 use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::canary_service_client::CanaryServiceClient;
+use crate::proto::cluster_service_client::ClusterServiceClient;
 use crate::proto::environment_service_client::EnvironmentServiceClient;
 use crate::proto::plugin_service_client::PluginServiceClient;
 use crate::proto::release_service_client::ReleaseServiceClient;
@@ -38,6 +39,7 @@ pub struct Client {
     pub audit: AuditServiceClient<Authed>,
     pub plugins: PluginServiceClient<Authed>,
     pub canaries: CanaryServiceClient<Authed>,
+    pub cluster: ClusterServiceClient<Authed>,
 }
 
 /// The port `gatehouse serve` listens on unless told otherwise.
@@ -189,6 +191,142 @@ pub async fn connect(addr: &str, token: Option<&str>) -> Result<Client, Error> {
     connect_with(addr, token, None, &Tls::default()).await
 }
 
+/// The addresses of a comma-separated list (`http://a:7443,http://b:7443`).
+pub fn addresses(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// How long [`connect_leader`] and [`Failover`] keep trying for a leader:
+/// longer than an election after a leader dies (its lease, 5 s by
+/// default, and the start of the next).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Connects to the daemon of `addrs` that leads (daemons sharing a store
+/// elect one; the others serve reads and refuse writes with UNAVAILABLE).
+/// Asks each in turn, again and again until `patience` runs out; then
+/// settles for any daemon that answers, so reads still work.
+pub async fn connect_leader(
+    addrs: &[String],
+    token: Option<&str>,
+    deadline: Option<std::time::Duration>,
+    tls: &Tls,
+    patience: std::time::Duration,
+) -> Result<Client, Error> {
+    let until = std::time::Instant::now() + patience;
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        let mut last_error = None;
+        let mut follower = None;
+        for addr in addrs {
+            let mut client = match connect_with(addr, token, deadline, tls).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            match client
+                .cluster
+                .get_cluster(crate::proto::GetClusterRequest {})
+                .await
+            {
+                Ok(c) if c.get_ref().answered_by_leader => return Ok(client),
+                // A daemon from before clusters, or a token that may not
+                // read: take it as it is.
+                Err(s) if s.code() == tonic::Code::Unimplemented => return Ok(client),
+                _ => follower = follower.or(Some(client)),
+            }
+        }
+        if std::time::Instant::now() + pause >= until {
+            return match (follower, last_error) {
+                (Some(client), _) => Ok(client),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(Error::BadAddress {
+                    addr: String::new(),
+                }),
+            };
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Calls to the daemons of an address list that survive one of them dying
+/// or losing the lead: a call refused with UNAVAILABLE (a follower's answer
+/// to a write, a daemon stopping, a connection lost) is made again on the
+/// leader, found anew, until [`PATIENCE`] runs out. A write retried this
+/// way may have landed the first time: give submissions an idempotency key.
+pub struct Failover {
+    addrs: Vec<String>,
+    token: Option<String>,
+    tls: Tls,
+    current: tokio::sync::Mutex<Option<Client>>,
+    pub patience: std::time::Duration,
+}
+
+impl Failover {
+    pub fn new(addrs: Vec<String>, token: Option<&str>) -> Failover {
+        Failover {
+            addrs,
+            token: token.map(str::to_string),
+            tls: Tls::default(),
+            current: tokio::sync::Mutex::new(None),
+            patience: PATIENCE,
+        }
+    }
+
+    /// Runs `call` on the leader's client, again on the next leader while
+    /// it fails with UNAVAILABLE.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let until = std::time::Instant::now() + self.patience;
+        loop {
+            let client = self.client().await?;
+            match call(client).await {
+                Err(s) if retryable(&s) && std::time::Instant::now() < until => {
+                    tracing::debug!("{}; asking the leader again", s.message());
+                    *self.current.lock().await = None;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The client of the daemon that leads (connected once, then kept).
+    pub async fn client(&self) -> Result<Client, tonic::Status> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = connect_leader(
+            &self.addrs,
+            self.token.as_deref(),
+            Some(std::time::Duration::from_secs(10)),
+            &self.tls,
+            self.patience,
+        )
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// Whether another daemon of the list may take the call: this one does not
+/// lead, is stopping, or the connection to it broke.
+pub fn retryable(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+        || (status.code() == tonic::Code::Unknown && transport_cause(status).is_some())
+}
+
 /// [`connect`], with `deadline` bounding the connection and every call's
 /// wait for its answer (for a stream, until it starts); a call past it
 /// fails with a status that says so ([`is_past_deadline`]). An `https://`
@@ -273,7 +411,8 @@ pub async fn connect_with(
         environments: EnvironmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         plugins: PluginServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        canaries: CanaryServiceClient::with_interceptor(channel, bearer),
+        canaries: CanaryServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        cluster: ClusterServiceClient::with_interceptor(channel, bearer),
     })
 }
 

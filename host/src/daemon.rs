@@ -62,6 +62,10 @@ pub struct Setup {
     pub notify: Vec<crate::telemetry::notify::Receiver>,
     /// Where the dashboard is, for links in notifications.
     pub links: crate::telemetry::notify::Links,
+    /// Where clients reach this daemon's gRPC API and HTTP surface, as
+    /// other daemons sharing the store tell them.
+    pub advertise: String,
+    pub advertise_http: Option<String>,
 }
 
 impl Setup {
@@ -79,6 +83,8 @@ impl Setup {
             grants: BTreeMap::new(),
             notify: Vec::new(),
             links: Default::default(),
+            advertise: String::new(),
+            advertise_http: None,
         }
     }
 }
@@ -155,9 +161,51 @@ pub struct Daemon {
     /// to fix, each at its place in the file. The daemon then releases
     /// nothing and its `serve` exits.
     misconfigured: watch::Sender<Option<String>>,
+    /// This daemon, as other daemons sharing the store see it.
+    member: store::Member,
+    /// Set once this daemon leads and has started leading: it resumed the
+    /// open releases and accepts writes. Never set on a follower.
+    leading: watch::Sender<bool>,
 }
 
 impl Daemon {
+    /// Refused, naming the leader, unless this daemon leads: writes go to
+    /// the leader of the daemons sharing the store.
+    pub fn writable(&self) -> Result<(), Error> {
+        if *self.leading.borrow() {
+            return Ok(());
+        }
+        self.rt.store.check_leads()?;
+        // Elected a moment ago, still taking over.
+        Err(Error::Store(store::Error::Refused(Refusal::Follower {
+            leader: None,
+        })))
+    }
+
+    /// Whether this daemon leads (a daemon of its own store always does,
+    /// once started).
+    pub fn leads(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// The daemons sharing the store, or this one alone. Blocking.
+    pub fn cluster(&self) -> Result<store::ClusterView, Error> {
+        match self.rt.store.cluster() {
+            Some(view) => Ok(view?),
+            None => Ok(store::ClusterView {
+                store: "sled".into(),
+                members: vec![self.member.clone()],
+                leader: Some(self.member.id.clone()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// This daemon as it joined the store.
+    pub fn member(&self) -> &store::Member {
+        &self.member
+    }
+
     /// Resolves with what to fix if a plugin refuses a pipeline's parameters
     /// as the daemon starts; never resolves otherwise.
     pub fn misconfigured(&self) -> impl std::future::Future<Output = String> + Send + 'static {
@@ -265,7 +313,7 @@ impl Daemon {
         Ok(self.rt.store.events_of(id)?)
     }
 
-    async fn resume(self: &Arc<Self>, id: ReleaseId) -> Result<(), Error> {
+    async fn resume(self: &Arc<Self>, id: ReleaseId, took_over: bool) -> Result<(), Error> {
         // An operator may have ended it between the start and now.
         let Some(r) = self
             .rt
@@ -276,7 +324,12 @@ impl Daemon {
             return Ok(());
         };
         let mut message = format!(
-            "release {id} resumed after a daemon restart, from {}{}",
+            "release {id} resumed {}, from {}{}",
+            if took_over {
+                "by a new leader (the daemon that drove it stopped leading)"
+            } else {
+                "after a daemon restart"
+            },
             r.phase.name(),
             r.current_environment()
                 .map(|e| format!(" in {e}"))
@@ -337,6 +390,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         self.metrics.render(&figures::Now {
+            leader: self.leads(),
             watchers: self.rt.configstore.watchers(),
             canaries: self.rt.board.all(),
             drifted: self

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 struct Cli {
     /// Daemon address: HOST, HOST:PORT, http://HOST:PORT or
     /// https://HOST:PORT (TLS, never plaintext in its place); the port
-    /// defaults to 7443.
+    /// defaults to 7443. For daemons sharing a store, a comma-separated
+    /// list: the one that leads is used.
     #[arg(
         long,
         global = true,
@@ -114,6 +115,9 @@ enum Command {
     /// Move a single-node installation's state into etcd.
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// The daemons sharing a store: members, leader, lease, etcd health.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "EXAMPLES:\n  gatehouse completions bash > /etc/bash_completion.d/gatehouse\n  gatehouse completions zsh > \"${fpath[1]}/_gatehouse\"\n  gatehouse completions fish > ~/.config/fish/completions/gatehouse.fish"
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
             Command::Plugin(a) => cli::plugin::run(&ctx, a).await,
             Command::Token(a) => cli::token::run(a),
             Command::Store(a) => tokio::task::block_in_place(|| cli::store::run(a)),
+            Command::Cluster(a) => cli::cluster::run(&ctx, a).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 use std::io::Write;

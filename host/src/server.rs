@@ -380,7 +380,15 @@ pub async fn start(settings: &Settings) -> Result<Running, Error> {
         }
         _ => None,
     };
+    let scheme = if tls { "https" } else { "http" };
+    let advertise = match &settings.store {
+        crate::store::StoreSettings::Etcd(e) => e.advertise.clone(),
+        crate::store::StoreSettings::Sled => None,
+    }
+    .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let daemon = Daemon::open(&Setup {
+        advertise,
+        advertise_http: http_addr.map(|a| format!("{scheme}://{a}")),
         data_dir: settings.data_dir.clone(),
         store: settings.store.clone(),
         pipelines: settings.pipelines.clone(),

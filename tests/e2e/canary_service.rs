@@ -82,6 +82,7 @@ impl Service {
             .clone()
             .watch_config(proto::WatchConfigRequest {
                 environment: environment.into(),
+                after_generation: 0,
             })
             .await
             .expect("watch config")

@@ -9,7 +9,7 @@
 use crate::common::*;
 use crate::metrics::free_port;
 use gatehouse::store::audit::{AuditEvent, Draft, EventKind, Verification};
-use gatehouse::store::{EtcdSettings, Store, StoreSettings};
+use gatehouse::store::{EtcdSettings, Lead, Store, StoreSettings};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,9 +168,19 @@ async fn one_store_leads_a_prefix_a_deposed_one_cannot_write_and_the_chain_stays
         endpoints: cluster.endpoints.clone(),
         prefix: "/chain-test/".into(),
         lease_ttl_s: 2,
+        advertise: None,
     });
-    let a = tokio::task::block_in_place(|| Store::open_in(&s, &root.path().join("a")))
+    let me = |name: &str| gatehouse::store::Member {
+        grpc: format!("http://{name}.invalid:7443"),
+        ..Default::default()
+    };
+    let a = tokio::task::block_in_place(|| Store::open_in(&s, &root.path().join("a"), me("a")))
         .expect("open the store on etcd");
+    assert_eq!(
+        *a.lead().borrow(),
+        Lead::Leading,
+        "alone on the prefix, it leads"
+    );
 
     // Appends side by side from one leader: each reads the head and writes
     // the next event.
@@ -197,17 +207,45 @@ async fn one_store_leads_a_prefix_a_deposed_one_cannot_write_and_the_chain_stays
         t.await.unwrap();
     }
 
-    // A second store on the prefix waits for the first's lease...
-    let (s2, dir_b) = (s.clone(), root.path().join("b"));
-    let waiting = std::thread::spawn(move || Store::open_in(&s2, &dir_b));
-    std::thread::sleep(Duration::from_millis(1500));
+    // A second store on the prefix follows while the first holds its
+    // lease: it reads, and its writes are refused, naming the leader...
+    let b = tokio::task::block_in_place(|| Store::open_in(&s, &root.path().join("b"), me("b")))
+        .expect("open a second store on the prefix");
+    let mut lead = b.lead();
     assert!(
-        !waiting.is_finished(),
+        matches!(&*lead.borrow(), Lead::Following { leader: Some(m) } if m.grpc == "http://a.invalid:7443"),
+        "{:?}",
+        *lead.borrow()
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| b.head_seq()).unwrap(),
+        2 * EACH as u64
+    );
+    let refused = b
+        .commit(|tx| {
+            tx.append(Draft::new(
+                EventKind::PluginPushed,
+                "b",
+                "early".to_string(),
+            ))
+        })
+        .await
+        .expect_err("a follower does not write");
+    assert!(
+        refused.to_string().contains("follows") && refused.to_string().contains("a.invalid"),
+        "{refused}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !lead.borrow().leads(),
         "a second leader while the first holds its lease"
     );
-    // ...which ends as a paused leader's would: revoked here.
+    // ...until the first's lease ends as a paused leader's would: revoked here.
     cluster.revoke_lease_of("/chain-test/leader");
-    let b = waiting.join().unwrap().expect("the second store leads");
+    tokio::time::timeout(Duration::from_secs(10), lead.wait_for(Lead::leads))
+        .await
+        .expect("the second store takes the lead within seconds")
+        .unwrap();
     b.commit(|tx| tx.append(Draft::new(EventKind::PluginPushed, "b", "b 0".to_string())))
         .await
         .expect("the new leader writes");

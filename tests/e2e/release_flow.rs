@@ -18,6 +18,7 @@ async fn good_candidate_reaches_production_and_expensive_one_stops_at_cost_gate(
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: "production".into(),
+            after_generation: 0,
         })
         .await
         .unwrap()
@@ -282,6 +283,7 @@ async fn approval_gates_the_stage_and_rollback_restores_previous_digest() {
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: "prod".into(),
+            after_generation: 0,
         })
         .await
         .unwrap()
@@ -365,6 +367,7 @@ async fn bad_input_gets_a_status_that_says_what_to_fix_and_changes_nothing() {
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: "prod".into(),
+            after_generation: 0,
         })
         .await
         .unwrap_err();

@@ -22,6 +22,7 @@ async fn stop_ends_watch_streams_and_returns() {
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: "production".into(),
+            after_generation: 0,
         })
         .await
         .unwrap()

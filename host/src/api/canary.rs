@@ -6,6 +6,7 @@
 //! map lookup, one lock and one interim look.
 
 use super::auth::{Permission, caller};
+use super::errors;
 use super::errors::status;
 use crate::canary::live::{Ingested, Mode, Snapshot};
 use crate::canary::{Arm, Decision, Look, Observation};
@@ -30,6 +31,7 @@ impl CanaryService for CanaryApi {
         req: Request<Streaming<proto::ObservationBatch>>,
     ) -> Result<Response<proto::ReportObservationsResponse>, Status> {
         caller(&req)?.require(Permission::Report)?;
+        self.daemon.writable().map_err(errors::status)?;
         let mut stream = req.into_inner();
         let mut total = Ingested::default();
         while let Some(batch) = stream.message().await? {
@@ -83,6 +85,7 @@ impl CanaryService for CanaryApi {
     ) -> Result<Response<proto::RunDrillResponse>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Operate)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.into_inner();
         if r.environment.is_empty() {
             return Err(Status::invalid_argument(

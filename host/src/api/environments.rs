@@ -1,6 +1,7 @@
 //! `EnvironmentService`: what is live, the watch stream, rollback, drift.
 
 use super::auth::{Permission, caller};
+use super::errors;
 use super::{async_stream, convert, errors::status};
 use crate::daemon::Daemon;
 use crate::proto::{self, environment_service_server::EnvironmentService};
@@ -50,13 +51,19 @@ impl EnvironmentService for EnvironmentApi {
             .daemon
             .watch_config(&req.get_ref().environment)
             .map_err(status)?;
+        let mut seen = req.get_ref().after_generation;
         Ok(Response::new(async_stream(
             &self.daemon,
             move |tx| async move {
                 loop {
                     let current = convert::config(&rx.borrow_and_update());
-                    if tx.send(Ok(current)).await.is_err() {
-                        return;
+                    // A service coming back (here or from another daemon)
+                    // is not told again what it already has.
+                    if current.generation > seen || (seen == 0 && current.generation == 0) {
+                        seen = current.generation;
+                        if tx.send(Ok(current)).await.is_err() {
+                            return;
+                        }
                     }
                     // A watcher that falls behind gets the newest state, not
                     // every intermediate one: configuration is a state, not a log.
@@ -74,6 +81,7 @@ impl EnvironmentService for EnvironmentApi {
     ) -> Result<Response<proto::RollbackEnvironmentResponse>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Operate)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.into_inner();
         let (config, down) = self
             .daemon
@@ -92,6 +100,7 @@ impl EnvironmentService for EnvironmentApi {
     ) -> Result<Response<proto::CheckDriftResponse>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Read)?;
+        self.daemon.writable().map_err(errors::status)?;
         let reports = self
             .daemon
             .check_drift(&who.name, &req.get_ref().environment)

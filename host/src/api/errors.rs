@@ -47,6 +47,7 @@ fn store_status(e: store::Error) -> Status {
         store::Error::Refused(Refusal::NotFound(_)) => Status::not_found(message),
         store::Error::Refused(Refusal::Precondition(_)) => Status::failed_precondition(message),
         store::Error::Refused(Refusal::Stale(_)) => Status::aborted(format!("{message}; retry")),
+        store::Error::Refused(Refusal::Follower { leader }) => follower(message, leader),
         store::Error::Storage(e) if e.full_disk => Status::resource_exhausted(format!(
             "the data directory's disk is full ({e}); free at least {} MiB there, nothing was changed",
             store::SPACE_NEEDED_MIB
@@ -57,3 +58,16 @@ fn store_status(e: store::Error) -> Status {
         store::Error::Storage(_) | store::Error::Corrupt { .. } => Status::internal(message),
     }
 }
+
+/// UNAVAILABLE, so a client with several addresses tries the next one; the
+/// leader's address, when known, also in the `gatehouse-leader` header.
+pub fn follower(message: String, leader: Option<String>) -> Status {
+    let mut status = Status::unavailable(message);
+    if let Some(value) = leader.and_then(|l| l.parse().ok()) {
+        status.metadata_mut().insert(LEADER_HEADER, value);
+    }
+    status
+}
+
+/// Response metadata naming the leader, on writes a follower refuses.
+pub const LEADER_HEADER: &str = "gatehouse-leader";

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod canary;
+pub mod cluster;
 pub mod convert;
 pub mod environments;
 pub mod errors;
@@ -31,6 +32,7 @@ pub async fn routes(
     use crate::flagd::flag_sync_service_server::FlagSyncServiceServer;
     use proto::audit_service_server::AuditServiceServer;
     use proto::canary_service_server::CanaryServiceServer;
+    use proto::cluster_service_server::ClusterServiceServer;
     use proto::environment_service_server::EnvironmentServiceServer;
     use proto::plugin_service_server::PluginServiceServer;
     use proto::release_service_server::ReleaseServiceServer;
@@ -63,6 +65,9 @@ pub async fn routes(
         .await;
     health
         .set_serving::<CanaryServiceServer<canary::CanaryApi>>()
+        .await;
+    health
+        .set_serving::<ClusterServiceServer<cluster::ClusterApi>>()
         .await;
     // Both reflection versions: v1alpha is what grpcio's reflection client,
     // evans and older grpcurl ask for.
@@ -115,6 +120,12 @@ pub async fn routes(
         }),
         tokens.clone(),
     );
+    let cluster = InterceptedService::new(
+        ClusterServiceServer::new(cluster::ClusterApi {
+            daemon: daemon.clone(),
+        }),
+        tokens.clone(),
+    );
     let audit =
         InterceptedService::new(AuditServiceServer::new(audit::AuditApi { daemon }), tokens);
     Ok(Routes::new(health_service)
@@ -125,6 +136,7 @@ pub async fn routes(
         .add_service(plugins)
         .add_service(canaries)
         .add_service(audit)
+        .add_service(cluster)
         .add_service(flag_sync))
 }
 

@@ -1,6 +1,7 @@
 //! `PluginService`: push, list, describe, activate and roll back plugins.
 
 use super::auth::{Permission, caller};
+use super::errors;
 use super::errors::registry_status;
 use crate::daemon::Daemon;
 use crate::plugins::PluginKind;
@@ -21,6 +22,7 @@ impl PluginService for PluginApi {
     ) -> Result<Response<proto::PushPluginResponse>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Administer)?;
+        self.daemon.writable().map_err(errors::status)?;
         let mut stream = req.into_inner();
         let mut header: Option<proto::PushHeader> = None;
         let mut wasm = Vec::new();
@@ -113,6 +115,7 @@ impl PluginService for PluginApi {
     ) -> Result<Response<proto::PluginVersion>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Administer)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.get_ref();
         if r.version.is_empty() {
             return Err(Status::invalid_argument(
@@ -134,6 +137,7 @@ impl PluginService for PluginApi {
     ) -> Result<Response<proto::PluginVersion>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Administer)?;
+        self.daemon.writable().map_err(errors::status)?;
         let record = self
             .registry()
             .await

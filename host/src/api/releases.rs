@@ -1,6 +1,7 @@
 //! `ReleaseService`: submit, inspect, watch, approve, abort.
 
 use super::auth::{Permission, caller};
+use super::errors;
 use super::{convert, errors::status};
 use crate::daemon::Daemon;
 use crate::pipeline::release::ReleaseId;
@@ -27,6 +28,7 @@ impl ReleaseService for ReleaseApi {
     ) -> Result<Response<proto::SubmitReleaseResponse>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Submit)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.into_inner();
         if r.pipeline.is_empty() {
             return Err(Status::invalid_argument(
@@ -113,6 +115,7 @@ impl ReleaseService for ReleaseApi {
     ) -> Result<Response<proto::Release>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Operate)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.into_inner();
         let release = self
             .daemon
@@ -128,6 +131,7 @@ impl ReleaseService for ReleaseApi {
     ) -> Result<Response<proto::Release>, Status> {
         let who = caller(&req)?;
         who.require(Permission::Operate)?;
+        self.daemon.writable().map_err(errors::status)?;
         let r = req.into_inner();
         let release = self
             .daemon

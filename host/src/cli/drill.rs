@@ -27,6 +27,7 @@ pub async fn run(ctx: &Ctx, a: DrillArgs) -> anyhow::Result<u8> {
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: a.environment.clone(),
+            after_generation: 0,
         })
         .await
         .map_err(rpc)?

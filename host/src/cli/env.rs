@@ -149,6 +149,7 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> anyhow::Result<u8> {
         .environments
         .watch_config(proto::WatchConfigRequest {
             environment: a.environment,
+            after_generation: 0,
         })
         .await
         .map_err(rpc)?

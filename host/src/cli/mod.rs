@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod canary;
+pub mod cluster;
 pub mod demo;
 pub mod dora;
 pub mod drill;
@@ -43,14 +44,31 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Connects to `--addr`; of a comma-separated list, to the daemon that
+    /// leads.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        let connected = client::connect_with(
-            &self.addr,
-            self.token.as_deref(),
-            Some(self.deadline),
-            &self.tls,
-        )
-        .await;
+        let addrs = client::addresses(&self.addr);
+        let connected = match &addrs[..] {
+            [_, _, ..] => {
+                client::connect_leader(
+                    &addrs,
+                    self.token.as_deref(),
+                    Some(self.deadline),
+                    &self.tls,
+                    client::PATIENCE.min(self.deadline),
+                )
+                .await
+            }
+            _ => {
+                client::connect_with(
+                    &self.addr,
+                    self.token.as_deref(),
+                    Some(self.deadline),
+                    &self.tls,
+                )
+                .await
+            }
+        };
         connected.map_err(|e| match e {
             client::Error::Connect { cause, .. } if cause.contains("timed out") => {
                 anyhow::anyhow!("{}", past_deadline(self.deadline))

@@ -50,8 +50,20 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<u8> {
         endpoints,
         prefix: prefix.clone(),
         lease_ttl_s: 5,
+        advertise: None,
     });
-    let destination = Store::open_in(&settings, &dir)?;
+    let me = gatehouse::store::Member {
+        grpc: "gatehouse store migrate".into(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    };
+    let destination = Store::open_in(&settings, &dir, me)?;
+    if !destination.lead().borrow().leads() {
+        anyhow::bail!(
+            "a daemon serves etcd prefix {prefix:?} (it holds the lead); moving into a prefix in use would mix two histories: choose an empty prefix"
+        );
+    }
     let copied = source.copy_into(&destination)?;
     println!(
         "moved {} rows and {} plugins from {} to etcd {prefix}",

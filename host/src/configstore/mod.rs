@@ -319,14 +319,30 @@ impl ConfigStore {
         Ok(changed)
     }
 
-    /// Tells every watcher of the environment about a committed state.
+    /// Tells every watcher of the environment about a committed state,
+    /// unless they already have it or a newer one (a follower hears of a
+    /// change both from the store and from its own reading of it).
     pub fn publish(&self, state: EnvState) -> Result<(), Error> {
         let name = state.name.clone();
+        let known = self
+            .lock()
+            .get(&name)
+            .map(|tx| tx.borrow().state.generation);
+        if known.is_some_and(|g| state.generation <= g && state.generation > 0) {
+            return Ok(());
+        }
         let live = Arc::new(self.live(state)?);
         let mut channels = self.lock();
         match channels.get(&name) {
             Some(tx) => {
-                tx.send_replace(live);
+                tx.send_if_modified(|now| {
+                    let newer =
+                        live.state.generation > now.state.generation || live.state.generation == 0;
+                    if newer {
+                        *now = live.clone();
+                    }
+                    newer
+                });
             }
             None => {
                 channels.insert(name, watch::channel(live).0);

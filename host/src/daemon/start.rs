@@ -6,6 +6,7 @@
 use super::{Daemon, Error, Setup, drift, params};
 use crate::canary::live::Board;
 use crate::configstore::ConfigStore;
+use crate::configstore::{ENVIRONMENTS, EnvReads};
 use crate::ids::DAEMON;
 use crate::pipeline::definition::{BUILTIN_ADAPTER, Catalog, Pipeline, Source};
 use crate::pipeline::executor::Runtime;
@@ -19,7 +20,7 @@ use crate::plugins::signing::Trust;
 use crate::plugins::watch::{self as plugin_dir, PluginDir};
 use crate::plugins::{self, Plugins};
 use crate::store::audit::{Draft, EventKind};
-use crate::store::{Store, StoreSettings};
+use crate::store::{Lead, Member, Store, StoreSettings};
 use crate::telemetry::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -104,9 +105,10 @@ impl Daemon {
     pub async fn open(setup: &Setup) -> Result<Arc<Daemon>, Error> {
         // Pipelines are checked before anything is created: a new data
         // directory holds no plugins, so it is made only once they pass.
+        let me = member(setup);
         let stored = match (&setup.store, setup.data_dir.exists()) {
             (StoreSettings::Sled, false) => None,
-            (settings, _) => Some(Store::open_in(settings, &setup.data_dir)?),
+            (settings, _) => Some(Store::open_in(settings, &setup.data_dir, me.clone())?),
         };
         let known = catalog(stored.as_ref(), setup.plugin_dir.as_deref())?;
         let (pipelines, sources): (BTreeMap<_, _>, BTreeMap<_, _>) =
@@ -116,7 +118,7 @@ impl Daemon {
                 .unzip();
         let store = match stored {
             Some(store) => store,
-            None => Store::open_in(&setup.store, &setup.data_dir)?,
+            None => Store::open_in(&setup.store, &setup.data_dir, me.clone())?,
         };
         let trust = Trust::new(&setup.signing).map_err(Error::Signing)?;
         // Loading plugins is CPU work; keep it off the reactor.
@@ -168,6 +170,8 @@ impl Daemon {
             drifted: Mutex::new(BTreeSet::new()),
             closing: watch::channel(false).0,
             misconfigured: watch::channel(None).0,
+            member: me,
+            leading: watch::channel(false).0,
         });
 
         crate::telemetry::log::spawn(daemon.rt.store.subscribe(), daemon.closed());
@@ -182,36 +186,151 @@ impl Daemon {
             chain.clone(),
             daemon.closed(),
         );
-        crate::telemetry::notify::spawn(
-            setup.notify.clone(),
-            daemon.rt.store.clone(),
-            &daemon.metrics,
-            chain,
-            setup.links.clone(),
-            daemon.closing.subscribe(),
-        )
-        .await?;
-        let names: Vec<_> = daemon.pipelines.keys().cloned().collect();
-        let envs = daemon.rt.configstore.names();
-        daemon.rt
-            .store
-            .commit(|tx| {
-                holds::settle_at_start(tx, &envs, &unfinished)?;
-                tx.append(
-                    Draft::new(EventKind::DaemonStarted, DAEMON, format!("daemon started serving pipelines {}", names.join(", ")))
-                        .detail(serde_json::json!({ "pipelines": names, "version": env!("CARGO_PKG_VERSION") })),
-                )
-            })
-            .await?;
-        tokio::spawn(daemon.clone().finish_start(Rest {
+        // A daemon whose lease is gone stops: its writes are refused.
+        let (store, mut lead) = (daemon.rt.store.clone(), daemon.rt.store.lead());
+        tokio::spawn(async move {
+            if let Ok(l) = lead.wait_for(|l| matches!(l, Lead::Lost(_))).await
+                && let Lead::Lost(why) = &*l
+            {
+                store.stop(why.clone());
+            }
+        });
+        let rest = Rest {
             grants: setup.grants.clone(),
             plugin_dir: setup.plugin_dir.clone(),
             plugin_dir_poll: setup.plugin_dir_poll,
             drift_check: setup.drift_check,
             unfinished,
             sources,
-        }));
+            notify: setup.notify.clone(),
+            links: setup.links.clone(),
+            chain,
+            took_over: false,
+        };
+        if daemon.rt.store.lead().borrow().leads() {
+            daemon.clone().take_lead(rest).await?;
+        } else {
+            tokio::spawn(daemon.clone().follow(rest));
+        }
         Ok(daemon)
+    }
+
+    /// Starts leading: the notification outbox, the start recorded (with
+    /// the releases a stop left waiting settled), then, in the background,
+    /// plugins installed and every open release resumed.
+    async fn take_lead(self: Arc<Self>, mut rest: Rest) -> Result<(), Error> {
+        if rest.took_over {
+            let store = self.rt.store.clone();
+            let reread = tokio::task::block_in_place(|| -> Result<Vec<ReleaseId>, Error> {
+                // What the previous leader wrote last, before this one writes.
+                store.catch_up()?;
+                self.reload_environments(None)?;
+                self.registry.load_active()?;
+                Ok(store.unfinished_releases()?)
+            })?;
+            rest.unfinished = reread;
+        }
+        crate::telemetry::notify::spawn(
+            rest.notify.clone(),
+            self.rt.store.clone(),
+            &self.metrics,
+            rest.chain.clone(),
+            rest.links.clone(),
+            self.closing.subscribe(),
+        )
+        .await?;
+        let names: Vec<_> = self.pipelines.keys().cloned().collect();
+        let envs = self.rt.configstore.names();
+        let unfinished = rest.unfinished.clone();
+        let message = match rest.took_over {
+            false => format!("daemon started serving pipelines {}", names.join(", ")),
+            true => format!(
+                "daemon took the lead of the shared store, serving pipelines {}",
+                names.join(", ")
+            ),
+        };
+        let member = self.member.clone();
+        self.rt
+            .store
+            .commit(|tx| {
+                holds::settle_at_start(tx, &envs, &unfinished)?;
+                tx.append(
+                    Draft::new(EventKind::DaemonStarted, DAEMON, message.clone()).detail(
+                        serde_json::json!({
+                            "pipelines": names,
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "took_over": rest.took_over,
+                            "member": member.id,
+                            "address": member.grpc,
+                        }),
+                    ),
+                )
+            })
+            .await?;
+        self.leading.send_replace(true);
+        tokio::spawn(self.finish_start(rest));
+        Ok(())
+    }
+
+    /// Follows the leader: keeps the audit bus and the live configurations
+    /// up with what it writes, and takes the lead once it is free.
+    async fn follow(self: Arc<Self>, mut rest: Rest) {
+        let store = self.rt.store.clone();
+        let Some(mut changes) = store.follow(&[Store::EVENTS, ENVIRONMENTS]) else {
+            return;
+        };
+        let mut lead = store.lead();
+        let closed = self.closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                change = changes.recv() => {
+                    let Some((table, key)) = change else { return };
+                    let kept = tokio::task::block_in_place(|| -> Result<(), Error> {
+                        if table == Store::EVENTS {
+                            store.catch_up()?;
+                        } else {
+                            let name = String::from_utf8_lossy(&key).into_owned();
+                            self.reload_environments((!name.is_empty()).then_some(name))?;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = kept {
+                        tracing::warn!("keeping up with the leader: {e}");
+                    }
+                }
+                leads = lead.wait_for(|l| !matches!(l, Lead::Following { .. })) => {
+                    match leads.as_deref() {
+                        Ok(Lead::Leading) => break,
+                        _ => return,
+                    }
+                }
+                () = &mut closed => return,
+            }
+        }
+        drop(changes);
+        rest.took_over = true;
+        tracing::info!("this daemon took the lead; resuming what the previous leader left open");
+        if let Err(e) = self.clone().take_lead(rest).await {
+            self.rt
+                .store
+                .stop(format!("this daemon could not take the lead: {e}"));
+        }
+    }
+
+    /// Reads the environment `name` (none: every one served) from the store
+    /// and tells its watchers if it changed. Blocking.
+    fn reload_environments(&self, name: Option<String>) -> Result<(), Error> {
+        let names = match name {
+            Some(n) => vec![n],
+            None => self.rt.configstore.names(),
+        };
+        for name in names {
+            if let Some(state) = self.rt.store.environment(&name)? {
+                self.rt.configstore.publish(state)?;
+            }
+        }
+        Ok(())
     }
 
     /// What a start does once the daemon serves: installs the embedded
@@ -264,7 +383,7 @@ impl Daemon {
             }
         }
         for id in rest.unfinished {
-            if let Err(e) = self.resume(id).await {
+            if let Err(e) = self.resume(id, rest.took_over).await {
                 tracing::error!(release_id = id.0, "release {id} could not resume: {e}");
             }
         }
@@ -300,6 +419,27 @@ struct Rest {
     unfinished: Vec<ReleaseId>,
     /// The pipeline files, by pipeline name.
     sources: BTreeMap<String, Source>,
+    notify: Vec<crate::telemetry::notify::Receiver>,
+    links: crate::telemetry::notify::Links,
+    chain: watch::Receiver<Option<crate::store::audit::Verification>>,
+    /// Whether this daemon takes over from another leader (else it starts).
+    took_over: bool,
+}
+
+/// This daemon as it joins a shared store.
+fn member(setup: &Setup) -> Member {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    Member {
+        id: String::new(),
+        grpc: setup.advertise.clone(),
+        http: setup.advertise_http.clone(),
+        host,
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        since_ms: crate::store::now_ms(),
+    }
 }
 
 /// A plugin a pipeline names that this daemon cannot call yet.

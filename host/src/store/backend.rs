@@ -124,4 +124,25 @@ pub trait Backend: Send + Sync {
     /// Flushes, then gives what waits, once every handle of this backend is
     /// dropped, until the engine has let go of its files.
     fn closer(&self) -> Result<Box<dyn FnOnce() -> Result<(), Fault> + Send>, Fault>;
+
+    /// This daemon's place among those sharing the backend; `None`: nobody
+    /// shares it, so this daemon always leads.
+    fn lead(&self) -> Option<tokio::sync::watch::Receiver<super::cluster::Lead>> {
+        None
+    }
+
+    /// The keys of `tables` as other daemons write them (puts only), for a
+    /// follower to keep up; `None` when nobody else writes.
+    fn follow(
+        &self,
+        _tables: &[Table],
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(Table, Vec<u8>)>> {
+        None
+    }
+
+    /// The daemons sharing the backend, its leader and the health of what
+    /// holds it; `None` for a backend of one daemon. Blocking.
+    fn cluster(&self) -> Option<Result<super::cluster::ClusterView, Fault>> {
+        None
+    }
 }

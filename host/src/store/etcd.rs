@@ -33,14 +33,16 @@
 
 use super::EtcdSettings;
 use super::backend::{Abort, Backend, Fault, Range, Rows, Table, Txn};
+use super::cluster::{ClusterView, EndpointHealth, Lead, Member};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, TxnOp,
 };
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How long a call may keep retrying an unavailable cluster.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
@@ -49,6 +51,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const CHUNK: usize = 256 * 1024;
 /// Rows fetched per request of a scan.
 const PAGE: i64 = 256;
+/// How often a follower asks whether the lead is free.
+const CAMPAIGN_EVERY: Duration = Duration::from_millis(100);
 
 const INLINE: u8 = 0;
 const CHUNKED: u8 = 1;
@@ -56,10 +60,14 @@ const CHUNKED: u8 = 1;
 pub struct Etcd {
     client: Client,
     runtime: Option<tokio::runtime::Runtime>,
+    settings: EtcdSettings,
     prefix: Vec<u8>,
-    /// The leader key and the `create_revision` this daemon gave it.
+    /// The leader key, and the `create_revision` this daemon gave it once
+    /// it leads (0 while it follows).
     leader: Vec<u8>,
-    fence: i64,
+    fence: Arc<AtomicI64>,
+    /// This daemon's place, as the campaign and the keep-alive find it.
+    lead: Arc<watch::Sender<Lead>>,
     /// Set once the lease is known to be gone.
     lost: Arc<AtomicBool>,
     /// This process's marker key, and how many commits it has made.
@@ -87,6 +95,133 @@ fn transient(e: &etcd_client::Error) -> bool {
     }
 }
 
+fn options() -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+        .with_require_leader(true)
+}
+
+/// Keeps the lease alive until etcd says it is gone, or no answer came
+/// for a whole TTL (a member down only means asking another); then marks
+/// it lost.
+async fn keep_alive(
+    mut c: Client,
+    lease: i64,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+    lead: Arc<watch::Sender<Lead>>,
+) {
+    let period = (ttl / 3).max(Duration::from_millis(100));
+    let mut stream = None;
+    let mut kept_at = Instant::now();
+    let why = loop {
+        if stream.is_none() {
+            stream = c.lease_keep_alive(lease).await.ok();
+        }
+        let answer = match stream.as_mut() {
+            Some((keeper, answers)) => match keeper.keep_alive().await {
+                Ok(()) => answers.message().await,
+                Err(e) => Err(e),
+            },
+            None => Err(etcd_client::Error::LeaseKeepAliveError("no stream".into())),
+        };
+        match answer {
+            Ok(Some(a)) if a.ttl() > 0 => {
+                kept_at = Instant::now();
+                tokio::time::sleep(period).await;
+            }
+            Ok(_) => break "etcd says it expired".to_string(),
+            Err(e) if kept_at.elapsed() < ttl => {
+                tracing::debug!("keeping the etcd lease alive: {e}; asking again");
+                stream = None;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => break format!("no keep-alive answered for {ttl:?}: {e}"),
+        }
+    };
+    lost.store(true, Ordering::SeqCst);
+    let why = format!("this daemon lost its etcd lease ({why}); it no longer leads and stops");
+    tracing::error!("{why}");
+    lead.send_replace(Lead::Lost(why));
+}
+
+/// One daemon's bid for the leader key.
+#[derive(Clone)]
+struct Campaign {
+    key: Vec<u8>,
+    /// This daemon, as a [`Member`] in JSON.
+    value: Vec<u8>,
+    lease: i64,
+    fence: Arc<AtomicI64>,
+    lead: Arc<watch::Sender<Lead>>,
+    prefix: String,
+}
+
+impl Campaign {
+    /// Creates the leader key under the lease if nobody holds it; says
+    /// whether this daemon leads now, and tells who does otherwise.
+    async fn attempt(self, mut c: Client) -> Result<bool, etcd_client::Error> {
+        let txn = etcd_client::Txn::new()
+            .when([Compare::create_revision(
+                self.key.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then([TxnOp::put(
+                self.key.clone(),
+                self.value.clone(),
+                Some(etcd_client::PutOptions::new().with_lease(self.lease)),
+            )])
+            .or_else([TxnOp::get(self.key.clone(), None)]);
+        let r = c.txn(txn).await?;
+        if r.succeeded() {
+            let created = c
+                .get(self.key.clone(), None)
+                .await?
+                .kvs()
+                .first()
+                .filter(|kv| kv.lease() == self.lease)
+                .map_or(0, |kv| kv.create_revision());
+            if created == 0 {
+                // Taken and lost again at once (the lease ran out).
+                return Ok(false);
+            }
+            self.fence.store(created, Ordering::SeqCst);
+            self.lead.send_replace(Lead::Leading);
+            tracing::info!(
+                prefix = %self.prefix,
+                "this daemon leads (lease {:x})",
+                self.lease
+            );
+            return Ok(true);
+        }
+        let holder = r.op_responses().into_iter().find_map(|o| match o {
+            etcd_client::TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .and_then(|kv| serde_json::from_slice::<Member>(kv.value()).ok()),
+            _ => None,
+        });
+        self.lead.send_if_modified(|now| {
+            let next = Lead::Following { leader: holder };
+            let changed = matches!(now, Lead::Following { .. }) && *now != next;
+            if changed {
+                if let Lead::Following {
+                    leader: Some(m), ..
+                } = &next
+                {
+                    tracing::info!(prefix = %self.prefix, leader = %m.grpc, "another daemon leads; this one follows");
+                }
+                *now = next;
+            }
+            changed
+        });
+        Ok(false)
+    }
+}
+
 /// The end of the range of keys starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -100,9 +235,11 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl Etcd {
-    /// Connects to the cluster; refused with what to check when no member
-    /// answers.
-    pub fn connect(settings: &EtcdSettings) -> Result<Etcd, Fault> {
+    /// Connects to the cluster and joins the daemons sharing the prefix as
+    /// `me` (its id is made here); refused with what to check when no
+    /// member answers. Leads at once if nobody else does, else follows and
+    /// takes the lead when it is free (see [`Backend::lead`]).
+    pub fn connect(settings: &EtcdSettings, mut me: Member) -> Result<Etcd, Fault> {
         if settings.endpoints.is_empty() {
             return Err(Fault::other(
                 "store.etcd.endpoints is empty; list the cluster's client URLs",
@@ -115,14 +252,9 @@ impl Etcd {
             .build()
             .map_err(Fault::io)?;
         let endpoints = settings.endpoints.clone();
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_require_leader(true);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
-            let _ = tx.send(Client::connect(endpoints, Some(options)).await);
+            let _ = tx.send(Client::connect(endpoints, Some(options())).await);
         });
         let client = rx
             .recv()
@@ -130,15 +262,18 @@ impl Etcd {
             .map_err(|e| fault(format!("cannot connect to {:?}: {e}", settings.endpoints)))?;
         let mut writer = [0u8; 16];
         getrandom::fill(&mut writer).map_err(fault)?;
+        me.id = hex::encode(writer);
         let prefix = settings.prefix.as_bytes().to_vec();
-        let marker = [&prefix[..], b"m/", hex::encode(writer).as_bytes()].concat();
+        let marker = [&prefix[..], b"m/", me.id.as_bytes()].concat();
         let leader = [&prefix[..], b"leader"].concat();
-        let mut etcd = Etcd {
+        let etcd = Etcd {
             client,
             runtime: Some(runtime),
+            settings: settings.clone(),
             prefix,
             leader,
-            fence: 0,
+            fence: Arc::new(AtomicI64::new(0)),
+            lead: Arc::new(watch::channel(Lead::Following { leader: None }).0),
             lost: Arc::new(AtomicBool::new(false)),
             marker,
             commits: AtomicU64::new(0),
@@ -147,100 +282,59 @@ impl Etcd {
         let probe = [&etcd.prefix[..], b"probe"].concat();
         etcd.get_raw(probe)
             .map_err(|e| fault(format!("{:?} did not answer: {e}", settings.endpoints)))?;
-        etcd.fence = etcd.lead(settings, &hex::encode(writer))?;
+        etcd.join(&me)?;
         Ok(etcd)
     }
 
-    /// Takes a lease, keeps it alive, and waits until this daemon holds the
-    /// leader key under it; returns the key's `create_revision`.
-    fn lead(&self, settings: &EtcdSettings, me: &str) -> Result<i64, Fault> {
-        let ttl = settings.lease_ttl_s.clamp(1, 3600) as i64;
+    /// Takes a lease and keeps it alive, registers `me` under it, and
+    /// campaigns for the leader key: once now, so a sole daemon leads as it
+    /// opens, then in the background until it leads or its lease is gone.
+    fn join(&self, me: &Member) -> Result<(), Fault> {
+        let ttl = self.settings.lease_ttl_s.clamp(1, 3600) as i64;
         let lease =
             self.call(move |mut c| async move { Ok(c.lease_grant(ttl, None).await?.id()) })?;
+        self.runtime().spawn(keep_alive(
+            self.client.clone(),
+            lease,
+            Duration::from_secs(ttl as u64),
+            self.lost.clone(),
+            self.lead.clone(),
+        ));
+        let value = serde_json::to_vec(me).map_err(fault)?;
+        let member = [&self.prefix[..], b"members/", me.id.as_bytes()].concat();
+        let v = value.clone();
+        self.call(move |mut c| {
+            let (k, v) = (member.clone(), v.clone());
+            async move {
+                c.put(k, v, Some(etcd_client::PutOptions::new().with_lease(lease)))
+                    .await
+                    .map(|_| ())
+            }
+        })?;
+        let campaign = Campaign {
+            key: self.leader.clone(),
+            value,
+            lease,
+            fence: self.fence.clone(),
+            lead: self.lead.clone(),
+            prefix: String::from_utf8_lossy(&self.prefix).into_owned(),
+        };
+        let first = campaign.clone();
+        if self.call(move |c| first.clone().attempt(c))? {
+            return Ok(());
+        }
         let (client, lost) = (self.client.clone(), self.lost.clone());
         self.runtime().spawn(async move {
-            let ttl = Duration::from_secs(ttl as u64);
-            let period = (ttl / 3).max(Duration::from_millis(100));
-            let mut c = client;
-            let mut stream = None;
-            let mut kept_at = Instant::now();
-            // Kept alive until etcd says the lease is gone, or no answer
-            // came for a whole TTL (a member down only means asking
-            // another).
-            let why = loop {
-                if stream.is_none() {
-                    stream = c.lease_keep_alive(lease).await.ok();
+            while !lost.load(Ordering::SeqCst) {
+                tokio::time::sleep(CAMPAIGN_EVERY).await;
+                match campaign.clone().attempt(client.clone()).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("asking etcd whether the lead is free: {e}"),
                 }
-                let answer = match stream.as_mut() {
-                    Some((keeper, answers)) => match keeper.keep_alive().await {
-                        Ok(()) => answers.message().await,
-                        Err(e) => Err(e),
-                    },
-                    None => Err(etcd_client::Error::LeaseKeepAliveError("no stream".into())),
-                };
-                match answer {
-                    Ok(Some(a)) if a.ttl() > 0 => {
-                        kept_at = Instant::now();
-                        tokio::time::sleep(period).await;
-                    }
-                    Ok(_) => break "etcd says it expired".to_string(),
-                    Err(e) if kept_at.elapsed() < ttl => {
-                        tracing::debug!("keeping the etcd lease alive: {e}; asking again");
-                        stream = None;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    Err(e) => break format!("no keep-alive answered for {ttl:?}: {e}"),
-                }
-            };
-            lost.store(true, Ordering::SeqCst);
-            tracing::error!("this daemon lost its etcd lease ({why}); it no longer leads");
+            }
         });
-        let key = self.leader.clone();
-        let value = format!("{me} pid {}", std::process::id()).into_bytes();
-        let mut waiting_since: Option<Instant> = None;
-        loop {
-            self.check_lease()?;
-            let (k, v) = (key.clone(), value.clone());
-            let (won, holder) = self.call(move |mut c| {
-                let (k, v) = (k.clone(), v.clone());
-                async move {
-                    let txn = etcd_client::Txn::new()
-                        .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
-                        .and_then([TxnOp::put(
-                            k.clone(),
-                            v,
-                            Some(etcd_client::PutOptions::new().with_lease(lease)),
-                        )])
-                        .or_else([TxnOp::get(k, None)]);
-                    let r = c.txn(txn).await?;
-                    let holder = r.op_responses().into_iter().find_map(|o| match o {
-                        etcd_client::TxnOpResponse::Get(g) => g
-                            .kvs()
-                            .first()
-                            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
-                        _ => None,
-                    });
-                    Ok((r.succeeded(), holder))
-                }
-            })?;
-            if won {
-                let created = self.leader_created()?;
-                tracing::info!(
-                    prefix = %String::from_utf8_lossy(&self.prefix),
-                    "this daemon leads (lease {lease:x}, {ttl} s)"
-                );
-                return Ok(created);
-            }
-            if waiting_since.is_none() {
-                tracing::warn!(
-                    prefix = %String::from_utf8_lossy(&self.prefix),
-                    holder = holder.as_deref().unwrap_or("?"),
-                    "another daemon leads; waiting to take over when its lease ends"
-                );
-                waiting_since = Some(Instant::now());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        Ok(())
     }
 
     /// The leader key's `create_revision`; 0 when nobody leads.
@@ -257,7 +351,8 @@ impl Etcd {
 
     /// Whether the leader key is still the one this daemon created.
     fn still_leads(&self) -> Result<bool, Fault> {
-        Ok(self.leader_created()? == self.fence)
+        let fence = self.fence.load(Ordering::SeqCst);
+        Ok(fence != 0 && self.leader_created()? == fence)
     }
 
     /// Refused once the lease is gone: a deposed leader must not act.
@@ -268,6 +363,48 @@ impl Etcd {
             ));
         }
         Ok(())
+    }
+
+    /// The compare every write carries: the leader key is still the one
+    /// this daemon created. Refused while it follows.
+    fn fence_compare(&self) -> Result<Compare, Fault> {
+        self.check_lease()?;
+        match self.fence.load(Ordering::SeqCst) {
+            0 => Err(fault(
+                "this daemon follows and does not write; the leader does",
+            )),
+            fence => Ok(Compare::create_revision(
+                self.leader.clone(),
+                CompareOp::Equal,
+                fence,
+            )),
+        }
+    }
+
+    /// Marks this daemon deposed: it stops writing and must stop.
+    fn deposed(&self) -> Fault {
+        let why = "this daemon's leadership was taken over (its lease ran out); its write is refused and it stops";
+        self.lost.store(true, Ordering::SeqCst);
+        self.lead.send_replace(Lead::Lost(why.into()));
+        tracing::error!("{why}");
+        fault(why)
+    }
+
+    /// Runs `ops` if `when` holds and this daemon still leads; says whether
+    /// `when` held. Refused, and the daemon deposed, once another leads.
+    fn fenced(&self, when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<bool, Fault> {
+        let mut compares = when;
+        compares.push(self.fence_compare()?);
+        let done = self.call(move |mut c| {
+            let txn = etcd_client::Txn::new()
+                .when(compares.clone())
+                .and_then(ops.clone());
+            async move { c.txn(txn).await.map(|r| r.succeeded()) }
+        })?;
+        if !done && !self.still_leads()? {
+            return Err(self.deposed());
+        }
+        Ok(done)
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -400,10 +537,7 @@ impl Etcd {
             .collect();
         let count = chunks.len() as u32;
         for (k, v) in chunks {
-            self.call(move |mut c| {
-                let (k, v) = (k.clone(), v.clone());
-                async move { c.put(k, v, None).await.map(|_| ()) }
-            })?;
+            self.fenced(Vec::new(), vec![TxnOp::put(k, v, None)])?;
         }
         let mut manifest = vec![CHUNKED];
         manifest.extend_from_slice(&count.to_be_bytes());
@@ -480,7 +614,7 @@ impl Etcd {
         read: BTreeMap<Vec<u8>, i64>,
         written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Result<Committed, Fault> {
-        self.check_lease()?;
+        let fence = self.fence_compare()?;
         let count = self.commits.load(Ordering::SeqCst) + 1;
         let mut compares: Vec<Compare> = read
             .into_iter()
@@ -489,11 +623,7 @@ impl Etcd {
                 rev => Compare::mod_revision(key, CompareOp::Equal, rev),
             })
             .collect();
-        compares.push(Compare::create_revision(
-            self.leader.clone(),
-            CompareOp::Equal,
-            self.fence,
-        ));
+        compares.push(fence);
         let mut ops: Vec<TxnOp> = written
             .into_iter()
             .map(|(key, value)| match value {
@@ -523,12 +653,7 @@ impl Etcd {
         match sent {
             Ok(true) => {}
             Ok(false) if landed()? => {}
-            Ok(false) if !self.still_leads()? => {
-                self.lost.store(true, Ordering::SeqCst);
-                return Err(fault(
-                    "this daemon's leadership was taken over (its lease ran out); its write is refused and it stops",
-                ));
-            }
+            Ok(false) if !self.still_leads()? => return Err(self.deposed()),
             Ok(false) => return Ok(Committed::Conflict),
             Err(e) if landed()? => {
                 tracing::debug!("an etcd commit that reported {e} had landed");
@@ -648,43 +773,34 @@ impl Backend for Etcd {
             return Ok(false);
         }
         let stored = self.stored(table, key, value)?;
-        self.call(move |mut c| {
-            let (full, stored) = (full.clone(), stored.clone());
-            async move {
-                let txn = etcd_client::Txn::new()
-                    .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(full, stored, None)]);
-                Ok(c.txn(txn).await?.succeeded())
-            }
-        })
+        self.fenced(
+            vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)],
+            vec![TxnOp::put(full, stored, None)],
+        )
     }
 
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Fault> {
         let full = self.row_key(table, key);
         let stored = self.stored(table, key, value)?;
-        self.call(move |mut c| {
-            let (full, stored) = (full.clone(), stored.clone());
-            async move { c.put(full, stored, None).await.map(|_| ()) }
-        })
+        self.fenced(Vec::new(), vec![TxnOp::put(full, stored, None)])
+            .map(|_| ())
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> Result<(), Fault> {
         let full = self.row_key(table, key);
         let chunks = self.chunk_prefix(table, key);
-        self.call(move |mut c| {
-            let (full, chunks) = (full.clone(), chunks.clone());
-            async move {
-                let end = prefix_end(&chunks);
-                let txn = etcd_client::Txn::new().and_then([
-                    TxnOp::delete(full, None),
-                    TxnOp::delete(
-                        chunks,
-                        Some(etcd_client::DeleteOptions::new().with_range(end)),
-                    ),
-                ]);
-                c.txn(txn).await.map(|_| ())
-            }
-        })
+        let end = prefix_end(&chunks);
+        self.fenced(
+            Vec::new(),
+            vec![
+                TxnOp::delete(full, None),
+                TxnOp::delete(
+                    chunks,
+                    Some(etcd_client::DeleteOptions::new().with_range(end)),
+                ),
+            ],
+        )
+        .map(|_| ())
     }
 
     fn tables(&self) -> Result<Vec<String>, Fault> {
@@ -732,6 +848,152 @@ impl Backend for Etcd {
 
     fn closer(&self) -> Result<Box<dyn FnOnce() -> Result<(), Fault> + Send>, Fault> {
         Ok(Box::new(|| Ok(())))
+    }
+
+    fn lead(&self) -> Option<watch::Receiver<Lead>> {
+        Some(self.lead.subscribe())
+    }
+
+    fn follow(
+        &self,
+        tables: &[Table],
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(Table, Vec<u8>)>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let rows = [&self.prefix[..], b"t/"].concat();
+        let wanted: Vec<(Table, Vec<u8>)> =
+            tables.iter().map(|t| (*t, self.table_prefix(*t))).collect();
+        let mut c = self.client.clone();
+        self.runtime().spawn(async move {
+            let mut from = 0i64;
+            while !tx.is_closed() {
+                // Whatever was written before the watch (re)starts is read
+                // again: an empty key stands for "the whole table".
+                for (t, _) in &wanted {
+                    let _ = tx.send((*t, Vec::new()));
+                }
+                let mut options = etcd_client::WatchOptions::new().with_prefix();
+                if from > 0 {
+                    options = options.with_start_revision(from);
+                }
+                match c.watch(rows.clone(), Some(options)).await {
+                    Ok(mut stream) => loop {
+                        match stream.message().await {
+                            Ok(Some(r)) if r.canceled() => {
+                                // Compacted past `from`: start from now.
+                                from = 0;
+                                break;
+                            }
+                            Ok(Some(r)) => {
+                                for e in r.events() {
+                                    let Some(kv) = e.kv() else { continue };
+                                    from = kv.mod_revision() + 1;
+                                    if e.event_type() != etcd_client::EventType::Put {
+                                        continue;
+                                    }
+                                    for (t, p) in &wanted {
+                                        if let Some(key) = kv.key().strip_prefix(&p[..]) {
+                                            let _ = tx.send((*t, key.to_vec()));
+                                        }
+                                    }
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!("the etcd watch broke: {e}; watching again");
+                                break;
+                            }
+                        }
+                    },
+                    Err(e) => tracing::debug!("cannot watch etcd: {e}; trying again"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Some(rx)
+    }
+
+    fn cluster(&self) -> Option<Result<ClusterView, Fault>> {
+        Some(self.view())
+    }
+}
+
+impl Etcd {
+    fn view(&self) -> Result<ClusterView, Fault> {
+        let members_at = [&self.prefix[..], b"members/"].concat();
+        let (leader_key, end) = (self.leader.clone(), prefix_end(&members_at));
+        let (members, leader) = self.call(move |mut c| {
+            let (from, to, leader_key) = (members_at.clone(), end.clone(), leader_key.clone());
+            async move {
+                let r = c.get(from, Some(GetOptions::new().with_range(to))).await?;
+                let members: Vec<Member> = r
+                    .kvs()
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+                    .collect();
+                let leader = c.get(leader_key, None).await?;
+                let leader = leader.kvs().first().map(|kv| {
+                    let m: Option<Member> = serde_json::from_slice(kv.value()).ok();
+                    (m.map(|m| m.id).unwrap_or_default(), kv.lease())
+                });
+                let lease = match leader {
+                    Some((_, lease)) if lease != 0 => {
+                        let t = c.lease_time_to_live(lease, None).await?;
+                        Some((t.ttl(), t.granted_ttl()))
+                    }
+                    _ => None,
+                };
+                Ok((members, leader.map(|(id, _)| id).zip(Some(lease))))
+            }
+        })?;
+        let mut endpoints = Vec::new();
+        for endpoint in &self.settings.endpoints {
+            let e = endpoint.clone();
+            let started = Instant::now();
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.runtime().spawn(async move {
+                let asked = async {
+                    let options = options()
+                        .with_connect_timeout(Duration::from_secs(1))
+                        .with_timeout(Duration::from_secs(1));
+                    let mut c = Client::connect([e], Some(options)).await?;
+                    let s = c.status().await?;
+                    let me = s.header().map_or(0, |h| h.member_id());
+                    Ok::<_, etcd_client::Error>((s.version().to_string(), s.leader() == me))
+                };
+                let _ = tx.send(asked.await);
+            });
+            let answer = rx.recv().map_err(fault)?;
+            let took_ms = started.elapsed().as_millis() as u64;
+            endpoints.push(match answer {
+                Ok((version, raft_leader)) => EndpointHealth {
+                    endpoint: endpoint.clone(),
+                    healthy: true,
+                    version,
+                    raft_leader,
+                    took_ms,
+                    error: None,
+                },
+                Err(e) => EndpointHealth {
+                    endpoint: endpoint.clone(),
+                    took_ms,
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                },
+            });
+        }
+        let (leader, lease) = match leader {
+            Some((id, lease)) => (Some(id), lease),
+            None => (None, None),
+        };
+        Ok(ClusterView {
+            store: "etcd".into(),
+            prefix: self.settings.prefix.clone(),
+            members,
+            leader,
+            lease_left_s: lease.map(|(left, _)| left),
+            lease_ttl_s: lease.map(|(_, ttl)| ttl),
+            endpoints,
+        })
     }
 }
 

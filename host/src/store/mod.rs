@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod cluster;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 mod plugin_files;
@@ -25,6 +26,7 @@ mod tx;
 use crate::digest::Digest;
 use audit::{AuditEvent, Head, Verification};
 pub use backend::{Abort, Backend, Fault, Range, Table};
+pub use cluster::{ClusterView, EndpointHealth, Lead, Member};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -55,6 +57,11 @@ pub struct EtcdSettings {
     /// Leadership lease, in seconds: how long a dead leader holds on.
     #[serde(default = "default_lease_ttl_s")]
     pub lease_ttl_s: u64,
+    /// The gRPC address followers send writers to while this daemon leads,
+    /// e.g. `https://gatehouse-1.internal:7443`; by default its listen
+    /// address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
 }
 
 fn default_prefix() -> String {
@@ -150,6 +157,12 @@ pub enum Refusal {
     /// The record changed since the caller read it; it should re-read.
     #[error("release {0} changed meanwhile")]
     Stale(crate::ids::ReleaseId),
+    /// Another daemon leads the shared store: only it writes.
+    #[error(
+        "this daemon follows; send writes to the leader{}",
+        leader.as_deref().map(|a| format!(" at {a}")).unwrap_or_else(|| " (being elected; retry in a moment)".into())
+    )]
+    Follower { leader: Option<String> },
 }
 
 pub type TxResult<T> = Result<T, Abort>;
@@ -175,6 +188,10 @@ pub struct Store {
     /// Whether other daemons share the backend (etcd): plugin bytes are
     /// then kept in it too, not only in this daemon's files.
     shared: bool,
+    /// This daemon's place among those sharing the backend.
+    lead: tokio::sync::watch::Receiver<Lead>,
+    /// The newest event announced on the bus (see [`Store::catch_up`]).
+    announced: Arc<std::sync::Mutex<u64>>,
 }
 
 impl Store {
@@ -187,22 +204,25 @@ impl Store {
     }
 
     /// Opens the store `settings` name; plugin files stay in `dir` either
-    /// way.
-    pub fn open_in(settings: &StoreSettings, dir: &Path) -> Result<Store, Error> {
+    /// way. In a shared store this daemon joins as `me`.
+    pub fn open_in(settings: &StoreSettings, dir: &Path, me: Member) -> Result<Store, Error> {
         match settings {
             StoreSettings::Sled => Store::open(dir),
             #[cfg(feature = "etcd")]
             StoreSettings::Etcd(e) => {
-                let backend = etcd::Etcd::connect(e)?;
+                let backend = etcd::Etcd::connect(e, me)?;
                 let files = plugins::open_files(dir)?;
                 Ok(Store::with_backend(Arc::new(backend), files, true))
             }
             #[cfg(not(feature = "etcd"))]
-            StoreSettings::Etcd(_) => Err(Error::Storage(Fault::other(
-                "store = { etcd = ... } needs a gatehouse built with etcd support: \
+            StoreSettings::Etcd(_) => Err({
+                let _ = me;
+                Error::Storage(Fault::other(
+                    "store = { etcd = ... } needs a gatehouse built with etcd support: \
                  `cargo build --release --features etcd` (its client's build needs protoc, \
                  e.g. Debian's protobuf-compiler)",
-            ))),
+                ))
+            }),
         }
     }
 
@@ -263,13 +283,102 @@ impl Store {
         shared: bool,
     ) -> Store {
         let (bus, _) = broadcast::channel(4096);
-        Store {
+        let lead = backend
+            .lead()
+            .unwrap_or_else(|| tokio::sync::watch::channel(Lead::Leading).1);
+        let store = Store {
             backend,
             plugin_files,
             bus,
             commits: Arc::new(std::sync::Mutex::new(())),
             failure: Arc::new(tokio::sync::watch::channel(None).0),
             shared,
+            lead,
+            announced: Arc::new(std::sync::Mutex::new(0)),
+        };
+        if let Ok(seq) = store.head_seq() {
+            *store.lock_announced() = seq;
+        }
+        store
+    }
+
+    fn lock_announced(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.announced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This daemon's place among those sharing the store; a store of one
+    /// daemon always leads.
+    pub fn lead(&self) -> tokio::sync::watch::Receiver<Lead> {
+        self.lead.clone()
+    }
+
+    /// Refused, naming the leader, while another daemon leads.
+    pub fn check_leads(&self) -> Result<(), Error> {
+        match &*self.lead.borrow() {
+            Lead::Leading => Ok(()),
+            Lead::Following { leader } => Err(Error::Refused(Refusal::Follower {
+                leader: leader.as_ref().map(|m| m.grpc.clone()),
+            })),
+            Lead::Lost(why) => Err(Error::Stopped(Failure {
+                detail: why.clone(),
+                space: false,
+            })),
+        }
+    }
+
+    /// The keys of `tables` as other daemons write them (an empty key: read
+    /// the whole table again), for a follower to keep up; `None` for a
+    /// store nobody else writes.
+    pub fn follow(
+        &self,
+        tables: &[Table],
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(Table, Vec<u8>)>> {
+        self.backend.follow(tables)
+    }
+
+    /// The audit log's table, for [`Store::follow`].
+    pub const EVENTS: Table = EVENTS;
+
+    /// Announces on the bus the events appended since the last one
+    /// announced: those other daemons wrote, for a follower keeping up or a
+    /// new leader taking over (this daemon's own commits announce theirs).
+    /// Returns how many. Blocking.
+    pub fn catch_up(&self) -> Result<usize, Error> {
+        let mut announced = self.lock_announced();
+        let mut count = 0;
+        for event in self.events_from(*announced + 1) {
+            let event = event?;
+            if event.seq <= *announced {
+                continue;
+            }
+            *announced = event.seq;
+            let _ = self.bus.send(Arc::new(event));
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The daemons sharing the store, for `gatehouse cluster status`;
+    /// `None` for a store of one daemon. Blocking.
+    pub fn cluster(&self) -> Option<Result<ClusterView, Error>> {
+        self.backend.cluster().map(|r| r.map_err(Error::from))
+    }
+
+    /// Stops the store for a reason found outside it (the lease is gone):
+    /// from now on every read and write is refused and the daemon exits.
+    pub fn stop(&self, detail: String) {
+        let failure = Failure {
+            detail,
+            space: false,
+        };
+        if self.failure.send_if_modified(|f| {
+            let first = f.is_none();
+            if first {
+                *f = Some(failure.clone());
+            }
+            first
+        }) {
+            tracing::error!("{failure}");
         }
     }
 
@@ -350,6 +459,7 @@ impl Store {
         let (out, sealed) = tokio::task::block_in_place(|| {
             let _serial = self.commits.lock().unwrap_or_else(|p| p.into_inner());
             self.check()?;
+            self.check_leads()?;
             let now_ms = now_ms();
             let done = RefCell::new(None);
             let result = self.backend.transact(&|txn| {
@@ -379,9 +489,13 @@ impl Store {
                 ))),
             }
         })?;
-        for e in sealed {
-            // Nobody listening is fine: the log itself is the record.
-            let _ = self.bus.send(Arc::new(e));
+        if !sealed.is_empty() {
+            let mut announced = self.lock_announced();
+            for e in sealed {
+                *announced = (*announced).max(e.seq);
+                // Nobody listening is fine: the log itself is the record.
+                let _ = self.bus.send(Arc::new(e));
+            }
         }
         Ok(out)
     }
@@ -417,6 +531,7 @@ impl Store {
     /// Stores candidate bytes under their digest; says whether they were known.
     pub fn put_candidate(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, Error> {
         self.check()?;
+        self.check_leads()?;
         self.written(self.backend.put_new(CANDIDATES, &digest.0, bytes))
     }
 
@@ -429,6 +544,7 @@ impl Store {
     /// it is attached).
     pub fn put_attachment(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
         self.check()?;
+        self.check_leads()?;
         self.written(self.backend.put_new(ATTACHMENTS, &digest.0, bytes))?;
         Ok(())
     }

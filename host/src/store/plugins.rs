@@ -70,6 +70,7 @@ impl Store {
     /// In a shared store, also there, before any record names them.
     pub fn put_plugin_blob(&self, digest: &Digest, wasm: &[u8]) -> Result<(), Error> {
         if self.shared {
+            self.check_leads()?;
             self.backend.put_new(SHARED_BLOBS, &digest.0, wasm)?;
         }
         put_blob(&self.plugin_files, digest, wasm)
@@ -112,7 +113,10 @@ impl Store {
         digest: &Digest,
         compiled: &[u8],
     ) -> Result<(), Error> {
-        put_compiled(&*self.backend, &self.plugin_files, engine, digest, compiled)
+        // Compiled code belongs to this machine: in a shared store its
+        // record stays beside the file, not where other daemons read.
+        let backend = (!self.shared).then_some(&*self.backend);
+        put_compiled(backend, &self.plugin_files, engine, digest, compiled)
     }
 
     /// The file of the compiled artefact kept for this engine, if there is
@@ -123,14 +127,19 @@ impl Store {
         engine: &[u8; 8],
         digest: &Digest,
     ) -> Result<Option<PathBuf>, Error> {
-        let Some(value) = self.backend.get(ARTEFACTS, &artefact_key(engine, digest))? else {
+        let path = self.plugin_files.compiled(engine, digest);
+        let value = if self.shared {
+            std::fs::read(record_path(&path)).ok()
+        } else {
+            self.backend.get(ARTEFACTS, &artefact_key(engine, digest))?
+        };
+        let Some(value) = value else {
             return Ok(None);
         };
         let Ok(record) = serde_json::from_slice::<ArtefactRecord>(&value) else {
             tracing::warn!(plugin_digest = %digest.short(), "record of the compiled plugin artefact is unreadable; recompiling");
             return Ok(None);
         };
-        let path = self.plugin_files.compiled(engine, digest);
         match plugin_files::size(&path) {
             Ok(Some(size)) if size == record.size_bytes => Ok(Some(path)),
             Ok(Some(size)) => {
@@ -187,7 +196,7 @@ pub(super) fn move_plugin_bytes_out_of_sled(sled: &Sled, files: &PluginFiles) ->
             if value.len() < 32 || Sha256::digest(&value[32..]).as_slice() != &value[..32] {
                 continue;
             }
-            put_compiled(sled, files, engine, &digest, &value[32..])?;
+            put_compiled(Some(sled), files, engine, &digest, &value[32..])?;
         }
         drop(tree);
         sled.db().drop_tree(LEGACY_COMPILED).map_err(fault)?;
@@ -231,8 +240,15 @@ fn put_blob(files: &PluginFiles, digest: &Digest, wasm: &[u8]) -> Result<(), Err
     plugin_files::write_atomically(&path, wasm).map_err(|e| file_error(&path, e))
 }
 
+/// Where a compiled artefact's record is kept when the store is shared.
+fn record_path(compiled: &Path) -> PathBuf {
+    compiled.with_extension("record")
+}
+
+/// Writes a compiled artefact's file, then its record: in `backend`, or
+/// (none: a shared store) in a file beside it.
 fn put_compiled(
-    backend: &dyn Backend,
+    backend: Option<&dyn Backend>,
     files: &PluginFiles,
     engine: &[u8; 8],
     digest: &Digest,
@@ -247,7 +263,13 @@ fn put_compiled(
         key: path.display().to_string(),
         detail: format!("cannot encode its record: {e}"),
     })?;
-    backend.put(ARTEFACTS, &artefact_key(engine, digest), &value)?;
+    match backend {
+        Some(backend) => backend.put(ARTEFACTS, &artefact_key(engine, digest), &value)?,
+        None => {
+            let record = record_path(&path);
+            plugin_files::write_atomically(&record, &value).map_err(|e| file_error(&record, e))?
+        }
+    }
     Ok(())
 }
 

@@ -41,6 +41,7 @@ pub struct Metrics {
     no_verdict: IntCounterVec,
     rollbacks: IntCounterVec,
     audit_events: IntGauge,
+    leader: IntGauge,
     watchers: IntGaugeVec,
     judgements: IntCounterVec,
     canary_step: IntGaugeVec,
@@ -108,6 +109,10 @@ impl Metrics {
             &["environment", "cause"],
         )?;
         let audit_events = IntGauge::new("audit_events", "Events in the audit log.")?;
+        let leader = IntGauge::new(
+            "leader",
+            "1 while this daemon leads the daemons sharing its store (runs releases, canary judges, drift checks, notifications; a daemon with a store of its own always leads), 0 while it follows (serves reads, refuses writes with UNAVAILABLE).",
+        )?;
         let watchers = IntGaugeVec::new(
             Opts::new(
                 "config_watchers",
@@ -207,6 +212,7 @@ impl Metrics {
         registry.register(Box::new(no_verdict.clone()))?;
         registry.register(Box::new(rollbacks.clone()))?;
         registry.register(Box::new(audit_events.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(watchers.clone()))?;
         registry.register(Box::new(judgements.clone()))?;
         registry.register(Box::new(canary_step.clone()))?;
@@ -231,6 +237,7 @@ impl Metrics {
             no_verdict,
             rollbacks,
             audit_events,
+            leader,
             watchers,
             judgements,
             canary_step,
@@ -415,7 +422,9 @@ impl Metrics {
             canaries,
             drifted,
             adapter_failures,
+            leader,
         } = now;
+        self.leader.set(i64::from(*leader));
         for ((adapter, reason), n) in adapter_failures {
             let c = self
                 .adapter_failures
@@ -464,6 +473,8 @@ impl Metrics {
 
 /// What `/metrics` reads of the daemon at scrape time.
 pub struct Now {
+    /// Whether this daemon leads.
+    pub leader: bool,
     /// Services following each environment.
     pub watchers: Vec<(String, usize)>,
     pub canaries: Vec<std::sync::Arc<RunningCanary>>,
@@ -636,6 +647,7 @@ mod tests {
         }
         let text = m
             .render(&Now {
+                leader: true,
                 watchers: vec![("prod".into(), 3)],
                 canaries: Vec::new(),
                 drifted: vec![("prod".into(), true)],
