@@ -206,6 +206,24 @@ impl Daemon {
         &self.member
     }
 
+    /// Resolves once the daemon serves all it will: a leader once its
+    /// plugins are installed, a follower at once (it serves reads). Gives
+    /// the leader's address when it follows.
+    pub async fn ready(&self) -> Option<String> {
+        let following = match &*self.rt.store.lead().borrow() {
+            store::Lead::Following { leader } => Some(
+                leader
+                    .as_ref()
+                    .map_or_else(|| "(being elected)".to_string(), |m| m.grpc.clone()),
+            ),
+            _ => None,
+        };
+        if following.is_none() {
+            self.registry.installed().await;
+        }
+        following
+    }
+
     /// Resolves with what to fix if a plugin refuses a pipeline's parameters
     /// as the daemon starts; never resolves otherwise.
     pub fn misconfigured(&self) -> impl std::future::Future<Output = String> + Send + 'static {

@@ -44,6 +44,8 @@ mod dora_figures;
 #[cfg(feature = "etcd")]
 mod etcd_store;
 mod example_requests;
+#[cfg(feature = "etcd")]
+mod failover;
 mod gate_faults;
 mod hostile_plugins;
 mod metrics;

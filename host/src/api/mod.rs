@@ -39,14 +39,15 @@ pub async fn routes(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // The whole server (service "") is ready once the start's plugins are
-    // installed: a readiness probe then knows submits go ahead at once.
+    // installed: a readiness probe then knows submits go ahead at once. A
+    // follower is ready at once: it serves reads.
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     let ready = health.clone();
     let installing = daemon.clone();
     tokio::spawn(async move {
-        installing.registry().installed().await;
+        installing.ready().await;
         ready
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -200,7 +200,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
     // releases can go ahead.
     let daemon = running.daemon.clone();
     tokio::spawn(async move {
-        daemon.registry().installed().await;
+        let following = daemon.ready().await;
         if daemon.is_misconfigured() {
             return;
         }
@@ -208,24 +208,36 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<u8> {
         // once it had the address; that must not stop the daemon.
         use std::io::Write;
         let mut out = std::io::stdout();
-        let _ = writeln!(out, "gatehouse ready: plugins installed").and_then(|()| out.flush());
+        let said = match following {
+            None => "gatehouse ready: plugins installed".to_string(),
+            Some(leader) => format!(
+                "gatehouse ready: following the leader at {leader} (reads served here; writes go to the leader)"
+            ),
+        };
+        let _ = writeln!(out, "{said}").and_then(|()| out.flush());
     });
     let mut stopped = running.daemon.stopped();
     let store_failed = async move {
-        let _ = stopped.wait_for(Option::is_some).await;
+        let why = stopped
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|f| f.as_ref().map(|f| f.to_string()))
+            .unwrap_or_default();
         // Let the calls that met the failure get their answers out.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        why
     };
     let failed = tokio::select! {
-        r = running.run_until(stop) => { r?; false }
-        () = store_failed => true,
+        r = running.run_until(stop) => { r?; None }
+        why = store_failed => Some(why),
     };
     if let Ok(what) = refused_rx.try_recv() {
         anyhow::bail!("{what}\nthe daemon stopped: fix the pipeline, then start it again");
     }
-    if failed {
+    if let Some(why) = failed {
         eprintln!(
-            "error: the store stopped after a write to disk failed (see above); exiting with {EXIT_STORE_FAILED} so that a supervisor restarts the daemon, which carries on from what is on disk"
+            "error: the store stopped: {why}; exiting with {EXIT_STORE_FAILED} so that a supervisor restarts it"
         );
         // Not through the runtime's shutdown: a write sled still has in
         // hand after a full disk may never return.

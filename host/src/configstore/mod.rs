@@ -328,7 +328,7 @@ impl ConfigStore {
             .lock()
             .get(&name)
             .map(|tx| tx.borrow().state.generation);
-        if known.is_some_and(|g| state.generation <= g && state.generation > 0) {
+        if known.is_some_and(|g| state.generation <= g) {
             return Ok(());
         }
         let live = Arc::new(self.live(state)?);

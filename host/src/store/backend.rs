@@ -32,6 +32,9 @@ pub struct Fault {
     pub source: Box<dyn std::error::Error + Send + Sync>,
     /// The disk is full (ENOSPC): the remedy is room, not repair.
     pub full_disk: bool,
+    /// This daemon no longer leads the daemons sharing the backend: the
+    /// remedy is to stop and rejoin as a follower.
+    pub lost_lead: bool,
 }
 
 impl Fault {
@@ -41,6 +44,7 @@ impl Fault {
         Fault {
             source: Box::new(e),
             full_disk,
+            lost_lead: false,
         }
     }
 
@@ -48,6 +52,15 @@ impl Fault {
         Fault {
             source: message.into().into(),
             full_disk: false,
+            lost_lead: false,
+        }
+    }
+
+    /// This daemon lost the lead: its writes are refused.
+    pub fn lost_lead(message: impl Into<String>) -> Fault {
+        Fault {
+            lost_lead: true,
+            ..Fault::other(message)
         }
     }
 }

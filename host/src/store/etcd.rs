@@ -358,7 +358,7 @@ impl Etcd {
     /// Refused once the lease is gone: a deposed leader must not act.
     fn check_lease(&self) -> Result<(), Fault> {
         if self.lost.load(Ordering::SeqCst) {
-            return Err(fault(
+            return Err(Fault::lost_lead(
                 "this daemon lost its lease and no longer leads; it stops so that only the leader writes",
             ));
         }
@@ -370,7 +370,7 @@ impl Etcd {
     fn fence_compare(&self) -> Result<Compare, Fault> {
         self.check_lease()?;
         match self.fence.load(Ordering::SeqCst) {
-            0 => Err(fault(
+            0 => Err(Fault::lost_lead(
                 "this daemon follows and does not write; the leader does",
             )),
             fence => Ok(Compare::create_revision(
@@ -387,7 +387,7 @@ impl Etcd {
         self.lost.store(true, Ordering::SeqCst);
         self.lead.send_replace(Lead::Lost(why.into()));
         tracing::error!("{why}");
-        fault(why)
+        Fault::lost_lead(why)
     }
 
     /// Runs `ops` if `when` holds and this daemon still leads; says whether

@@ -123,11 +123,19 @@ pub struct Failure {
     pub detail: String,
     /// The disk is full (ENOSPC).
     pub space: bool,
+    /// This daemon lost the lead of a shared store (not a disk failure).
+    pub lost_lead: bool,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.space {
+        if self.lost_lead {
+            write!(
+                f,
+                "{}; the daemon restarts to follow the new leader",
+                self.detail
+            )
+        } else if self.space {
             write!(
                 f,
                 "the data directory's disk is full ({}); free at least {} MiB there: the daemon restarts to carry on from what is on disk",
@@ -322,6 +330,7 @@ impl Store {
             Lead::Lost(why) => Err(Error::Stopped(Failure {
                 detail: why.clone(),
                 space: false,
+                lost_lead: true,
             })),
         }
     }
@@ -364,12 +373,14 @@ impl Store {
         self.backend.cluster().map(|r| r.map_err(Error::from))
     }
 
-    /// Stops the store for a reason found outside it (the lease is gone):
+    /// Stops the store because this daemon lost the lead (its lease is
+    /// gone, or it could not take over):
     /// from now on every read and write is refused and the daemon exits.
     pub fn stop(&self, detail: String) {
         let failure = Failure {
             detail,
             space: false,
+            lost_lead: true,
         };
         if self.failure.send_if_modified(|f| {
             let first = f.is_none();
@@ -436,6 +447,7 @@ impl Store {
             let failure = Failure {
                 detail: e.to_string(),
                 space: e.full_disk,
+                lost_lead: e.lost_lead,
             };
             let first = self.failure.send_if_modified(|f| {
                 let first = f.is_none();

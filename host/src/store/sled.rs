@@ -34,6 +34,7 @@ pub(super) fn fault(e: sled::Error) -> Fault {
         other => Fault {
             source: Box::new(other),
             full_disk: false,
+            lost_lead: false,
         },
     }
 }
