@@ -121,18 +121,38 @@ impl Cluster {
         self.gateway("lease/revoke", serde_json::json!({ "ID": lease }));
     }
 
+    /// A key's `create_revision` and `mod_revision`, if it exists, read
+    /// through etcd's own JSON gateway.
+    pub fn revisions(&self, key: &str) -> Option<(i64, i64)> {
+        let v = self.gateway(
+            "kv/range",
+            serde_json::json!({ "key": Self::b64(key.as_bytes()) }),
+        );
+        let kv = &v["kvs"][0];
+        let number = |f: &str| kv[f].as_str().and_then(|n| n.parse().ok());
+        Some((number("create_revision")?, number("mod_revision")?))
+    }
+
     fn b64(b: &[u8]) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(b)
     }
 
-    /// A call to etcd's own JSON gateway, not through our client.
+    /// A call to etcd's own JSON gateway, not through our client, on the
+    /// first member that answers.
     fn gateway(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let mut reply = ureq::post(format!("{}/v3/{path}", self.endpoints[0]))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .expect("etcd's JSON gateway answers");
-        serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap()
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            if self.members[i].child.is_none() {
+                continue;
+            }
+            if let Ok(mut reply) = ureq::post(format!("{endpoint}/v3/{path}"))
+                .header("Content-Type", "application/json")
+                .send(body.to_string())
+            {
+                return serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap();
+            }
+        }
+        panic!("no etcd member's JSON gateway answers");
     }
 
     /// How many keys there are under `prefix`, read through etcd's own JSON

@@ -431,8 +431,14 @@ fn member(setup: &Setup) -> Member {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
+    let mut id = [0u8; 16];
+    // Without randomness the store makes the id (and fails the same way).
+    let id = match getrandom::fill(&mut id) {
+        Ok(()) => hex::encode(id),
+        Err(_) => String::new(),
+    };
     Member {
-        id: String::new(),
+        id,
         grpc: setup.advertise.clone(),
         http: setup.advertise_http.clone(),
         host,

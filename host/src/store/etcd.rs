@@ -52,7 +52,7 @@ const CHUNK: usize = 256 * 1024;
 /// Rows fetched per request of a scan.
 const PAGE: i64 = 256;
 /// How often a follower asks whether the lead is free.
-const CAMPAIGN_EVERY: Duration = Duration::from_millis(100);
+const CAMPAIGN_EVERY: Duration = Duration::from_millis(50);
 
 const INLINE: u8 = 0;
 const CHUNKED: u8 = 1;
@@ -176,18 +176,25 @@ impl Campaign {
             )])
             .or_else([TxnOp::get(self.key.clone(), None)]);
         let r = c.txn(txn).await?;
-        if r.succeeded() {
-            let created = c
-                .get(self.key.clone(), None)
-                .await?
-                .kvs()
-                .first()
-                .filter(|kv| kv.lease() == self.lease)
-                .map_or(0, |kv| kv.create_revision());
-            if created == 0 {
-                // Taken and lost again at once (the lease ran out).
-                return Ok(false);
+        // The key this daemon created: now, or by an earlier attempt whose
+        // answer was lost (it holds the key under its own lease).
+        let held = match r.succeeded() {
+            true => r.header().map(|h| h.revision()),
+            false => None,
+        };
+        let mut holder = None;
+        let mut ours = held;
+        for o in r.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(g) = o
+                && let Some(kv) = g.kvs().first()
+            {
+                if kv.lease() == self.lease {
+                    ours = Some(kv.create_revision());
+                }
+                holder = serde_json::from_slice::<Member>(kv.value()).ok();
             }
+        }
+        if let Some(created) = ours.filter(|c| *c > 0) {
             self.fence.store(created, Ordering::SeqCst);
             self.lead.send_replace(Lead::Leading);
             tracing::info!(
@@ -197,13 +204,6 @@ impl Campaign {
             );
             return Ok(true);
         }
-        let holder = r.op_responses().into_iter().find_map(|o| match o {
-            etcd_client::TxnOpResponse::Get(g) => g
-                .kvs()
-                .first()
-                .and_then(|kv| serde_json::from_slice::<Member>(kv.value()).ok()),
-            _ => None,
-        });
         self.lead.send_if_modified(|now| {
             let next = Lead::Following { leader: holder };
             let changed = matches!(now, Lead::Following { .. }) && *now != next;
@@ -236,7 +236,8 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 impl Etcd {
     /// Connects to the cluster and joins the daemons sharing the prefix as
-    /// `me` (its id is made here); refused with what to check when no
+    /// `me` (an id is made for it if it has none; it must be unique to the
+    /// process: it names its commit marker); refused with what to check when no
     /// member answers. Leads at once if nobody else does, else follows and
     /// takes the lead when it is free (see [`Backend::lead`]).
     pub fn connect(settings: &EtcdSettings, mut me: Member) -> Result<Etcd, Fault> {
@@ -260,9 +261,11 @@ impl Etcd {
             .recv()
             .map_err(fault)?
             .map_err(|e| fault(format!("cannot connect to {:?}: {e}", settings.endpoints)))?;
-        let mut writer = [0u8; 16];
-        getrandom::fill(&mut writer).map_err(fault)?;
-        me.id = hex::encode(writer);
+        if me.id.is_empty() {
+            let mut id = [0u8; 16];
+            getrandom::fill(&mut id).map_err(fault)?;
+            me.id = hex::encode(id);
+        }
         let prefix = settings.prefix.as_bytes().to_vec();
         let marker = [&prefix[..], b"m/", me.id.as_bytes()].concat();
         let leader = [&prefix[..], b"leader"].concat();
