@@ -7,7 +7,7 @@
 //! or done twice.
 
 use crate::common::*;
-use crate::etcd_store::Cluster;
+use crate::etcd_store::{Cluster, etcd};
 use crate::metrics::free_port;
 use gatehouse::client::{Failover, addresses};
 use gatehouse::proto::{self, ReleasePhase};
@@ -230,7 +230,7 @@ fn slots(root: &Path, cluster: &Cluster, prefix: &str, n: usize, args: &[String]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_serve_reads_send_writers_to_the_leader_and_take_over() {
     let root = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(root.path(), 3);
+    let cluster = Cluster::start(&etcd(), root.path(), 3);
     let plugins = test_plugin_dir(root.path());
     let flow = pipeline(root.path(), 300);
     let args: Vec<String> = [
@@ -633,7 +633,7 @@ fn terminal(phase: i32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubled() {
     let root = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(root.path(), 3);
+    let mut cluster = Cluster::start(&etcd(), root.path(), 3);
     let plugins = test_plugin_dir(root.path());
     let flow = pipeline(root.path(), 400);
     write(root.path(), "canary.toml", JUDGE);

@@ -12,6 +12,7 @@
 //! listens on the default port, as the README's lines say.
 //!
 //! Shared by the areas: `common` (a daemon process, pipelines, candidates),
+//! `etcd_cluster` (a real etcd cluster on loopback),
 //! `canary_service` (a serving service simulated on loopback),
 //! `loopback` (small HTTP services on 127.0.0.1 that plugins call),
 //! `python_env` (PyPI's clients in a virtual environment) and
@@ -19,6 +20,8 @@
 
 mod canary_service;
 mod common;
+#[cfg(feature = "etcd")]
+mod etcd_cluster;
 mod loopback;
 mod python_env;
 mod webdriver;

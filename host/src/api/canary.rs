@@ -103,6 +103,10 @@ impl CanaryService for CanaryApi {
             weight_percent: report.weight_percent,
             generation: report.generation,
             recovery_us: report.recovery.as_micros() as u64,
+            decided_at_us: report
+                .decided_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64),
         }))
     }
 }

@@ -54,6 +54,8 @@ pub struct DrillReport {
     pub generation: u64,
     /// From the rollback decision to the restored configuration at a watcher.
     pub recovery: Duration,
+    /// When the rollback was decided, by this machine's clock.
+    pub decided_at: std::time::SystemTime,
 }
 
 impl Daemon {
@@ -248,6 +250,7 @@ impl Daemon {
 
         // 2. The rollback decision, then the path a failed canary takes.
         let decided = Instant::now();
+        let decided_at = std::time::SystemTime::now();
         let (adapter_result, effect) = match &adapter {
             Some(spec) => {
                 let call = AdapterCall::Rollback {
@@ -355,6 +358,7 @@ impl Daemon {
             weight_percent: DRILL_WEIGHT_PERCENT,
             generation,
             recovery,
+            decided_at,
         })
     }
 }

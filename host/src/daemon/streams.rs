@@ -44,7 +44,13 @@ impl Daemon {
                     return;
                 }
             }
+            // Ended meanwhile: its last events came after `past` was read.
             if daemon.release(id).is_ok_and(|r| r.phase.is_terminal()) {
+                for e in daemon.events_of(id).unwrap_or_default() {
+                    if e.seq > last && tx.send(Ok(e)).await.is_err() {
+                        return;
+                    }
+                }
                 return;
             }
             loop {

@@ -9,11 +9,13 @@
 //!   whose chunks are under `{prefix}c/{table}/{key}/{n:08}` and whose
 //!   manifest (chunk count, length) follows the tag. Chunks are written
 //!   first, the manifest last, so a reader never sees half a blob.
-//! - **Transactions.** A body reads through linearizable gets and buffers
-//!   its writes; the commit is one etcd `Txn` comparing the `mod_revision`
-//!   of every key the body read (`create_revision = 0` for a key it found
-//!   absent). A failed compare is a conflict: the body runs again on fresh
-//!   reads. A committed `Txn` is durable on a quorum when it returns.
+//! - **Transactions.** A body reads through serializable gets (a member's
+//!   own copy, no round of the cluster) and buffers its writes; the commit
+//!   is one etcd `Txn` comparing the `mod_revision` of every key the body
+//!   read (`create_revision = 0` for a key it found absent). A failed
+//!   compare is a conflict (another writer, or a read from a member a
+//!   moment behind): the body runs again on fresh reads. A committed `Txn`
+//!   is durable on a quorum when it returns.
 //! - **An ambiguous commit** (the connection broke after the request left)
 //!   is settled by a marker every commit writes in the same `Txn`:
 //!   `{prefix}m/{writer}` holds this process's commit count. Commits of one
@@ -51,6 +53,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const CHUNK: usize = 256 * 1024;
 /// Rows fetched per request of a scan.
 const PAGE: i64 = 256;
+/// Keys [`Etcd::get_cached`] keeps before it starts over.
+const CACHED_KEYS: usize = 10_000;
 /// How often a follower asks whether the lead is free.
 const CAMPAIGN_EVERY: Duration = Duration::from_millis(50);
 
@@ -73,7 +77,16 @@ pub struct Etcd {
     /// This process's marker key, and how many commits it has made.
     marker: Vec<u8>,
     commits: AtomicU64,
+    /// What transactions read, as this daemon last read or wrote it: while
+    /// it leads nobody else writes, so a transaction reads without a round
+    /// of the cluster. Its commit still compares every key's revision, so
+    /// a stale copy (a tool wrote meanwhile) only makes it run again, on a
+    /// cleared cache.
+    cache: std::sync::Mutex<Cache>,
 }
+
+/// Stored bytes (none: absent) and `mod_revision` by key.
+type Cache = std::collections::HashMap<Vec<u8>, (Option<Vec<u8>>, i64)>;
 
 fn fault(e: impl std::fmt::Display) -> Fault {
     Fault::other(format!("etcd: {e}"))
@@ -280,6 +293,7 @@ impl Etcd {
             lost: Arc::new(AtomicBool::new(false)),
             marker,
             commits: AtomicU64::new(0),
+            cache: Default::default(),
         };
         // Fail now, naming the endpoints, rather than at the first commit.
         let probe = [&etcd.prefix[..], b"probe"].concat();
@@ -455,7 +469,8 @@ impl Etcd {
         [&self.prefix[..], b"c/", table.0.as_bytes(), b"/", key, b"/"].concat()
     }
 
-    /// A key's stored bytes and `mod_revision`, if it exists.
+    /// A key's stored bytes and `mod_revision`, if it exists; read as of
+    /// now (linearizable).
     fn get_raw(&self, full: Vec<u8>) -> Result<Option<(Vec<u8>, i64)>, Fault> {
         self.call(move |mut c| {
             let full = full.clone();
@@ -466,6 +481,29 @@ impl Etcd {
                     .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
             }
         })
+    }
+
+    /// What a transaction reads: the cached copy when there is one (see
+    /// `cache`), else the cluster's, kept.
+    fn get_cached(&self, full: Vec<u8>) -> Result<Option<(Vec<u8>, i64)>, Fault> {
+        if let Some((value, rev)) = self.lock_cache().get(&full) {
+            return Ok(value.clone().map(|v| (v, *rev)));
+        }
+        let found = self.get_raw(full.clone())?;
+        let mut cache = self.lock_cache();
+        if cache.len() >= CACHED_KEYS {
+            cache.clear();
+        }
+        let entry = match &found {
+            Some((v, rev)) => (Some(v.clone()), *rev),
+            None => (None, 0),
+        };
+        cache.insert(full, entry);
+        Ok(found)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The value a stored tag and body stand for: inline, or its chunks.
@@ -577,7 +615,7 @@ impl Txn for EtcdTxn<'_> {
                 None => Ok(None),
             };
         }
-        let found = self.etcd.get_raw(full.clone())?;
+        let found = self.etcd.get_cached(full.clone())?;
         self.read
             .borrow_mut()
             .entry(full)
@@ -628,10 +666,10 @@ impl Etcd {
             .collect();
         compares.push(fence);
         let mut ops: Vec<TxnOp> = written
-            .into_iter()
+            .iter()
             .map(|(key, value)| match value {
-                Some(v) => TxnOp::put(key, v, None),
-                None => TxnOp::delete(key, None),
+                Some(v) => TxnOp::put(key.clone(), v.clone(), None),
+                None => TxnOp::delete(key.clone(), None),
             })
             .collect();
         ops.push(TxnOp::put(
@@ -647,23 +685,44 @@ impl Etcd {
             let txn = etcd_client::Txn::new()
                 .when(compares.clone())
                 .and_then(ops.clone());
-            async move { c.txn(txn).await.map(|r| r.succeeded()) }
-        });
-        let landed = || -> Result<bool, Fault> {
-            let now = self.get_raw(self.marker.clone())?;
-            Ok(now.is_some_and(|(v, _)| v == count.to_be_bytes()))
-        };
-        match sent {
-            Ok(true) => {}
-            Ok(false) if landed()? => {}
-            Ok(false) if !self.still_leads()? => return Err(self.deposed()),
-            Ok(false) => return Ok(Committed::Conflict),
-            Err(e) if landed()? => {
-                tracing::debug!("an etcd commit that reported {e} had landed");
+            async move {
+                c.txn(txn)
+                    .await
+                    .map(|r| (r.succeeded(), r.header().map_or(0, |h| h.revision())))
             }
-            Err(e) => return Err(fault(format!("a commit failed: {e}"))),
-        }
+        });
+        let landed = || -> Result<Option<i64>, Fault> {
+            let now = self.get_raw(self.marker.clone())?;
+            Ok(now
+                .filter(|(v, _)| *v == count.to_be_bytes())
+                .map(|(_, rev)| rev))
+        };
+        let revision = match sent {
+            Ok((true, revision)) => revision,
+            Ok((false, _)) | Err(_) if let Some(revision) = landed()? => revision,
+            Ok((false, _)) => {
+                self.lock_cache().clear();
+                if !self.still_leads()? {
+                    return Err(self.deposed());
+                }
+                return Ok(Committed::Conflict);
+            }
+            Err(e) => {
+                self.lock_cache().clear();
+                return Err(fault(format!("a commit failed: {e}")));
+            }
+        };
         self.commits.store(count, Ordering::SeqCst);
+        // What this commit wrote is what the next transaction reads.
+        let mut cache = self.lock_cache();
+        for (key, value) in written {
+            if let Some(entry) = cache.get_mut(&key) {
+                *entry = match value {
+                    Some(v) => (Some(v), revision),
+                    None => (None, 0),
+                };
+            }
+        }
         Ok(Committed::Yes)
     }
 }
@@ -776,6 +835,7 @@ impl Backend for Etcd {
             return Ok(false);
         }
         let stored = self.stored(table, key, value)?;
+        self.lock_cache().remove(&full);
         self.fenced(
             vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)],
             vec![TxnOp::put(full, stored, None)],
@@ -785,6 +845,7 @@ impl Backend for Etcd {
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Fault> {
         let full = self.row_key(table, key);
         let stored = self.stored(table, key, value)?;
+        self.lock_cache().remove(&full);
         self.fenced(Vec::new(), vec![TxnOp::put(full, stored, None)])
             .map(|_| ())
     }
@@ -793,6 +854,7 @@ impl Backend for Etcd {
         let full = self.row_key(table, key);
         let chunks = self.chunk_prefix(table, key);
         let end = prefix_end(&chunks);
+        self.lock_cache().remove(&full);
         self.fenced(
             Vec::new(),
             vec![
