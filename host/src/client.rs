@@ -235,10 +235,11 @@ pub async fn connect_leader(
                 .await
             {
                 Ok(c) if c.get_ref().answered_by_leader => return Ok(client),
-                // A daemon from before clusters, or a token that may not
-                // read: take it as it is.
-                Err(s) if s.code() == tonic::Code::Unimplemented => return Ok(client),
-                _ => follower = follower.or(Some(client)),
+                Ok(_) => follower = follower.or(Some(client)),
+                Err(s) if retryable(&s) => {}
+                // A daemon from before clusters, or a token it refuses: the
+                // call itself says so.
+                Err(_) => return Ok(client),
             }
         }
         if std::time::Instant::now() + pause >= until {

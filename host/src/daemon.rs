@@ -172,10 +172,10 @@ impl Daemon {
     /// Refused, naming the leader, unless this daemon leads: writes go to
     /// the leader of the daemons sharing the store.
     pub fn writable(&self) -> Result<(), Error> {
+        self.rt.store.check_leads()?;
         if *self.leading.borrow() {
             return Ok(());
         }
-        self.rt.store.check_leads()?;
         // Elected a moment ago, still taking over.
         Err(Error::Store(store::Error::Refused(Refusal::Follower {
             leader: None,
@@ -185,7 +185,7 @@ impl Daemon {
     /// Whether this daemon leads (a daemon of its own store always does,
     /// once started).
     pub fn leads(&self) -> bool {
-        *self.leading.borrow()
+        *self.leading.borrow() && self.rt.store.lead().borrow().leads()
     }
 
     /// The daemons sharing the store, or this one alone. Blocking.

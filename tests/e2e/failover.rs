@@ -333,6 +333,31 @@ async fn followers_serve_reads_send_writers_to_the_leader_and_take_over() {
         phase(&get(&mut follower, r.id).await),
         ReleasePhase::Succeeded
     );
+    // OpenFeature providers syncing from the follower get the flag too.
+    let mut flags = gatehouse::flagd::flag_sync_service_client::FlagSyncServiceClient::new(
+        tonic::transport::Endpoint::from_shared(b.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let mut fetch = tonic::Request::new(gatehouse::flagd::FetchAllFlagsRequest::default());
+    fetch
+        .metadata_mut()
+        .insert("flagd-selector", "production".parse().unwrap());
+    fetch
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let set = flags
+        .fetch_all_flags(fetch)
+        .await
+        .expect("flags from the follower")
+        .into_inner()
+        .flag_configuration;
+    assert!(
+        set.contains(&gatehouse::digest::Digest::of(&candidate(1)).hex()),
+        "{set}"
+    );
     let mut leader_client = gatehouse::client::connect(&a, Some(TOKEN)).await.unwrap();
     assert_eq!(
         events_of(&mut follower).await,

@@ -174,7 +174,6 @@ impl Daemon {
             leading: watch::channel(false).0,
         });
 
-        crate::telemetry::log::spawn(daemon.rt.store.subscribe(), daemon.closed());
         let chain = crate::telemetry::chain::spawn(
             daemon.rt.store.clone(),
             crate::telemetry::chain::EVERY,
@@ -230,6 +229,8 @@ impl Daemon {
             })?;
             rest.unfinished = reread;
         }
+        // The leader logs the audit events; a follower would repeat them.
+        crate::telemetry::log::spawn(self.rt.store.subscribe(), self.closed());
         crate::telemetry::notify::spawn(
             rest.notify.clone(),
             self.rt.store.clone(),
@@ -280,12 +281,17 @@ impl Daemon {
             return;
         };
         let mut lead = store.lead();
+        let mut watching = true;
         let closed = self.closed();
         tokio::pin!(closed);
         loop {
             tokio::select! {
-                change = changes.recv() => {
-                    let Some((table, key)) = change else { return };
+                change = changes.recv(), if watching => {
+                    // Without the watch it can still take the lead.
+                    let Some((table, key)) = change else {
+                        watching = false;
+                        continue;
+                    };
                     let kept = tokio::task::block_in_place(|| -> Result<(), Error> {
                         if table == Store::EVENTS {
                             store.catch_up()?;
