@@ -9,26 +9,31 @@
 //!   whose chunks are under `{prefix}c/{table}/{key}/{n:08}` and whose
 //!   manifest (chunk count, length) follows the tag. Chunks are written
 //!   first, the manifest last, so a reader never sees half a blob.
-//! - **Transactions.** A body reads through serializable gets (a member's
-//!   own copy, no round of the cluster) and buffers its writes; the commit
-//!   is one etcd `Txn` comparing the `mod_revision` of every key the body
-//!   read (`create_revision = 0` for a key it found absent). A failed
-//!   compare is a conflict (another writer, or a read from a member a
-//!   moment behind): the body runs again on fresh reads. A committed `Txn`
-//!   is durable on a quorum when it returns.
+//! - **Transactions.** A body reads keys (the leader's own copy of what
+//!   it last read or wrote, else a linearizable get) and buffers its
+//!   writes; the commit is one etcd `Txn` comparing the `mod_revision` of
+//!   every key the body read (`create_revision = 0` for a key it found
+//!   absent). A failed compare is a conflict: the copy is dropped and the
+//!   body runs again on fresh reads. A committed `Txn` is durable on a
+//!   quorum when it returns.
 //! - **An ambiguous commit** (the connection broke after the request left)
 //!   is settled by a marker every commit writes in the same `Txn`:
 //!   `{prefix}m/{writer}` holds this process's commit count. Commits of one
 //!   process run one at a time (`Store::commit`), so the marker says
 //!   whether the last one landed.
 //! - **One daemon leads a prefix.** At open a daemon takes a lease of
-//!   `lease_ttl_s` and waits until it can create `{prefix}leader` under it
-//!   (a follower waits, and takes over once a dead leader's lease runs
-//!   out). It keeps the lease alive; **every commit it makes compares the
-//!   leader key's `create_revision` with the one it created**, so once its
-//!   lease is gone (it was paused, partitioned, or killed and replaced) its
-//!   writes are refused, the store stops, and the daemon exits for its
-//!   supervisor to restart it as a follower (argo-rollouts #2117).
+//!   `lease_ttl_s`, registers under `{prefix}members/` and asks for
+//!   `{prefix}leader` under its lease: the first leads at once, the others
+//!   follow (they read, and are refused writes) and ask again every
+//!   `CAMPAIGN_EVERY` until a dead leader's lease runs out. It keeps the
+//!   lease alive; **every write it makes compares the leader key's
+//!   `create_revision` with the one it created**, so once its lease is gone
+//!   (it was paused, partitioned, or killed and replaced) its writes are
+//!   refused, the store stops, and the daemon exits for its supervisor to
+//!   restart it as a follower (argo-rollouts #2117).
+//! - **Followers keep up** through an etcd watch of the rows (see
+//!   [`Backend::follow`]), restarted from the last revision seen when it
+//!   breaks.
 //! - **Calls run on the backend's own runtime** and the caller's thread
 //!   waits, as it does for sled's disk: the store's trait is synchronous.
 //!   Reads retry an unavailable cluster for up to `REQUEST_DEADLINE`.

@@ -377,18 +377,24 @@ impl Store {
     /// gone, or it could not take over):
     /// from now on every read and write is refused and the daemon exits.
     pub fn stop(&self, detail: String) {
-        let failure = Failure {
+        self.fail(Failure {
             detail,
             space: false,
             lost_lead: true,
-        };
-        if self.failure.send_if_modified(|f| {
+        });
+    }
+
+    /// Stops the store for `failure`, unless it has stopped already; the
+    /// first failure is logged and kept.
+    fn fail(&self, failure: Failure) {
+        let first = self.failure.send_if_modified(|f| {
             let first = f.is_none();
             if first {
                 *f = Some(failure.clone());
             }
             first
-        }) {
+        });
+        if first {
             tracing::error!("{failure}");
         }
     }
@@ -449,16 +455,7 @@ impl Store {
                 space: e.full_disk,
                 lost_lead: e.lost_lead,
             };
-            let first = self.failure.send_if_modified(|f| {
-                let first = f.is_none();
-                if first {
-                    *f = Some(failure.clone());
-                }
-                first
-            });
-            if first {
-                tracing::error!("{failure}");
-            }
+            self.fail(failure.clone());
             Error::Stopped(failure)
         })
     }
