@@ -201,6 +201,20 @@ impl Daemon {
         }
     }
 
+    /// Gives up the lead of a shared store at once, for a graceful stop:
+    /// another daemon takes over without waiting for the lease. Nothing is
+    /// written after it.
+    pub async fn resign(&self) {
+        let store = self.rt.store.clone();
+        match tokio::task::spawn_blocking(move || store.resign()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "giving up the lead failed ({e}); another daemon takes over when the lease ends"
+            ),
+            Err(e) => tracing::warn!("giving up the lead failed: {e}"),
+        }
+    }
+
     /// This daemon as it joined the store.
     pub fn member(&self) -> &store::Member {
         &self.member

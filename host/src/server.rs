@@ -308,16 +308,19 @@ impl Running {
         }
     }
 
-    /// Stops accepting calls and waits for the server to wind down.
+    /// Stops accepting calls and waits for the server to wind down; then
+    /// hands the lead of a shared store to another daemon at once.
     pub async fn stop(mut self) -> Result<(), tonic::transport::Error> {
         self.daemon.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match self.task.await {
+        let served = match (&mut self.task).await {
             Ok(r) => r,
             Err(_) => Ok(()),
-        }
+        };
+        self.daemon.resign().await;
+        served
     }
 
     /// Serves until `signal` completes (then stops cleanly) or the server fails.

@@ -464,6 +464,23 @@ async fn followers_serve_reads_send_writers_to_the_leader_and_take_over() {
     // Its first daemon back follows the new leader.
     let back = slots[0].start();
     assert!(back.contains(&b), "{back}");
+
+    // A graceful stop hands the lead over at once: the leader gives up its
+    // lease as it exits, rather than letting the others wait it out (the
+    // lease, kept alive a moment ago, would hold for over a second more).
+    slots[1].signal("-TERM");
+    let stopped = slots[1]
+        .exits_within(Duration::from_secs(15))
+        .expect("SIGTERM stops the daemon");
+    assert!(stopped.success(), "{stopped:?}");
+    let exited = Instant::now();
+    let (next, _) = leader(&slots, None).await;
+    assert_eq!(next, 0);
+    assert!(
+        exited.elapsed() < Duration::from_secs(1),
+        "the lead passed {:?} after the graceful stop",
+        exited.elapsed()
+    );
 }
 
 async fn events_of(c: &mut gatehouse::client::Client) -> Vec<(u64, String, String)> {
@@ -663,11 +680,20 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
     let flow = pipeline(root.path(), 400);
     write(root.path(), "canary.toml", JUDGE);
     let edge = write(root.path(), "edge.toml", EDGE);
+    // A release that waits for an approval the whole soak: every new
+    // leader has it to resume.
+    let held = write(
+        root.path(),
+        "held.toml",
+        "name = \"held\"\n[[environment]]\nname = \"vault\"\napprovals = 1\n",
+    );
     let args: Vec<String> = [
         "--pipeline",
         flow.to_str().unwrap(),
         "--pipeline",
         edge.to_str().unwrap(),
+        "--pipeline",
+        held.to_str().unwrap(),
         "--plugin-dir",
         plugins.to_str().unwrap(),
     ]
@@ -693,6 +719,8 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    let waiting = submit_keyed(&clients, "held", candidate(3000), "held".into()).await;
 
     // The releases, one at a time, each under its own idempotency key so
     // that a submit retried on the next leader does not start another.
@@ -788,8 +816,20 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
 
     // Everything ends.
     let ids = submitter.await.unwrap();
+    clients
+        .call(|mut c| async move {
+            c.releases
+                .approve_stage(proto::ApproveStageRequest {
+                    id: waiting,
+                    environment: "vault".into(),
+                    comment: "after the soak".into(),
+                })
+                .await
+        })
+        .await
+        .expect("approve the held release");
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut open: BTreeSet<u64> = ids.iter().copied().chain([canary]).collect();
+    let mut open: BTreeSet<u64> = ids.iter().copied().chain([canary, waiting]).collect();
     while !open.is_empty() {
         assert!(
             Instant::now() < deadline,
@@ -822,14 +862,14 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
             *terminal_events.entry(e.release_id).or_default() += 1;
         }
     }
-    for id in ids.iter().chain([&base, &canary]) {
+    for id in ids.iter().chain([&base, &canary, &waiting]) {
         assert_eq!(
             terminal_events.get(id),
             Some(&1),
             "release {id}: terminal events"
         );
     }
-    for id in &ids {
+    for id in ids.iter().chain([&waiting]) {
         let r = release_of(&clients, *id).await;
         assert_eq!(
             phase(&r),
@@ -949,7 +989,7 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
         };
         elected.push(log[start].at_ms - k.at_ms);
         // The new leader's first step: resuming what the dead one left
-        // open (nothing to resume when no release was open).
+        // open (the held release, at least).
         let next = log[start + 1..]
             .iter()
             .position(|e| e.kind == "daemon.started")
@@ -962,9 +1002,10 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
         }
     }
     let limit = (LEASE_TTL_S * 1000 + 1000) as i64;
-    assert!(
-        stepped.len() >= kills.len() - 1,
-        "too few takeovers with a release to resume: {stepped:?}"
+    assert_eq!(
+        stepped.len(),
+        kills.len(),
+        "a takeover resumed nothing: {stepped:?}"
     );
     assert!(
         stepped.iter().all(|ms| *ms < limit),

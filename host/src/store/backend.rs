@@ -153,6 +153,13 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Gives up the lead at once, for a graceful stop: another daemon takes
+    /// over without waiting for this one's lease, and nothing this one
+    /// writes afterwards is accepted. Blocking.
+    fn resign(&self) -> Result<(), Fault> {
+        Ok(())
+    }
+
     /// The daemons sharing the backend, its leader and the health of what
     /// holds it; `None` for a backend of one daemon. Blocking.
     fn cluster(&self) -> Option<Result<super::cluster::ClusterView, Fault>> {

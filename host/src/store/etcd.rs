@@ -77,8 +77,10 @@ pub struct Etcd {
     fence: Arc<AtomicI64>,
     /// This daemon's place, as the campaign and the keep-alive find it.
     lead: Arc<watch::Sender<Lead>>,
-    /// Set once the lease is known to be gone.
+    /// Set once the lease is known to be gone (or given up).
     lost: Arc<AtomicBool>,
+    /// The lease this daemon holds its keys under.
+    lease: AtomicI64,
     /// This process's marker key, and how many commits it has made.
     marker: Vec<u8>,
     commits: AtomicU64,
@@ -159,7 +161,10 @@ async fn keep_alive(
             Err(e) => break format!("no keep-alive answered for {ttl:?}: {e}"),
         }
     };
-    lost.store(true, Ordering::SeqCst);
+    if lost.swap(true, Ordering::SeqCst) {
+        // Given up on purpose (see `resign`), or already found gone.
+        return;
+    }
     let why = format!("this daemon lost its etcd lease ({why}); it no longer leads and stops");
     tracing::error!("{why}");
     lead.send_replace(Lead::Lost(why));
@@ -296,6 +301,7 @@ impl Etcd {
             fence: Arc::new(AtomicI64::new(0)),
             lead: Arc::new(watch::channel(Lead::Following { leader: None }).0),
             lost: Arc::new(AtomicBool::new(false)),
+            lease: AtomicI64::new(0),
             marker,
             commits: AtomicU64::new(0),
             cache: Default::default(),
@@ -315,6 +321,7 @@ impl Etcd {
         let ttl = self.settings.lease_ttl_s.clamp(1, 3600) as i64;
         let lease =
             self.call(move |mut c| async move { Ok(c.lease_grant(ttl, None).await?.id()) })?;
+        self.lease.store(lease, Ordering::SeqCst);
         self.runtime().spawn(keep_alive(
             self.client.clone(),
             lease,
@@ -984,6 +991,16 @@ impl Backend for Etcd {
 
     fn cluster(&self) -> Option<Result<ClusterView, Fault>> {
         Some(self.view())
+    }
+
+    fn resign(&self) -> Result<(), Fault> {
+        // No write after this one, whatever is still running.
+        self.lost.store(true, Ordering::SeqCst);
+        let lease = self.lease.load(Ordering::SeqCst);
+        // Revoking deletes the leader and member keys held under it.
+        self.call(move |mut c| async move { c.lease_revoke(lease).await.map(|_| ()) })?;
+        tracing::info!("this daemon gave up its lease and the lead, if it held it");
+        Ok(())
     }
 }
 

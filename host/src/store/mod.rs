@@ -367,6 +367,13 @@ impl Store {
         Ok(count)
     }
 
+    /// Gives up the lead of a shared store at once (a graceful stop), so
+    /// another daemon takes over without waiting for the lease; from now
+    /// on this store writes nothing. Blocking.
+    pub fn resign(&self) -> Result<(), Error> {
+        Ok(self.backend.resign()?)
+    }
+
     /// The daemons sharing the store, for `gatehouse cluster status`;
     /// `None` for a store of one daemon. Blocking.
     pub fn cluster(&self) -> Option<Result<ClusterView, Error>> {
