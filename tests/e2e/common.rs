@@ -224,6 +224,21 @@ pub fn phase(r: &proto::Release) -> proto::ReleasePhase {
     proto::ReleasePhase::try_from(r.phase).unwrap_or(proto::ReleasePhase::Unspecified)
 }
 
+/// Asserts that `gatehouse audit verify` passes against the daemon at
+/// `addr` (one address or a comma-separated list).
+pub fn assert_audit_verifies(addr: &str, token: &str) {
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--addr", addr, "--token", token])
+        .output()
+        .expect("run gatehouse audit verify");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub async fn events(c: &mut Client) -> Vec<proto::Event> {
     let mut stream = c
         .audit

@@ -108,15 +108,7 @@ async fn sigkill_mid_release_then_restart_finishes_exactly_once() {
         .unwrap()
         .into_inner();
     assert!(v.ok, "{}", v.problem);
-    let cli = std::process::Command::new(BIN)
-        .args(["audit", "verify", "--addr", &second.addr, "--token", &token])
-        .output()
-        .unwrap();
-    assert!(
-        cli.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cli.stdout)
-    );
+    assert_audit_verifies(&second.addr, &token);
 }
 
 /// Two pipelines share staging, placed by adapter-file: `hold` runs a long

@@ -242,16 +242,7 @@ async fn releases_live_in_etcd_a_new_daemon_finishes_them_after_a_sigkill() {
         .filter(|e| e.kind == "env.applied" && e.release_id == r.id)
         .count();
     assert_eq!(applied, 3, "each environment applied once");
-    let verify = Command::new(BIN)
-        .args(["audit", "verify", "--addr", &second.addr, "--token", &token])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_audit_verifies(&second.addr, &token);
     assert!(cluster.keys_under("/daemon-test/") > 0);
 }
 

@@ -928,23 +928,7 @@ async fn soak_leaders_killed_and_paused_while_releases_run_nothing_lost_or_doubl
     assert!(observed > 0);
 
     // The audit chain verifies, through the CLI with the address list.
-    let verify = Command::new(BIN)
-        .args([
-            "audit",
-            "verify",
-            "--addr",
-            &addrs.join(","),
-            "--token",
-            TOKEN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_audit_verifies(&addrs.join(","), TOKEN);
 
     // The paused ex-leader wrote nothing once it had lost the lead: every
     // commit moves its marker, and its marker is older than the new
